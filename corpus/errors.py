@@ -1,0 +1,59 @@
+"""Every exception ipqa raises on purpose.
+
+Messages meant for users are in Chinese (``user_message``); ``str(exc)`` keeps the
+file name and reason so logs stay useful.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class IpqaError(Exception):
+    """Base class of all ipqa errors."""
+
+    @property
+    def user_message(self) -> str:
+        return str(self)
+
+
+class UnsupportedDocument(IpqaError):
+    """A file that cannot become a Document: wrong type, empty, corrupt, too large...
+
+    ``reason`` is a short Chinese sentence a user can act on.
+    """
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.name = Path(path).name
+        self.reason = reason
+        super().__init__(f"{self.name}: {reason}")
+
+    @property
+    def user_message(self) -> str:
+        return f"文件「{self.name}」无法导入：{self.reason}"
+
+
+class UnknownCollection(IpqaError):
+    """A bundled collection name that does not exist."""
+
+    def __init__(self, name: str, valid: list[str]):
+        self.collection = name
+        self.valid = sorted(valid)
+        super().__init__(f"unknown collection {name!r}; choose from {self.valid}")
+
+    @property
+    def user_message(self) -> str:
+        return f"没有名为「{self.collection}」的文档集，可选：{'、'.join(self.valid)}"
+
+
+class IndexNotBuilt(IpqaError):
+    """The index directory holds no index yet."""
+
+
+class IndexMismatch(IpqaError):
+    """The index on disk was built with other settings than the ones asked for."""
+
+
+class InvalidQuestion(IpqaError):
+    """A question that cannot be searched (empty, too long, ...)."""

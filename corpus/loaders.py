@@ -1,0 +1,393 @@
+"""Reading files: bytes on disk → plain text, one reader per format.
+
+Every failure raises ``UnsupportedDocument`` naming the file and the reason in
+Chinese. Heavy parsers (pypdf, python-docx, BeautifulSoup) are imported only
+when a file of their kind is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from corpus.clean import format_table_row
+from corpus.errors import UnsupportedDocument
+
+FORMATS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html",
+           ".htm": "html", ".xhtml": "html", ".pdf": "pdf", ".docx": "docx"}
+_HINTS = {".doc": "旧版 Word（.doc）格式不受支持，请另存为 .docx 后再导入",
+          ".wps": "WPS 格式不受支持，请另存为 .docx 后再导入",
+          ".xls": "表格文件不受支持", ".xlsx": "表格文件不受支持",
+          ".ofd": "OFD 版式文件不受支持，请导出为 PDF 后再导入",
+          ".rtf": "RTF 格式不受支持，请另存为 .docx 后再导入"}
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+# A .docx is a zip: refuse archives that would inflate far beyond their size.
+MAX_UNZIPPED_BYTES = 300 * 1024 * 1024
+MAX_ZIP_RATIO = 200
+
+
+@dataclass(frozen=True)
+class RawText:
+    text: str
+    format: str  # txt md html pdf docx
+    content_hash: str
+    encoding: str | None = None
+    title_hint: str | None = None  # <title> of a page, title of a PDF
+
+
+def supported_suffixes() -> list[str]:
+    return sorted(FORMATS)
+
+
+def read_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RawText:
+    """Read one file into text. Raises UnsupportedDocument with a Chinese reason."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise UnsupportedDocument(path, "文件不存在或不是普通文件")
+    size = path.stat().st_size
+    if size == 0:
+        raise UnsupportedDocument(path, "文件为空")
+    if size > max_bytes:
+        raise UnsupportedDocument(
+            path, f"文件过大（{size / 1048576:.1f} MB），上限为 {max_bytes / 1048576:.0f} MB")
+    if suffix not in FORMATS:
+        hint = _HINTS.get(suffix, f"不支持的文件类型「{suffix or '无扩展名'}」")
+        raise UnsupportedDocument(path, f"{hint}；支持的类型：{'、'.join(supported_suffixes())}")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    fmt = _sniff(data, FORMATS[suffix], path)
+    if fmt == "pdf":
+        text, title = _read_pdf(data, path)
+        return RawText(text, "pdf", digest, None, title)
+    if fmt == "docx":
+        return RawText(_read_docx(data, path), "docx", digest)
+    text, encoding = decode_text(data, path)
+    if fmt == "html":
+        body, title = html_to_text(text)
+        return RawText(body, "html", digest, encoding, title)
+    return RawText(text, fmt, digest, encoding)
+
+
+def _sniff(data: bytes, declared: str, path: Path) -> str:
+    """The real format from the first bytes; a mismatch with the extension is tolerated
+    when the content is a format we read, and refused otherwise."""
+    head = data[:1024]
+    if head.startswith(b"%PDF"):
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        if declared == "docx" or b"word/" in data[:65536]:
+            return "docx"
+        raise UnsupportedDocument(path, "文件是压缩包而不是文档")
+    if declared == "pdf":
+        raise UnsupportedDocument(path, "不是有效的 PDF 文件（文件头损坏或扩展名错误）")
+    if declared == "docx":
+        raise UnsupportedDocument(path, "不是有效的 .docx 文件（文件已损坏或扩展名错误）")
+    if declared in ("txt", "md") and re.match(rb"\s*(<!doctype html|<html)", head, re.I):
+        return "html"
+    return declared
+
+
+# --- text encodings -------------------------------------------------------------
+
+_BOMS = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]
+
+
+def decode_text(data: bytes, path: str | Path = "<bytes>") -> tuple[str, str]:
+    """Decode bytes of a text file: BOMs, UTF-8, GB18030 (covers GBK/GB2312), UTF-16, then detection."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(enc), enc
+            except UnicodeDecodeError as exc:
+                raise UnsupportedDocument(path, f"文本编码损坏（{enc}）") from exc
+    if b"\x00" in data[:4096]:
+        # UTF-16 without BOM puts a NUL in every other byte of ASCII/CJK text.
+        even, odd = data[0:4096:2].count(0), data[1:4096:2].count(0)
+        enc = "utf-16-le" if odd > even else "utf-16-be"
+        if max(even, odd) > 0.3 * min(len(data), 4096) / 2:
+            try:
+                return data.decode(enc), enc
+            except UnicodeDecodeError:
+                pass
+        raise UnsupportedDocument(path, "不是文本文件（含二进制内容）")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("gb18030")
+        if _looks_like_text(text):
+            return text, "gb18030"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is not None and _looks_like_text(str(best)):
+        return str(best), best.encoding
+    raise UnsupportedDocument(path, "无法识别文本编码（支持 UTF-8、GBK/GB18030、UTF-16）")
+
+
+def _looks_like_text(text: str) -> bool:
+    if not text:
+        return False
+    bad = sum(1 for ch in text[:20000] if (ord(ch) < 32 and ch not in "\n\r\t\f") or 0xE000 <= ord(ch) <= 0xF8FF)
+    return bad / min(len(text), 20000) < 0.01
+
+
+# --- HTML --------------------------------------------------------------------------
+
+_BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
+               "section", "article", "header", "footer", "blockquote", "pre", "dd", "dt", "dl", "hr",
+               "center", "form", "main"}
+_DROP_TAGS = ["script", "style", "noscript", "template", "svg", "iframe", "head", "nav", "aside",
+              "button", "select", "input", "textarea", "object", "embed", "canvas"]
+
+
+def html_to_text(html: str) -> tuple[str, str | None]:
+    """Visible text of a page, one block per line; tables become one row per line."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "lxml")
+    title = soup.title.get_text(" ", strip=True) if soup.title else None
+    for tag in soup(_DROP_TAGS):
+        tag.decompose()
+    for table in soup.find_all("table"):
+        if table.find("table"):
+            continue  # layout tables that hold tables: their inner tables are handled
+        rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["td", "th"])] for tr in table.find_all("tr")]
+        rows = [r for r in rows if any(r)]
+        lines = table_lines(rows)
+        table.replace_with(soup.new_string("\n" + "\n".join(lines) + "\n"))
+    parts: list[str] = []
+    _walk(soup, parts)
+    text = "".join(parts)
+    return re.sub(r"\n{2,}", "\n", text), title
+
+
+def _walk(node, parts: list[str]) -> None:
+    from bs4 import NavigableString, Tag
+    from bs4.element import Comment
+
+    for child in node.children:
+        if isinstance(child, Comment):
+            continue
+        if isinstance(child, NavigableString):
+            # Newlines inside HTML text are only source layout.
+            parts.append(re.sub(r"[\r\n\t]+", " ", str(child)))
+            continue
+        if isinstance(child, Tag):
+            block = child.name in _BLOCK_TAGS
+            if block:
+                parts.append("\n")
+            _walk(child, parts)
+            if block:
+                parts.append("\n")
+
+
+def table_lines(rows: list[list[str]]) -> list[str]:
+    """A table as lines: header cells folded into every row (see clean.format_table_row)."""
+    if not rows:
+        return []
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    if len(rows) == 1 or width == 1:
+        return [" | ".join(c for c in r if c) for r in rows]
+    header, body = rows[0], rows[1:]
+    return [format_table_row(header, r) for r in body]
+
+
+# --- PDF ---------------------------------------------------------------------------
+
+_PAGE_NUMBER = re.compile(r"^\s*(?:[-—–]\s*\d+\s*[-—–]|第\s*\d+\s*页(?:\s*[,，/]?\s*共\s*\d+\s*页)?|\d+\s*/\s*\d+|\d{1,4})\s*$")
+_PARA_END = re.compile(r"[。！？；：:!?;」”』）)]$")
+
+
+def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                ok = reader.decrypt("")
+            except Exception as exc:  # pypdf raises several types for unsupported crypto
+                raise UnsupportedDocument(path, "PDF 已加密，无法读取") from exc
+            if not ok:
+                raise UnsupportedDocument(path, "PDF 已加密，需要密码才能读取")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = None
+        if reader.metadata and reader.metadata.title:
+            title = str(reader.metadata.title).strip() or None
+    except UnsupportedDocument:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        raise UnsupportedDocument(path, f"PDF 文件已损坏，无法解析（{type(exc).__name__}）") from exc
+    text = pdf_pages_to_text(pages)
+    if not text.strip():
+        raise UnsupportedDocument(path, "PDF 中没有可提取的文字（可能是扫描件，需要先做文字识别）")
+    return text, title
+
+
+def pdf_pages_to_text(pages: list[str]) -> str:
+    """Join PDF page texts into paragraphs.
+
+    PDF text comes as visual lines. Running headers/footers (the same line on
+    most pages) and page numbers go; a line that ends a paragraph is one that
+    ends with closing punctuation or is clearly shorter than a full line.
+    """
+    page_lines = [[l.strip() for l in p.split("\n") if l.strip()] for p in pages]
+    counts: dict[str, int] = {}
+    for lines in page_lines:
+        for l in set(lines[:2] + lines[-2:]):
+            counts[l] = counts.get(l, 0) + 1
+    repeated = {l for l, n in counts.items() if len(pages) >= 3 and n >= 0.6 * len(pages)}
+    lines = [l for pl in page_lines for l in pl if l not in repeated and not _PAGE_NUMBER.match(l)]
+    if not lines:
+        return ""
+    widths = sorted(len(l) for l in lines)
+    full = widths[int(0.9 * (len(widths) - 1))]
+    from corpus.structure import find_headings
+
+    paragraphs: list[str] = []
+    current = ""
+    for line in lines:
+        starts_heading = bool(find_headings(line, articles=False) or find_headings(line, articles=True))
+        if current and starts_heading:
+            paragraphs.append(current)
+            current = ""
+        current += line
+        if _PARA_END.search(line) or len(line) < 0.8 * full:
+            paragraphs.append(current)
+            current = ""
+    if current:
+        paragraphs.append(current)
+    return "\n".join(paragraphs)
+
+
+# --- DOCX --------------------------------------------------------------------------
+
+
+def _read_docx(data: bytes, path: Path) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+            total = sum(i.file_size for i in infos)
+            packed = sum(i.compress_size for i in infos) or 1
+            if total > MAX_UNZIPPED_BYTES or total / packed > MAX_ZIP_RATIO:
+                raise UnsupportedDocument(path, "文件解压后过大，疑似压缩炸弹，已拒绝")
+            if "word/document.xml" not in zf.namelist():
+                raise UnsupportedDocument(path, "不是有效的 .docx 文件（缺少 word/document.xml）")
+    except zipfile.BadZipFile as exc:
+        raise UnsupportedDocument(path, "不是有效的 .docx 文件（压缩包已损坏）") from exc
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise UnsupportedDocument(path, f".docx 文件已损坏，无法解析（{type(exc).__name__}）") from exc
+    except Exception as exc:  # lxml raises XMLSyntaxError for broken XML parts
+        raise UnsupportedDocument(path, f".docx 文件内容损坏（{type(exc).__name__}）") from exc
+    numbering = _Numbering(document)
+    lines: list[str] = []
+    body = document.element.body
+    for child in body.iterchildren():
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag == "p":
+            para = docx.text.paragraph.Paragraph(child, document)
+            text = para.text
+            if text.strip():
+                lines.append(numbering.prefix(child) + text)
+        elif tag == "tbl":
+            table = docx.table.Table(child, document)
+            rows = []
+            for row in table.rows:
+                cells: list[str] = []
+                for cell in row.cells:
+                    value = " ".join(p.text.strip() for p in cell.paragraphs if p.text.strip())
+                    if not cells or cell._tc is not getattr(row.cells[len(cells) - 1], "_tc", None):
+                        cells.append(value)
+                rows.append(cells)
+            lines.extend(table_lines([r for r in rows if any(r)]))
+    return "\n".join(lines)
+
+
+class _Numbering:
+    """Automatic list numbers of Word paragraphs ("一、", "（一）", "1.") rebuilt as text.
+
+    Word stores "1." of a numbered list in numbering.xml, not in the paragraph;
+    without it a policy's headings would vanish.
+    """
+
+    _FORMATS = {"decimal", "chineseCounting", "chineseCountingThousand", "ideographTraditional",
+                "decimalEnclosedCircle", "decimalEnclosedCircleChinese", "decimalFullWidth",
+                "lowerLetter", "upperLetter", "japaneseCounting"}
+
+    def __init__(self, document) -> None:
+        self.levels: dict[tuple[str, int], tuple[str, str, int]] = {}  # (numId, ilvl) -> (fmt, text, start)
+        self.counters: dict[str, list[int]] = {}
+        try:
+            part = document.part.numbering_part
+        except (NotImplementedError, KeyError, AttributeError):
+            return
+        ns = {"w": "http://schemas.openxmlformats.org/wordprocessingml/2006/main"}
+        root = part.element
+        w = "{%s}" % ns["w"]
+        abstract: dict[str, dict[int, tuple[str, str, int]]] = {}
+        for an in root.findall("w:abstractNum", ns):
+            lv: dict[int, tuple[str, str, int]] = {}
+            for lvl in an.findall("w:lvl", ns):
+                ilvl = int(lvl.get(w + "ilvl", "0"))
+                fmt = lvl.find("w:numFmt", ns)
+                txt = lvl.find("w:lvlText", ns)
+                start = lvl.find("w:start", ns)
+                lv[ilvl] = (fmt.get(w + "val") if fmt is not None else "decimal",
+                            txt.get(w + "val") if txt is not None else "",
+                            int(start.get(w + "val")) if start is not None else 1)
+            abstract[an.get(w + "abstractNumId")] = lv
+        for num in root.findall("w:num", ns):
+            ref = num.find("w:abstractNumId", ns)
+            if ref is None:
+                continue
+            for ilvl, spec in abstract.get(ref.get(w + "val"), {}).items():
+                self.levels[(num.get(w + "numId"), ilvl)] = spec
+
+    def prefix(self, p) -> str:
+        from corpus.numerals import int_to_cn
+
+        num_pr = p.find(".//{http://schemas.openxmlformats.org/wordprocessingml/2006/main}numPr")
+        if num_pr is None or not self.levels:
+            return ""
+        w = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+        num_id_el, ilvl_el = num_pr.find(w + "numId"), num_pr.find(w + "ilvl")
+        num_id = num_id_el.get(w + "val") if num_id_el is not None else None
+        ilvl = int(ilvl_el.get(w + "val")) if ilvl_el is not None else 0
+        spec = self.levels.get((num_id, ilvl))
+        if spec is None or spec[0] not in self._FORMATS:
+            return ""
+        counters = self.counters.setdefault(num_id, [0] * 9)
+        counters[ilvl] = counters[ilvl] + 1 if counters[ilvl] else spec[2]
+        for deeper in range(ilvl + 1, 9):
+            counters[deeper] = 0
+
+        def render(level: int) -> str:
+            fmt = self.levels.get((num_id, level), ("decimal", "", 1))[0]
+            n = counters[level] or 1
+            if fmt in ("chineseCounting", "chineseCountingThousand", "ideographTraditional", "japaneseCounting"):
+                return int_to_cn(n)
+            if fmt.startswith("decimalEnclosedCircle") and n <= 20:
+                return "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"[n - 1]
+            if fmt in ("lowerLetter", "upperLetter"):
+                letter = chr(ord("a") + (n - 1) % 26)
+                return letter.upper() if fmt == "upperLetter" else letter
+            return str(n)
+
+        return re.sub(r"%(\d)", lambda m: render(int(m.group(1)) - 1), spec[1])

@@ -1,0 +1,126 @@
+"""Typed records passed between the stages of ipqa (frozen dataclasses).
+
+Offsets (``start``/``end``) are character offsets into ``Document.text``, the
+cleaned text; ``Document.text[c.start:c.end] == c.text`` for every clause.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One node of a document's clause tree.
+
+    Clauses partition the cleaned text: each owns the span from its heading to
+    the next heading of any level, so a chapter heading owns only its heading
+    line and an article owns all of its paragraphs (款).
+    """
+
+    clause_id: str  # stable: doc_id + ":" + "/".join(labels of the path)
+    doc_id: str
+    path: tuple[str, ...]  # heading chain as shown, e.g. ("第六章 专利权的保护", "第七十一条")
+    label: str  # own marker as cited: "第七十一条", "四、", "(二)", "9.", "前言"
+    number: str | None  # normalised marker: "第71条", "4、", "(2)", "9." ; None for 前言/通知
+    level: str  # heading kind: 编 章 节 条 一、 (一) 1. (1) ① 通知 前言 题注 附件
+    heading: str  # heading text of this clause (may be a run-in heading)
+    text: str  # exact slice of Document.text, heading included
+    start: int
+    end: int
+    parent_id: str | None = None
+    paragraph_starts: tuple[int, ...] = (0,)  # offsets of 款 (paragraphs) relative to start
+
+    @property
+    def depth(self) -> int:
+        return len(self.path)
+
+    @property
+    def body(self) -> str:
+        """Clause text without surrounding whitespace."""
+        return self.text.strip()
+
+    def paragraph_index(self, offset: int) -> int:
+        """1-based paragraph (款) that holds ``offset`` (absolute, into Document.text)."""
+        rel = offset - self.start
+        index = 0
+        for i, p in enumerate(self.paragraph_starts):
+            if p <= rel:
+                index = i
+        return index + 1
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One line of a law's revision history: when and what happened."""
+
+    date: dt.date
+    note: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded, cleaned and structured document."""
+
+    doc_id: str
+    title: str
+    text: str  # cleaned text that clause offsets point into
+    clauses: tuple[Clause, ...]
+    kind: str  # 实施方案 规划 工作要点 法律 行政法规 司法解释 地方性法规 部门规章 ...
+    issuer: str | None = None
+    doc_number: str | None = None  # 文号, e.g. 芙政办发〔2017〕33号
+    issued: dt.date | None = None
+    region: tuple[str, ...] = ()  # from province down, e.g. ("湖南省", "长沙市", "芙蓉区"); ("全国",)
+    region_aliases: tuple[str, ...] = ()  # every name the region goes by, for matching questions
+    period: tuple[int, int] | None = None  # years the policy covers, inclusive
+    revisions: tuple[Revision, ...] = ()
+    collection: str = ""
+    source_path: str = ""
+    source_format: str = ""  # txt md html pdf docx
+    content_hash: str = ""  # sha256 of the file's bytes
+    notes: tuple[str, ...] = field(default=())  # what cleaning did, in Chinese, for previews
+
+    def clause(self, clause_id: str) -> Clause:
+        for c in self.clauses:
+            if c.clause_id == clause_id:
+                return c
+        raise KeyError(clause_id)
+
+    def children(self, clause_id: str | None) -> list[Clause]:
+        """Direct children of a clause (``None``: the top level)."""
+        return [c for c in self.clauses if c.parent_id == clause_id]
+
+    def find_number(self, number: str) -> list[Clause]:
+        """Clauses whose normalised number equals ``number`` (e.g. "第71条")."""
+        return [c for c in self.clauses if c.number == number]
+
+    def ancestors(self, clause: Clause) -> list[Clause]:
+        """The clause's chain from the top level down, itself included."""
+        by_id = {c.clause_id: c for c in self.clauses}
+        chain = [clause]
+        while chain[0].parent_id:
+            chain.insert(0, by_id[chain[0].parent_id])
+        return chain
+
+    def citation(self, clause: Clause) -> str:
+        """Copy-ready citation: 《标题》（文号）四、(二)9. or 《中华人民共和国专利法》第七十一条."""
+        if clause.level == "条":
+            where = clause.label
+        elif clause.number is None:
+            where = clause.label
+        else:
+            where = "".join(c.label for c in self.ancestors(clause))
+        number = f"（{self.doc_number}）" if self.doc_number else ""
+        return f"《{self.title}》{number}{where}"
+
+    @property
+    def region_name(self) -> str:
+        return self.region[-1] if self.region else ""
+
+    @property
+    def period_label(self) -> str:
+        if not self.period:
+            return ""
+        a, b = self.period
+        return str(a) if a == b else f"{a}–{b}"

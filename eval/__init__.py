@@ -1,0 +1,1 @@
+"""eval: datasets, metrics and reports (built in a later issue)."""

@@ -1,0 +1,1 @@
+"""ui: the Gradio app (built in a later issue)."""
