@@ -162,8 +162,12 @@ def html_to_text(html: str) -> tuple[str, str | None]:
             continue  # layout tables that hold tables: their inner tables are handled
         rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["td", "th"])] for tr in table.find_all("tr")]
         rows = [r for r in rows if any(r)]
-        lines = table_lines(rows)
-        table.replace_with(soup.new_string("\n" + "\n".join(lines) + "\n"))
+        block = soup.new_tag("div")
+        for line in table_lines(rows):
+            row = soup.new_tag("p")
+            row.string = line
+            block.append(row)
+        table.replace_with(block)
     parts: list[str] = []
     _walk(soup, parts)
     text = "".join(parts)
@@ -172,10 +176,10 @@ def html_to_text(html: str) -> tuple[str, str | None]:
 
 def _walk(node, parts: list[str]) -> None:
     from bs4 import NavigableString, Tag
-    from bs4.element import Comment
+    from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
 
     for child in node.children:
-        if isinstance(child, Comment):
+        if isinstance(child, (Comment, Declaration, Doctype, ProcessingInstruction)):
             continue
         if isinstance(child, NavigableString):
             # Newlines inside HTML text are only source layout.
@@ -305,7 +309,7 @@ def _read_docx(data: bytes, path: Path) -> str:
             para = docx.text.paragraph.Paragraph(child, document)
             text = para.text
             if text.strip():
-                lines.append(numbering.prefix(child) + text)
+                lines.append(numbering.prefix(child, para.style) + text)
         elif tag == "tbl":
             table = docx.table.Table(child, document)
             rows = []
@@ -360,13 +364,18 @@ class _Numbering:
             for ilvl, spec in abstract.get(ref.get(w + "val"), {}).items():
                 self.levels[(num.get(w + "numId"), ilvl)] = spec
 
-    def prefix(self, p) -> str:
+    def prefix(self, p, style=None) -> str:
+        """The list number Word would draw before paragraph ``p`` ("" if none)."""
         from corpus.numerals import int_to_cn
 
-        num_pr = p.find(".//{http://schemas.openxmlformats.org/wordprocessingml/2006/main}numPr")
+        w = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+        num_pr = p.find(f"{w}pPr/{w}numPr")
+        # List styles ("List Number") carry the numbering in the style, not the paragraph.
+        while num_pr is None and style is not None:
+            num_pr = style.element.find(f"{w}pPr/{w}numPr")
+            style = style.base_style
         if num_pr is None or not self.levels:
             return ""
-        w = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
         num_id_el, ilvl_el = num_pr.find(w + "numId"), num_pr.find(w + "ilvl")
         num_id = num_id_el.get(w + "val") if num_id_el is not None else None
         ilvl = int(ilvl_el.get(w + "val")) if ilvl_el is not None else 0

@@ -1,0 +1,228 @@
+"""Every supported format and encoding loads to the same clauses as the .txt source;
+bad files are reported by name while their neighbours load."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from corpus import UnsupportedDocument, load_document, load_folder
+from corpus.clean import compact
+from tests.conftest import POLICIES
+
+SEED = POLICIES / "changsha-furong-2017.txt"
+
+
+def signature(doc, *, ignore_space: bool = False):
+    """What must survive a format change: ids, paths and each clause's words."""
+    norm = compact if ignore_space else (lambda s: s)
+    return [(c.clause_id, tuple(norm(p) for p in c.path), norm(c.text)) for c in doc.clauses]
+
+
+def metadata(doc):
+    return (doc.title, doc.issuer, doc.doc_number, doc.issued, doc.region, doc.period, doc.kind)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return load_document(SEED)
+
+
+def _same_name(tmp_path: Path, suffix: str) -> Path:
+    return tmp_path / f"{SEED.stem}{suffix}"
+
+
+def test_gbk(tmp_path, reference):
+    # NBSP and the bullet "•" (page chrome) have no GBK code.
+    text = SEED.read_text(encoding="utf-8").replace("\u00a0", " ").replace("•", "·")
+    path = _same_name(tmp_path, ".txt")
+    path.write_bytes(text.encode("gbk"))
+    doc = load_document(path)
+    assert signature(doc) == signature(reference)
+    assert metadata(doc) == metadata(reference)
+    assert any("GB18030" in n for n in doc.notes)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "gb18030"])
+def test_other_encodings(tmp_path, reference, encoding):
+    path = _same_name(tmp_path, ".txt")
+    path.write_bytes(SEED.read_text(encoding="utf-8").encode(encoding))
+    assert signature(load_document(path)) == signature(reference)
+
+
+def test_docx(tmp_path, reference):
+    import docx
+
+    document = docx.Document()
+    for line in SEED.read_text(encoding="utf-8").split("\n"):
+        document.add_paragraph(line)
+    path = _same_name(tmp_path, ".docx")
+    document.save(path)
+    doc = load_document(path)
+    assert doc.source_format == "docx"
+    assert signature(doc) == signature(reference)
+    assert metadata(doc) == metadata(reference)
+
+
+def test_docx_automatic_numbering_becomes_headings(tmp_path):
+    """Word keeps "1." of numbered lists in numbering.xml; the loader writes it back."""
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("某市知识产权工作方案")
+    for item in ["强化组织领导。成立领导小组。", "加大资金投入。设立专项资金。"]:
+        document.add_paragraph(item, style="List Number")
+    path = tmp_path / "numbered.docx"
+    document.save(path)
+    doc = load_document(path)
+    headings = [c.heading for c in doc.clauses if c.number]
+    assert headings == ["1.强化组织领导", "2.加大资金投入"]
+
+
+def _write_pdf(lines: list[str], path: Path, width: int = 36, per_page: int = 42) -> None:
+    """A PDF that wraps each paragraph at ``width`` characters and numbers its pages."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    visual = [p[i:i + width] for p in lines if p.strip() for i in range(0, len(p.strip()), width)]
+    pdf = canvas.Canvas(str(path))
+    for page_start in range(0, len(visual), per_page):
+        pdf.setFont("STSong-Light", 11)
+        for row, text in enumerate(visual[page_start:page_start + per_page]):
+            pdf.drawString(50, 800 - 17 * row, text)
+        pdf.drawString(290, 40, f"- {page_start // per_page + 1} -")
+        pdf.showPage()
+    pdf.save()
+
+
+@pytest.mark.parametrize("name", ["jingmen-hitech-2023.txt", "changsha-furong-2017.txt"])
+def test_pdf(tmp_path, name):
+    source = POLICIES / name
+    reference = load_document(source)
+    lines = [l.strip() for l in source.read_text(encoding="utf-8").split("\n")]
+    path = tmp_path / f"{source.stem}.pdf"
+    _write_pdf(lines, path)
+    doc = load_document(path)
+    assert doc.source_format == "pdf"
+    # A PDF keeps the words but not the layout: compare without whitespace.
+    assert signature(doc, ignore_space=True) == signature(reference, ignore_space=True)
+    assert doc.title == reference.title and doc.region == reference.region
+
+
+HTML_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="{charset}"><title>{title} - 某某区人民政府网</title>
+<script>var analytics = "登录";</script><style>p {{ margin: 0 }}</style></head>
+<body>
+<div class="top"><a href="/login">登录</a> <a href="/reg">注册</a> <a>退出</a></div>
+<nav><a href="/">首页</a> &gt; <a>信息公开</a></nav>
+<div class="crumb">当前位置: 首页 &gt; 信息公开 &gt; 政策文件</div>
+<div class="article">{paragraphs}</div>
+<div class="tools">打印 关闭</div>
+<footer><p>联系方式:0731-85161658</p><p>版权所有 某某区人民政府</p></footer>
+</body></html>"""
+
+
+def test_html(tmp_path, reference):
+    lines = [l for l in SEED.read_text(encoding="utf-8").split("\n") if l.strip()]
+    body_end = next(i for i, l in enumerate(lines) if l.endswith(".zip"))
+    paragraphs = "\n".join(f"<p>{l.strip()}</p>" for l in lines[:body_end])
+    path = _same_name(tmp_path, ".html")
+    path.write_text(HTML_PAGE.format(charset="utf-8", title=reference.title, paragraphs=paragraphs), encoding="utf-8")
+    doc = load_document(path)
+    assert doc.source_format == "html"
+    assert signature(doc) == signature(reference)
+    assert metadata(doc) == metadata(reference)
+
+
+def test_html_gbk_with_a_real_table(tmp_path):
+    """A GBK page whose indicator table is a real <table>: one line per row, headers folded in."""
+    table = (
+        "<table><tr><td>指标</td><td>2015年</td><td>2020年</td><td>年均增速</td><td>指标属性</td></tr>"
+        "<tr><td>全市年专利申请量(件)</td><td>4026</td><td>6500</td><td>10%以上</td><td>预期性</td></tr>"
+        "<tr><td>每万人口发明专利拥有量(件/万人)</td><td>0.64</td><td>8.0以上</td><td>65%以上</td><td>预期性</td></tr>"
+        "</table>")
+    paragraphs = "<p>沧州市专利事业发展“十三五”规划</p><p>二、发展目标</p><p>——专利创造能力进一步提升。</p>" + table
+    html = HTML_PAGE.format(charset="gb2312", title="沧州市专利事业发展“十三五”规划", paragraphs=paragraphs)
+    path = tmp_path / "cangzhou.htm"
+    path.write_bytes(html.encode("gbk"))
+    doc = load_document(path)
+    goals = doc.clause("cangzhou:二、")
+    assert goals.text.split("\n")[2:4] == [
+        "全市年专利申请量(件) | 2015年: 4026 | 2020年: 6500 | 年均增速: 10%以上 | 预期性",
+        "每万人口发明专利拥有量(件/万人) | 2015年: 0.64 | 2020年: 8.0以上 | 年均增速: 65%以上 | 预期性",
+    ]
+    assert doc.region == ("河北省", "沧州市")
+
+
+def _corrupt_files(folder: Path) -> dict[str, str]:
+    """Bad files of several kinds, with the reason each must be reported for."""
+    (folder / "corrupt.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >>\ngarbage without xref")
+    (folder / "not-a-pdf.pdf").write_bytes(b"hello, I am text")
+    (folder / "broken.docx").write_bytes(b"PK\x03\x04 this zip is truncated")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "old.doc").write_bytes(b"\xd0\xcf\x11\xe0 old word file")
+    (folder / "binary.txt").write_bytes(bytes(range(256)) * 40)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("word/document.xml", b"<" + b"a" * (60 * 1024 * 1024) + b">")
+    (folder / "bomb.docx").write_bytes(bomb.getvalue())
+    return {"corrupt.pdf": "损坏", "not-a-pdf.pdf": "PDF", "broken.docx": ".docx", "empty.txt": "为空",
+            "old.doc": ".docx", "binary.txt": "二进制", "bomb.docx": "压缩炸弹"}
+
+
+def test_bad_files_are_reported_and_neighbours_load(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ["hubei-2023.txt", "wuhai-2022.txt"]:
+        (folder / name).write_bytes((POLICIES / name).read_bytes())
+    expected = _corrupt_files(folder)
+    report = load_folder(folder)
+    assert sorted(d.doc_id for d in report.documents) == ["hubei-2023", "wuhai-2022"]
+    reasons = {f.name: f.reason for f in report.failures}
+    assert set(reasons) == set(expected)
+    for name, word in expected.items():
+        assert word in reasons[name], (name, reasons[name])
+    assert "无法导入" in report.summary() and "bomb.docx" in report.summary()
+
+
+def test_single_bad_file_raises_with_name_and_reason(tmp_path):
+    path = tmp_path / "notes.xlsx"
+    path.write_bytes(b"PK\x03\x04")
+    with pytest.raises(UnsupportedDocument) as err:
+        load_document(path)
+    assert err.value.name == "notes.xlsx"
+    assert "不受支持" in err.value.user_message and "notes.xlsx" in err.value.user_message
+
+
+def test_size_limit(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("第一条 测试。\n" * 20000, encoding="utf-8")
+    with pytest.raises(UnsupportedDocument, match="过大"):
+        load_document(path, max_bytes=100_000)
+
+
+def test_encrypted_pdf_is_refused(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    plain = tmp_path / "plain.pdf"
+    _write_pdf(["第一条 测试文本。"], plain)
+    writer = PdfWriter(clone_from=PdfReader(plain))
+    writer.encrypt(user_password="secret", owner_password="owner")
+    locked = tmp_path / "locked.pdf"
+    with open(locked, "wb") as fh:
+        writer.write(fh)
+    with pytest.raises(UnsupportedDocument, match="加密"):
+        load_document(locked)
+
+
+def test_same_stem_in_two_folders_gets_two_ids(tmp_path):
+    for sub in ["a", "b"]:
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "plan.txt").write_bytes((POLICIES / "hubei-2023.txt").read_bytes())
+    report = load_folder(tmp_path)
+    assert sorted(d.doc_id for d in report.documents) == ["a-plan.txt", "b-plan.txt"]
