@@ -56,17 +56,24 @@ _NAV_LINE = re.compile(
 )
 _META_KEYS = r"(?:发布时间|发布日期|发文日期|成文日期|来源|信息来源|作者|浏览次数|阅读次数|点击数|点击量|访问量|栏目|责任编辑|编辑|审核|字号)"
 _META_FIELD = re.compile(_META_KEYS + r"\s*[:：]")
-_SHORT_META_LINE = re.compile(r"^(?:时间|日期|来源|作者|编辑|责任编辑|审核|信息来源|发布时间|发布日期)\s*[:：].{0,40}$")
-_COUNTER = re.compile(r"(?:浏览|阅读|点击|访问)(?:次数|量|数)\s*[:：]?\s*\d*")
+_SHORT_META_LINE = re.compile(
+    r"^(?:来源|作者|编辑|责任编辑|审核|信息来源|发布时间|发布日期)\s*[:：].{0,40}$"
+    r"|^(?:时间|日期)\s*[:：]\s*[\d\-/.年月日: ]+$"
+)
+_COUNTER = re.compile(r"(?:浏览|阅读|点击|访问)(?:次数|量|数)\s*[:：]")
 _CONTACT_LINE = re.compile(
-    r"^(?:联\s*系\s*我\s*们|联系方式|联系电话|客服专线|客服电话|服务热线|咨询电话|热线电话|传真|邮箱|电子邮箱|"
-    r"E-?mail|地址|通讯地址|邮编|邮政编码|QQ群?|微信号)\s*[:：]?.{0,60}$",
+    r"^联\s*系\s*我\s*们$"
+    r"|^(?:联系方式|联系电话|客服专线|客服电话|服务热线|咨询电话|热线电话|传真|邮箱|电子邮箱|"
+    r"E-?mail|地址|通讯地址|邮编|邮政编码|QQ群?|微信号)\s*[:：].{0,60}$",
     re.I,
 )
 _PHONE_ONLY = re.compile(r"^[\d\-—()（）转\s]{7,}$")
+# Site footers. Each phrase is specific enough not to match policy text
+# ("明确版权归属", "强化技术支持" are content).
 _SITE_FOOTER = re.compile(
-    r"收集整理|相关权利归属|版权所有|版权归|Copyright|©|ICP备|ICP证|公网安备|网站标识码|技术支持|主办单位|承办单位|"
-    r"建议使用.{0,20}浏览器|分辨率|二维码",
+    r"收集整理[,，]?\s*相关权利|相关权利归属|版权所有|版权归.{0,12}所有|Copyright|©|ICP备|ICP证|公网安备|网站标识码|"
+    r"(?:技术支持|主办单位|承办单位|主管单位)\s*[:：]|建议使用.{0,20}浏览器|分辨率.{0,12}(?:浏览|以上)|"
+    r"扫描二维码|扫一扫|二维码(?:无法|查看|分享)",
     re.I,
 )
 _ATTACHMENT_FILE = re.compile(
@@ -108,7 +115,6 @@ class CleanResult:
     text: str
     notes: list[str] = field(default_factory=list)
     published: dt.date | None = None  # from a page's 发布时间 line
-    heading_lines: set[int] = field(default_factory=set)  # lines that were Markdown headings
 
 
 def _is_nav_line(line: str) -> bool:
@@ -255,15 +261,11 @@ def clean_text(raw: str, *, web_page: bool = True) -> CleanResult:
     text = _CONTROL.sub("", text)
 
     lines: list[str] = []
-    md_headings: set[int] = set()
     for raw_line in text.split("\n"):
-        line = normalize_line(raw_line)
-        if not line:
-            continue
-        if _MD_HEADING.match(line):
-            line = _MD_HEADING.sub("", line)
-            md_headings.add(len(lines))
-        lines.append(line)
+        # Markdown heading marks are layout; the heading's words stay.
+        line = _MD_HEADING.sub("", normalize_line(raw_line))
+        if line:
+            lines.append(line)
 
     if web_page:
         kept: list[str] = []
@@ -295,8 +297,7 @@ def clean_text(raw: str, *, web_page: bool = True) -> CleanResult:
         lines = _rebuild_tables(lines, notes)
 
     cleaned = "\n".join(lines)
-    return CleanResult(text=cleaned + "\n" if cleaned else "", notes=notes, published=published,
-                       heading_lines=md_headings if not web_page else set())
+    return CleanResult(text=cleaned + "\n" if cleaned else "", notes=notes, published=published)
 
 
 def _published_date(line: str) -> dt.date | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from corpus.clean import clean_text, parse_date
 from corpus.errors import UnsupportedDocument
-from corpus.loaders import DEFAULT_MAX_BYTES, FORMATS, RawText, read_file
+from corpus.loaders import DEFAULT_MAX_BYTES, RawText, read_file
 from corpus.metadata import extract_metadata
 from corpus.structure import build_clauses, is_article_structured
 from corpus.types import Document
@@ -164,7 +164,3 @@ def _unique_ids(files: list[Path], folder: Path) -> dict[Path, str]:
         used.add(candidate)
         ids[p] = candidate
     return ids
-
-
-def is_supported(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in FORMATS

@@ -71,3 +71,16 @@ def test_clean_keeps_content_characters_and_drops_chrome():
     raw = ("登录 注册 退出\n当前位置: 首页 > 信息公开\n\u3000\u3000一、工作目标\u00a0\n"
            "  到2025年,专利年授权量达到2500件以上——比2022年增长20%。\n\n浏览次数: 123\n")
     assert clean_text(raw).text == "一、工作目标\n到2025年,专利年授权量达到2500件以上——比2022年增长20%。\n"
+
+
+def test_content_that_resembles_page_chrome_is_kept():
+    lines = [
+        "(三)强化技术支持。依托服务机构开展专利分析。",
+        "明确版权归属,完善版权登记。",
+        "公共服务平台访问量达到10万次以上。",
+        "时间安排:2017年6月启动申报。",
+        "地址变更登记应当在30日内办理。",
+        "来源于财政专项资金的项目应当公开。",
+    ]
+    page = "当前位置: 首页\n" + "\n".join(lines) + "\n浏览次数: 99\n"
+    assert clean_text(page).text.split("\n")[:-1] == lines
