@@ -56,11 +56,31 @@ def _load(args):
     return load_documents(collections, args.corpus)
 
 
+def _indexed_rows(index_dir) -> list[dict]:
+    from assistant import open_index
+
+    ix = open_index(index_dir)
+    try:
+        return [{
+            "doc_id": d.doc_id, "title": d.title, "collection": d.collection, "kind": d.kind,
+            "issuer": d.issuer or "", "doc_number": d.doc_number or "",
+            "issued": d.issued.isoformat() if d.issued else "", "region": " / ".join(d.region),
+            "period": f"{d.period[0]}–{d.period[1]}" if d.period and d.period[0] != d.period[1]
+            else (str(d.period[0]) if d.period else ""),
+            "clauses": d.clauses, "chunks": d.chunks, "source": d.source_path} for d in ix.documents()]
+    finally:
+        ix.close()
+
+
 def cmd_docs_list(args) -> int:
     from assistant import describe
+    from corpus.documents import LoadReport
 
-    report = _load(args)
-    rows = [describe(d) for d in report.documents]
+    if args.index_dir:
+        rows, report = _indexed_rows(args.index_dir), LoadReport()
+    else:
+        report = _load(args)
+        rows = [describe(d) for d in report.documents]
     if args.json:
         print(json.dumps({"documents": rows, "failures": [
             {"file": f.name, "reason": f.reason} for f in report.failures]}, ensure_ascii=False, indent=2))
@@ -72,8 +92,106 @@ def cmd_docs_list(args) -> int:
                ("region", "地区", None), ("period", "期限", None), ("clauses", "条款数", 6)]
     print_table(rows, columns)
     print()
+    print(f"索引中共有 {len(rows)} 个文档" if args.index_dir else report.summary())
+    return 0
+
+
+def cmd_docs_add(args) -> int:
+    from assistant import add_files
+
+    report = add_files(args.files, args.index_dir or None, progress=not args.quiet)
+    print(report.summary())
+    return 0 if not report.failures else 1
+
+
+def cmd_docs_remove(args) -> int:
+    from assistant import open_index, remove_documents
+
+    ix = open_index(args.index_dir or None)
+    known = {d.doc_id for d in ix.documents()}
+    ix.close()
+    unknown = [d for d in args.doc_ids if d not in known]
+    if unknown:
+        print(f"索引中没有这些文档：{'、'.join(unknown)}。可用 `ipqa docs list --index-dir` 查看。", file=sys.stderr)
+        return 2
+    print(remove_documents(args.doc_ids, args.index_dir or None).summary())
+    return 0
+
+
+def cmd_index(args) -> int:
+    from assistant import ALL_BUNDLED, default_index_dir, index_sources
+
+    collections = args.collection if args.collection else ([] if args.corpus else list(ALL_BUNDLED))
+    index_dir = args.index_dir or default_index_dir()
+    print(f"正在建立索引：{index_dir}（文档集：{'、'.join(collections) or '无'}；文件夹：{'、'.join(args.corpus) or '无'}）",
+          file=sys.stderr)
+    report = index_sources(index_dir, collections=collections, folders=args.corpus, embedder=args.embedder,
+                           rebuild=args.rebuild, progress=not args.quiet)
     print(report.summary())
     return 0
+
+
+def _filters(args):
+    from assistant import Filters
+
+    years = None
+    if args.year:
+        first, _, last = args.year.partition("-")
+        try:
+            years = (int(first), int(last or first))
+        except ValueError:
+            raise SystemExit(f"错误：--year 应为年份或年份范围，例如 2023 或 2021-2025，而不是「{args.year}」")
+    return Filters(region=args.region, doc_ids=tuple(args.doc or ()), kinds=tuple(args.kind or ()), years=years,
+                   collections=tuple(args.collection or ()))
+
+
+def _hit_json(hit) -> dict:
+    return {"rank": hit.rank, "chunk_id": hit.chunk.chunk_id, "clause_id": hit.chunk.clause_id,
+            "doc_id": hit.chunk.doc_id, "title": hit.title, "clause_path": list(hit.path), "text": hit.chunk.text,
+            "score": round(hit.score, 6), "scores": {k: round(v, 6) for k, v in hit.scores.items()},
+            "citation": hit.citation}
+
+
+def cmd_search(args) -> int:
+    from assistant import open_index
+
+    filters = _filters(args)
+    ix = open_index(args.index_dir or None)
+    try:
+        if args.batch:
+            with open(args.batch, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                        qid, question = row["id"], row["question"]
+                    except (ValueError, KeyError, TypeError):
+                        print(f"错误：{args.batch} 第 {n} 行不是 {{\"id\", \"question\"}} 形式的 JSON", file=sys.stderr)
+                        return 2
+                    hits = ix.search(question, args.k, mode=args.mode, filters=filters)
+                    print(json.dumps({"id": qid, "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+            return 0
+        if not args.query:
+            print("错误：请给出检索内容，或用 --batch 指定问题文件。", file=sys.stderr)
+            return 2
+        hits = ix.search(args.query, args.k, mode=args.mode, filters=filters)
+        if args.json:
+            print(json.dumps({"query": args.query, "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False, indent=2))
+            return 0
+        if not hits:
+            print("没有找到相关条款。")
+            return 0
+        for h in hits:
+            detail = "  ".join(f"{k}={v:.3f}" for k, v in h.scores.items())
+            print(f"[{h.rank}] {h.citation}    得分 {h.score:.4f}  ({detail})")
+            text = h.chunk.text if len(h.chunk.text) <= 300 else h.chunk.text[:300] + "…"
+            for line in text.split("\n"):
+                print(f"    {line}")
+            print()
+        return 0
+    finally:
+        ix.close()
 
 
 def cmd_docs_show(args) -> int:
@@ -119,13 +237,46 @@ def build_parser() -> argparse.ArgumentParser:
     docs_sub = docs.add_subparsers(dest="docs_command", metavar="子命令")
     p = docs_sub.add_parser("list", help="列出文档及其元数据（标题、发文机关、文号、日期、地区、条款数）")
     _add_source_args(p)
+    p.add_argument("--index-dir", metavar="DIR", help="列出该索引中的文档（而不是读取源文件）")
     p.add_argument("--json", action="store_true", help="以 JSON 输出")
     p.set_defaults(func=cmd_docs_list)
+    p = docs_sub.add_parser("add", help="把文件加入索引（只处理这些文件，不重建索引）")
+    p.add_argument("files", nargs="+", metavar="FILE", help=".txt .md .html .pdf .docx 文件")
+    p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
+    p.add_argument("--quiet", action="store_true", help="不显示进度条")
+    p.set_defaults(func=cmd_docs_add)
+    p = docs_sub.add_parser("remove", help="从索引中删除文档")
+    p.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="文档ID（见 ipqa docs list --index-dir）")
+    p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
+    p.set_defaults(func=cmd_docs_remove)
     p = docs_sub.add_parser("show", help="显示一个文档的元数据与条款结构")
     p.add_argument("doc_id", help="文档ID（见 ipqa docs list）")
     _add_source_args(p)
     p.add_argument("--text", action="store_true", help="同时显示每个条款的全文")
     p.set_defaults(func=cmd_docs_show)
+    p = sub.add_parser("index", help="建立或更新检索索引（只向量化新增或修改过的文档）")
+    _add_source_args(p)
+    p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
+    p.add_argument("--embedder", metavar="NAME",
+                   help="向量模型：e5-small（默认，离线）、bge-small-zh，或 sentence-transformers 模型名/本地路径")
+    p.add_argument("--rebuild", action="store_true", help="丢弃现有索引，全部重建")
+    p.add_argument("--quiet", action="store_true", help="不显示进度条")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="检索条款（向量、关键词或混合检索）")
+    p.add_argument("query", nargs="?", help="检索内容")
+    p.add_argument("-k", type=int, default=5, help="返回条数（默认 5）")
+    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid",
+                   help="dense 向量 / bm25 关键词 / hybrid 混合（默认）")
+    p.add_argument("--region", metavar="R", help="只看某地区的文件，如 荆门、沧州、湖北")
+    p.add_argument("--doc", action="append", metavar="DOC_ID", help="只看某文档，可重复")
+    p.add_argument("--kind", action="append", metavar="KIND", help="只看某类文件，如 规划、法律，可重复")
+    p.add_argument("--year", metavar="YYYY[-YYYY]", help="只看发布于或适用于这些年份的文件")
+    p.add_argument("--collection", action="append", metavar="NAME", help="只看某文档集，可重复")
+    p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出")
+    p.add_argument("--batch", metavar="FILE.jsonl", help="批量检索：每行 {\"id\", \"question\"}，每行输出 {\"id\", \"hits\"}")
+    p.set_defaults(func=cmd_search)
     return parser
 
 

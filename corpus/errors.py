@@ -50,10 +50,33 @@ class UnknownCollection(IpqaError):
 class IndexNotBuilt(IpqaError):
     """The index directory holds no index yet."""
 
+    def __init__(self, index_dir: str | Path):
+        self.index_dir = str(index_dir)
+        self.command = f"ipqa index --index-dir {self.index_dir}"
+        super().__init__(f"no index in {self.index_dir}; build one with: {self.command}")
+
+    @property
+    def user_message(self) -> str:
+        return f"还没有建立索引（{self.index_dir}）。请先运行：{self.command}"
+
 
 class IndexMismatch(IpqaError):
-    """The index on disk was built with other settings than the ones asked for."""
+    """The index on disk cannot be used as it is; ``command`` rebuilds it."""
+
+    def __init__(self, reason: str, index_dir: str | Path, *, extra: str = ""):
+        self.reason = reason  # Chinese, for users
+        self.index_dir = str(index_dir)
+        self.command = f"ipqa index --rebuild --index-dir {self.index_dir}{extra}"
+        super().__init__(f"{reason}; rebuild with: {self.command}")
+
+    @property
+    def user_message(self) -> str:
+        return f"索引无法使用：{self.reason}。请运行：{self.command}"
 
 
 class InvalidQuestion(IpqaError):
     """A question that cannot be searched (empty, too long, ...)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason  # Chinese, for users
+        super().__init__(reason)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,12 @@ class Document:
     content_hash: str = ""  # sha256 of the file's bytes
     notes: tuple[str, ...] = field(default=())  # what cleaning did, in Chinese, for previews
 
+    @cached_property
+    def _by_id(self) -> dict[str, Clause]:
+        return {c.clause_id: c for c in self.clauses}
+
     def clause(self, clause_id: str) -> Clause:
-        for c in self.clauses:
-            if c.clause_id == clause_id:
-                return c
-        raise KeyError(clause_id)
+        return self._by_id[clause_id]
 
     def children(self, clause_id: str | None) -> list[Clause]:
         """Direct children of a clause (``None``: the top level)."""
@@ -97,7 +99,7 @@ class Document:
 
     def ancestors(self, clause: Clause) -> list[Clause]:
         """The clause's chain from the top level down, itself included."""
-        by_id = {c.clause_id: c for c in self.clauses}
+        by_id = self._by_id
         chain = [clause]
         while chain[0].parent_id:
             chain.insert(0, by_id[chain[0].parent_id])
@@ -124,3 +126,43 @@ class Document:
             return ""
         a, b = self.period
         return str(a) if a == b else f"{a}–{b}"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What is embedded and keyword-indexed: one clause, or one piece of a long clause.
+
+    ``text`` is shown and cited (the clause's own words); ``context`` (title,
+    region, heading path) is prepended only for embedding and BM25.
+    """
+
+    chunk_id: str  # clause_id + "#" + piece number
+    clause_id: str
+    doc_id: str
+    text: str
+    context: str
+    start: int  # offsets into Document.text
+    end: int
+    part: int = 0
+    parts: int = 1
+
+    @property
+    def indexed_text(self) -> str:
+        return f"{self.context}\n{self.text}" if self.context else self.text
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a chunk, where it sits, and how each retriever scored it."""
+
+    chunk: Chunk
+    rank: int  # 1-based
+    score: float  # the fused (or single-mode) score used for ranking
+    scores: dict[str, float]  # per retriever: {"dense": cosine, "bm25": bm25 score}
+    title: str
+    path: tuple[str, ...]
+    doc_number: str | None = None
+    region: tuple[str, ...] = ()
+    kind: str = ""
+    issued: dt.date | None = None
+    citation: str = ""

@@ -1,0 +1,78 @@
+"""Building, updating and opening the index, for the CLI and the UI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from corpus import load_collection, load_document, load_folder
+from corpus.errors import UnsupportedDocument
+from index.core import DEFAULT_INDEX_DIR, BuildReport, Filters, KnowledgeIndex, update_index
+from index.embedders import DEFAULT_EMBEDDER, get_embedder
+
+ALL_BUNDLED = ("policies", "laws")
+
+
+def default_index_dir() -> Path:
+    return Path(os.environ.get("IPQA_INDEX_DIR", DEFAULT_INDEX_DIR))
+
+
+def _embedder(name: str | None):
+    name = name or os.environ.get("IPQA_EMBEDDER")
+    return get_embedder(name) if name else None
+
+
+def index_sources(index_dir: str | Path | None = None, *, collections: Sequence[str] = ALL_BUNDLED,
+                  folders: Sequence[str | Path] = (), embedder: str | None = None, rebuild: bool = False,
+                  progress: bool = False) -> BuildReport:
+    """Index bundled collections and folders. Only new or changed documents are embedded;
+    documents whose file disappeared from a listed folder or collection are removed."""
+    index_dir = Path(index_dir or default_index_dir())
+    docs, origins, failures = [], [], []
+    for name in collections:
+        report = load_collection(name)
+        origin = f"collection:{name}"
+        origins.append(origin)
+        docs += [(d, origin) for d in report.documents]
+        failures += report.failures
+    for folder in folders:
+        folder = Path(folder).resolve()
+        report = load_folder(folder, collection=folder.name)
+        origin = f"folder:{folder}"
+        origins.append(origin)
+        docs += [(d, origin) for d in report.documents]
+        failures += report.failures
+    emb = _embedder(embedder)
+    if rebuild and emb is None:
+        emb = get_embedder(DEFAULT_EMBEDDER)
+    result = update_index(index_dir, add=docs, prune_origins=origins, embedder=emb, rebuild=rebuild,
+                          progress=progress)
+    result.failures = failures + result.failures
+    return result
+
+
+def add_files(paths: Sequence[str | Path], index_dir: str | Path | None = None, *,
+              progress: bool = False) -> BuildReport:
+    """Add (or update) single files in an existing index without a rebuild."""
+    docs, failures = [], []
+    for path in paths:
+        try:
+            docs.append((load_document(path, collection="uploads"), "added"))
+        except UnsupportedDocument as exc:
+            failures.append(exc)
+    result = update_index(Path(index_dir or default_index_dir()), add=docs, progress=progress) if docs else BuildReport()
+    result.failures = failures + result.failures
+    return result
+
+
+def remove_documents(doc_ids: Sequence[str], index_dir: str | Path | None = None) -> BuildReport:
+    return update_index(Path(index_dir or default_index_dir()), remove=doc_ids)
+
+
+def open_index(index_dir: str | Path | None = None) -> KnowledgeIndex:
+    return KnowledgeIndex.open(Path(index_dir or default_index_dir()), embedder=_embedder(None))
+
+
+__all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_files", "default_index_dir", "index_sources",
+           "open_index", "remove_documents"]

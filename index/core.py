@@ -1,0 +1,426 @@
+"""The index directory: building it (incrementally, atomically) and searching it.
+
+Layout of one index directory::
+
+    manifest.json   format version, embedder name + dim, chunker settings,
+                    dictionary hash, per-document content hashes, counts, times
+    store.sqlite    documents, clauses, chunks (corpus metadata and texts)
+    vectors.faiss   chunk vectors keyed by chunk id
+    bm25/           BM25 tokens and matrix keyed by chunk id
+
+Every change is made in a copy beside the index and swapped in with renames,
+so a crash leaves the previous index intact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from corpus.errors import IndexMismatch, IndexNotBuilt, InvalidQuestion, UnsupportedDocument
+from corpus.types import Chunk, Document, Hit
+from index.catalog import Catalog, DocInfo
+from index.chunking import ChunkerSettings, chunk_document
+from index.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
+from index.stores import BM25Store, FaissStore
+from index.text import dictionary_hash, tokenize
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+DEFAULT_INDEX_DIR = Path(".ipqa") / "index"
+MODES = ("dense", "bm25", "hybrid")
+RRF_K = 60
+
+
+def _now() -> str:
+    return dt.datetime.now().isoformat(timespec="seconds")
+
+
+# --- manifest ------------------------------------------------------------------
+
+
+def read_manifest(index_dir: Path) -> dict:
+    path = Path(index_dir) / "manifest.json"
+    if not path.exists():
+        raise IndexNotBuilt(index_dir)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexMismatch(f"索引清单 manifest.json 已损坏（{type(exc).__name__}）", index_dir) from exc
+
+
+def check_manifest(manifest: dict, index_dir: Path, embedder_name: str | None = None) -> None:
+    """Refuse an index of another format or embedder, naming the command that fixes it."""
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(f"索引格式版本为 {manifest.get('format_version')}，当前程序需要 {FORMAT_VERSION}", index_dir)
+    built_with = manifest.get("embedder", {}).get("name")
+    if embedder_name and built_with != embedder_name:
+        raise IndexMismatch(f"索引由向量模型「{built_with}」建立，而不是「{embedder_name}」", index_dir,
+                            extra=f" --embedder {embedder_name}")
+    if manifest.get("dictionary_hash") != dictionary_hash():
+        raise IndexMismatch("索引建立时使用的关键词词典与当前版本不同", index_dir)
+
+
+# --- writing -----------------------------------------------------------------------
+
+
+@dataclass
+class BuildReport:
+    """What an index update did, with timings."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (skipped doc_id, same content as)
+    failures: list[UnsupportedDocument] = field(default_factory=list)
+    chunks_embedded: int = 0
+    embed_seconds: float = 0.0
+    total_seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks_embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        lines = [f"新增 {len(self.added)} 个文档，更新 {len(self.updated)} 个，删除 {len(self.removed)} 个，"
+                 f"未变 {len(self.unchanged)} 个。"]
+        if self.chunks_embedded:
+            lines.append(f"向量化 {self.chunks_embedded} 个片段，用时 {self.embed_seconds:.1f} 秒"
+                         f"（{self.chunks_per_second:.1f} 片段/秒）。")
+        if self.counts:
+            lines.append(f"索引现有 {self.counts.get('documents', 0)} 个文档、{self.counts.get('clauses', 0)} 个条款、"
+                         f"{self.counts.get('chunks', 0)} 个片段；总用时 {self.total_seconds:.1f} 秒。")
+        for skipped, kept in self.duplicates:
+            lines.append(f"未重复导入：{skipped} 与已有文档 {kept} 内容相同")
+        for f in self.failures:
+            lines.append(f"无法导入：{f.name}：{f.reason}")
+        return "\n".join(lines)
+
+
+@contextmanager
+def _locked(index_dir: Path):
+    """One writer at a time per index directory."""
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(index_dir.parent / f".{index_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def recover(index_dir: Path) -> None:
+    """Finish or undo a swap that a crash interrupted (see ``_swap``)."""
+    old = index_dir.with_name(index_dir.name + ".old")
+    if not index_dir.exists() and old.exists():
+        os.rename(old, index_dir)
+    elif old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap(index_dir: Path, staged: Path) -> None:
+    old = index_dir.with_name(index_dir.name + ".old")
+    if index_dir.exists():
+        os.rename(index_dir, old)
+    os.rename(staged, index_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class _Staging:
+    """A writable copy of the index (or a new empty one) that becomes the index on commit."""
+
+    def __init__(self, index_dir: Path, embedder: Embedder, settings: ChunkerSettings, *, fresh: bool):
+        self.index_dir = index_dir
+        self.staged = index_dir.with_name(f"{index_dir.name}.tmp-{os.getpid()}")
+        shutil.rmtree(self.staged, ignore_errors=True)
+        self.embedder = embedder
+        self.settings = settings
+        if index_dir.exists() and not fresh:
+            shutil.copytree(index_dir, self.staged)
+            self.manifest = read_manifest(self.staged)
+            self.catalog = Catalog(self.staged / "store.sqlite")
+            self.vectors = FaissStore.load(self.staged)
+            self.keywords = BM25Store.load(self.staged)
+        else:
+            self.staged.mkdir(parents=True)
+            self.manifest = {
+                "format_version": FORMAT_VERSION,
+                "embedder": {"name": embedder.name, "dim": embedder.dim},
+                "chunker": settings.as_dict(),
+                "dictionary_hash": dictionary_hash(),
+                "created_at": _now(),
+                "documents": {},
+            }
+            self.catalog = Catalog(self.staged / "store.sqlite")
+            self.vectors = FaissStore(embedder.dim)
+            self.keywords = BM25Store()
+
+    def remove(self, doc_id: str) -> None:
+        ids = self.catalog.delete_document(doc_id)
+        self.vectors.delete(ids)
+        self.keywords.delete(ids)
+        self.manifest["documents"].pop(doc_id, None)
+
+    def add(self, docs: Sequence[tuple[Document, str]], report: BuildReport, progress: bool) -> None:
+        """Chunk, embed and store documents (with their origin labels)."""
+        planned: list[tuple[Document, str, list[Chunk]]] = [(d, o, chunk_document(d, self.settings)) for d, o in docs]
+        texts = [c.indexed_text for _, _, chunks in planned for c in chunks]
+        started = time.perf_counter()
+        vectors = self.embedder.encode_passages(texts, progress=progress) if texts else None
+        report.embed_seconds += time.perf_counter() - started
+        report.chunks_embedded += len(texts)
+        row = 0
+        for doc, origin, chunks in planned:
+            ids = self.catalog.add_document(doc, chunks, origin=origin)
+            if len(chunks):
+                self.vectors.add(ids, vectors[row:row + len(chunks)])
+                self.keywords.add(ids, [tokenize(c.indexed_text) for c in chunks])
+            row += len(chunks)
+            self.manifest["documents"][doc.doc_id] = {"content_hash": doc.content_hash, "origin": origin,
+                                                      "chunks": len(chunks)}
+
+    def commit(self) -> dict[str, int]:
+        self.catalog.commit()
+        counts = self.catalog.counts()
+        self.catalog.close()
+        self.vectors.save(self.staged)
+        self.keywords.save(self.staged)
+        self.manifest["counts"] = counts
+        self.manifest["updated_at"] = _now()
+        (self.staged / "manifest.json").write_text(json.dumps(self.manifest, ensure_ascii=False, indent=1),
+                                                   encoding="utf-8")
+        _swap(self.index_dir, self.staged)
+        return counts
+
+    def abort(self) -> None:
+        try:
+            self.catalog.close()
+        finally:
+            shutil.rmtree(self.staged, ignore_errors=True)
+
+
+def _open_staging(index_dir: Path, embedder: Embedder | None, settings: ChunkerSettings,
+                  rebuild: bool) -> _Staging:
+    recover(index_dir)
+    exists = (index_dir / "manifest.json").exists()
+    if exists and not rebuild:
+        manifest = read_manifest(index_dir)
+        name = manifest.get("embedder", {}).get("name")
+        if embedder is None:
+            embedder = get_embedder(name)
+        check_manifest(manifest, index_dir, embedder.name)
+        if manifest.get("chunker") != settings.as_dict():
+            raise IndexMismatch("索引建立时的切分设置与当前设置不同", index_dir)
+    embedder = embedder or get_embedder(DEFAULT_EMBEDDER)
+    return _Staging(index_dir, embedder, settings, fresh=rebuild or not exists)
+
+
+def update_index(index_dir: str | Path, *, add: Sequence[tuple[Document, str]] = (), remove: Iterable[str] = (),
+                 prune_origins: Iterable[str] = (), embedder: Embedder | None = None,
+                 settings: ChunkerSettings = ChunkerSettings(), rebuild: bool = False,
+                 progress: bool = False) -> BuildReport:
+    """Bring the index in line with ``add`` (documents with an origin label) and ``remove``.
+
+    Documents whose content hash is unchanged are kept as they are (not
+    re-embedded); changed ones are replaced; documents of an origin listed in
+    ``prune_origins`` that are not in ``add`` are removed (their source file is gone).
+    The same document given twice is stored once.
+    """
+    index_dir = Path(index_dir)
+    started = time.perf_counter()
+    report = BuildReport()
+    with _locked(index_dir):
+        stage = _open_staging(index_dir, embedder, settings, rebuild)
+        try:
+            current = stage.catalog.doc_hashes()
+            by_hash = {h: d for d, h in current.items()}
+            wanted: dict[str, tuple[Document, str]] = {}
+            for doc, origin in add:
+                same = by_hash.get(doc.content_hash)
+                if same is not None and same != doc.doc_id:
+                    report.duplicates.append((doc.doc_id, same))
+                    continue
+                by_hash.setdefault(doc.content_hash, doc.doc_id)
+                wanted.setdefault(doc.doc_id, (doc, origin))
+            to_add = []
+            for doc_id, (doc, origin) in wanted.items():
+                if doc_id in current and current[doc_id] == doc.content_hash:
+                    report.unchanged.append(doc_id)
+                    continue
+                if doc_id in current:
+                    stage.remove(doc_id)
+                    report.updated.append(doc_id)
+                else:
+                    report.added.append(doc_id)
+                to_add.append((doc, origin))
+            prune = set(prune_origins)
+            origins = {d: v.get("origin") for d, v in stage.manifest["documents"].items()}
+            for doc_id in list(remove) + [d for d, o in origins.items() if o in prune and d not in wanted]:
+                if doc_id in current and doc_id not in report.removed:
+                    stage.remove(doc_id)
+                    report.removed.append(doc_id)
+            if not (to_add or report.removed or rebuild) and index_dir.exists():
+                stage.abort()
+                report.counts = {k: v for k, v in stage.manifest.get("counts", {}).items()}
+                report.total_seconds = time.perf_counter() - started
+                return report
+            stage.add(to_add, report, progress)
+            report.counts = stage.commit()
+        except BaseException:
+            stage.abort()
+            raise
+    report.total_seconds = time.perf_counter() - started
+    return report
+
+
+# --- searching -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters; every given one must hold."""
+
+    region: str | None = None  # a region name or alias: 荆门, 掇刀区, 湖北省 …
+    doc_ids: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    years: tuple[int, int] | None = None  # issued in, or period overlapping, these years
+    collections: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.region or self.doc_ids or self.kinds or self.years or self.collections)
+
+    def accepts(self, doc: DocInfo) -> bool:
+        if self.region and not doc.matches_region(self.region):
+            return False
+        if self.doc_ids and doc.doc_id not in self.doc_ids:
+            return False
+        if self.kinds and doc.kind not in self.kinds:
+            return False
+        if self.collections and doc.collection not in self.collections:
+            return False
+        if self.years and not doc.covers_years(*self.years):
+            return False
+        return True
+
+
+class KnowledgeIndex:
+    """An opened index: catalog, vector store, keyword store and the embedder it was built with.
+
+    ``open`` is cheap on the model: the embedder loads on the first dense search
+    (or explicitly with ``load_embedder``).
+    """
+
+    def __init__(self, index_dir: Path, manifest: dict, catalog: Catalog, vectors: FaissStore,
+                 keywords: BM25Store, embedder: Embedder):
+        self.index_dir = index_dir
+        self.manifest = manifest
+        self.catalog = catalog
+        self.vectors = vectors
+        self.keywords = keywords
+        self.embedder = embedder
+        self._docs = {d.doc_id: d for d in catalog.documents()}
+        self._ids_by_doc = catalog.chunk_ids_by_doc()
+        self._clause_info: dict[str, tuple[tuple[str, ...], str]] = {}  # clause_id -> (path, citation)
+
+    @classmethod
+    def open(cls, index_dir: str | Path = DEFAULT_INDEX_DIR, *, embedder: Embedder | None = None) -> "KnowledgeIndex":
+        index_dir = Path(index_dir)
+        recover(index_dir)
+        manifest = read_manifest(index_dir)
+        name = manifest.get("embedder", {}).get("name")
+        check_manifest(manifest, index_dir, embedder.name if embedder else None)
+        embedder = embedder or get_embedder(name)
+        catalog = Catalog(index_dir / "store.sqlite", readonly=True)
+        return cls(index_dir, manifest, catalog, FaissStore.load(index_dir), BM25Store.load(index_dir), embedder)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def load_embedder(self) -> None:
+        load = getattr(self.embedder, "load", None)
+        if load:
+            load()
+
+    # --- metadata ---
+
+    def documents(self) -> list[DocInfo]:
+        return list(self._docs.values())
+
+    def document(self, doc_id: str) -> Document | None:
+        return self.catalog.document(doc_id)
+
+    def allowed_ids(self, filters: Filters | None) -> np.ndarray | None:
+        """Chunk ids that pass the filters (None: no filter)."""
+        if filters is None or filters.is_empty():
+            return None
+        parts = [self._ids_by_doc[d] for d, info in self._docs.items() if filters.accepts(info) and d in self._ids_by_doc]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    # --- search ---
+
+    def dense(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        vector = self.embedder.encode_queries([query])[0]
+        return self.vectors.search(vector, k, allowed)
+
+    def keyword(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        return self.keywords.search(tokenize(query), k, allowed)
+
+    def search(self, query: str, k: int = 10, *, mode: str = "hybrid", filters: Filters | None = None,
+               depth: int = 50, weights: tuple[float, float] = (1.0, 1.0)) -> list[Hit]:
+        """Top ``k`` chunks for ``query``. Hybrid mode fuses the dense and BM25 rankings
+        (``depth`` candidates each) by weighted reciprocal rank."""
+        query = (query or "").strip()
+        if not query:
+            raise InvalidQuestion("检索内容为空，请输入问题或关键词")
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose from {list(MODES)}")
+        allowed = self.allowed_ids(filters)
+        per: dict[str, dict[int, float]] = {}
+        ranked: list[tuple[int, float]]
+        if mode == "dense":
+            ranked = self.dense(query, k, allowed)
+            per["dense"] = dict(ranked)
+        elif mode == "bm25":
+            ranked = self.keyword(query, k, allowed)
+            per["bm25"] = dict(ranked)
+        else:
+            dense = self.dense(query, max(k, depth), allowed)
+            sparse = self.keyword(query, max(k, depth), allowed)
+            per = {"dense": dict(dense), "bm25": dict(sparse)}
+            fused: dict[int, float] = {}
+            for (name, results), weight in zip((("dense", dense), ("bm25", sparse)), weights):
+                for rank, (cid, _score) in enumerate(results, start=1):
+                    fused[cid] = fused.get(cid, 0.0) + weight / (RRF_K + rank)
+            ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        return self._hits(ranked, per)
+
+    def _hits(self, ranked: list[tuple[int, float]], per: dict[str, dict[int, float]]) -> list[Hit]:
+        chunks = self.catalog.chunks(cid for cid, _ in ranked)
+        missing = [c.clause_id for c in chunks.values() if c.clause_id not in self._clause_info]
+        if missing:
+            self._clause_info.update(self.catalog.clause_info(missing))
+        hits = []
+        for rank, (cid, score) in enumerate(ranked, start=1):
+            chunk = chunks[cid]
+            doc = self._docs[chunk.doc_id]
+            path, citation = self._clause_info.get(chunk.clause_id, ((), ""))
+            hits.append(Hit(
+                chunk=chunk, rank=rank, score=score,
+                scores={name: values[cid] for name, values in per.items() if cid in values},
+                title=doc.title, path=path, doc_number=doc.doc_number, region=doc.region, kind=doc.kind,
+                issued=doc.issued, citation=citation))
+        return hits

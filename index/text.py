@@ -1,0 +1,69 @@
+"""Keyword tokens: jieba in search mode with an IP-policy dictionary and stopwords."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from functools import lru_cache
+from importlib import resources
+
+log = logging.getLogger(__name__)
+_KEEP = re.compile(r"[\w\u3400-\u9fff]", re.UNICODE)
+_LOCK = threading.Lock()
+
+
+def _data(name: str) -> str:
+    return (resources.files("index") / "data" / name).read_text(encoding="utf-8")
+
+
+def dictionary_hash() -> str:
+    """Changes whenever the user dictionary or stopwords change (stored in the manifest)."""
+    digest = hashlib.sha256((_data("ip_terms.txt") + "\0" + _data("stopwords.txt")).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    return frozenset(w.strip() for w in _data("stopwords.txt").splitlines() if w.strip())
+
+
+@lru_cache(maxsize=1)
+def _tokenizer():
+    import io
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tok = jieba.Tokenizer()
+    tok.load_userdict(io.StringIO(_data("ip_terms.txt")))
+    return tok
+
+
+def tokenize(text: str) -> list[str]:
+    """Search-mode tokens of ``text``: each word and every dictionary word inside it
+    (知识产权质押融资 → 知识, 产权, 知识产权, 质押, 融资, …), lower-cased, without
+    punctuation and stopwords. Numbers are kept: figures matter here.
+
+    jieba's own search mode adds only 2- and 3-character sub-words, so a query
+    for 知识产权 would miss documents that say 知识产权质押融资.
+    """
+    tok = _tokenizer()
+    with _LOCK:  # jieba's tokenizer initialises lazily and is not thread-safe then
+        words = tok.lcut(text)
+        freq = tok.FREQ
+    stop = _stopwords()
+    out: list[str] = []
+    for word in words:
+        word = word.strip()
+        if not word or not _KEEP.search(word):
+            continue
+        for n in range(2, len(word)):
+            for i in range(len(word) - n + 1):
+                sub = word[i:i + n]
+                if freq.get(sub) and sub not in stop:
+                    out.append(sub.lower())
+        if word not in stop:
+            out.append(word.lower())
+    return out
