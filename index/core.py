@@ -252,7 +252,8 @@ def update_index(index_dir: str | Path, *, add: Sequence[tuple[Document, str]] =
             for doc, origin in add:
                 same = by_hash.get(doc.content_hash)
                 if same is not None and same != doc.doc_id:
-                    report.duplicates.append((doc.doc_id, same))
+                    if (doc.doc_id, same) not in report.duplicates:
+                        report.duplicates.append((doc.doc_id, same))
                     continue
                 by_hash.setdefault(doc.content_hash, doc.doc_id)
                 wanted.setdefault(doc.doc_id, (doc, origin))

@@ -52,3 +52,49 @@ def test_importing_the_service_stays_light():
             "if m in sys.modules]; print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_index_search_add_remove_commands(tmp_path):
+    """The index commands end to end (hash embedder: the real model has its own test)."""
+    import os
+
+    env = dict(os.environ, IPQA_EMBEDDER="hash")
+    index_dir = str(tmp_path / "ix")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300, env=env)
+
+    built = run("index", "--collection", "policies", "--index-dir", index_dir, "--quiet")
+    assert built.returncode == 0, built.stderr
+    assert "新增 5 个文档" in built.stdout and "片段/秒" in built.stdout
+
+    result = run("search", "知识产权质押融资风险补偿基金", "-k", "3", "--index-dir", index_dir, "--json")
+    data = json.loads(result.stdout)
+    assert data["query"] == "知识产权质押融资风险补偿基金"
+    first = data["hits"][0]
+    assert set(first) >= {"rank", "chunk_id", "clause_id", "doc_id", "title", "clause_path", "text", "score"}
+    assert first["clause_id"] == "jingmen-hitech-2023:四、/(二)/9." and first["rank"] == 1
+    assert first["text"].startswith("9. 深化知识产权金融服务\n健全园区知识产权质押融资风险分担机制")
+
+    region = run("search", "质押融资", "--region", "沧州", "--mode", "bm25", "--index-dir", index_dir, "--json")
+    assert {h["doc_id"] for h in json.loads(region.stdout)["hits"]} == {"cangzhou-2017"}
+
+    batch = tmp_path / "q.jsonl"
+    batch.write_text('{"id": "q1", "question": "乌海市知识产权服务机构"}\n{"id": "q2", "question": "专利导航"}\n',
+                     encoding="utf-8")
+    out = run("search", "--batch", str(batch), "-k", "2", "--index-dir", index_dir)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2"] and all(len(r["hits"]) == 2 for r in rows)
+
+    law = str(ROOT / "corpus" / "laws" / "专利法(2020-10-17).md")
+    added = run("docs", "add", law, "--index-dir", index_dir, "--quiet")
+    assert "新增 1 个文档" in added.stdout
+    again = run("docs", "add", law, "--index-dir", index_dir, "--quiet")
+    assert "新增 0 个文档" in again.stdout and "未变 1 个" in again.stdout
+    listed = run("docs", "list", "--index-dir", index_dir)
+    assert "专利法(2020-10-17)" in listed.stdout and "索引中共有 6 个文档" in listed.stdout
+    removed = run("docs", "remove", "专利法(2020-10-17)", "--index-dir", index_dir)
+    assert "删除 1 个" in removed.stdout
+    missing = run("search", "专利", "--index-dir", str(tmp_path / "none"))
+    assert missing.returncode == 2 and "还没有建立索引" in missing.stderr
