@@ -98,33 +98,47 @@ class BM25Store:
     DIR = "bm25"
 
     def __init__(self) -> None:
-        self._tokens: dict[int, str] = {}  # id -> space-joined tokens
+        self._tokens: dict[int, str] | None = {}  # id -> space-joined tokens; None: not read yet
+        self._tokens_file: Path | None = None
         self._retriever = None
         self._ids = np.zeros(0, dtype=np.int64)
         self._dirty = False
 
     def __len__(self) -> int:
-        return len(self._tokens)
+        return len(self._tokens) if self._tokens is not None else len(self._ids)
+
+    def _all_tokens(self) -> dict[int, str]:
+        """The stored tokens, read from disk only when a change needs them (search does not)."""
+        if self._tokens is None:
+            self._tokens = {}
+            with open(self._tokens_file, encoding="utf-8") as fh:
+                for line in fh:
+                    i, tokens = json.loads(line)
+                    self._tokens[i] = tokens
+        return self._tokens
 
     def add(self, ids: np.ndarray, token_lists) -> None:
-        for i, tokens in zip(ids, token_lists):
-            self._tokens[int(i)] = " ".join(tokens)
+        tokens = self._all_tokens()
+        for i, words in zip(ids, token_lists):
+            tokens[int(i)] = " ".join(words)
         self._dirty = True
 
     def delete(self, ids: np.ndarray) -> None:
+        tokens = self._all_tokens()
         for i in ids:
-            self._tokens.pop(int(i), None)
+            tokens.pop(int(i), None)
         self._dirty = True
 
     def _rebuild(self) -> None:
         import bm25s
 
-        self._ids = np.asarray(sorted(self._tokens), dtype=np.int64)
+        tokens = self._all_tokens()
+        self._ids = np.asarray(sorted(tokens), dtype=np.int64)
         self._retriever = None
         if len(self._ids):
             retriever = bm25s.BM25()
             # An empty token list would be dropped by bm25s; keep positions aligned.
-            corpus = [self._tokens[int(i)].split() or ["\u2205"] for i in self._ids]
+            corpus = [tokens[int(i)].split() or ["\u2205"] for i in self._ids]
             retriever.index(corpus, show_progress=False)
             self._retriever = retriever
         self._dirty = False
@@ -159,9 +173,11 @@ class BM25Store:
             self._rebuild()
         target = Path(folder) / self.DIR
         target.mkdir(parents=True, exist_ok=True)
+        tokens = self._all_tokens()
         with open(target / "tokens.jsonl", "w", encoding="utf-8") as fh:
             for i in self._ids:
-                fh.write(json.dumps([int(i), self._tokens[int(i)]], ensure_ascii=False) + "\n")
+                fh.write(json.dumps([int(i), tokens[int(i)]], ensure_ascii=False) + "\n")
+        np.save(target / "ids.npy", self._ids)
         if self._retriever is not None:
             self._retriever.save(str(target / "bm25s"))
 
@@ -171,11 +187,9 @@ class BM25Store:
 
         target = Path(folder) / cls.DIR
         store = cls()
-        with open(target / "tokens.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                i, tokens = json.loads(line)
-                store._tokens[i] = tokens
-        store._ids = np.asarray(sorted(store._tokens), dtype=np.int64)
+        store._tokens = None
+        store._tokens_file = target / "tokens.jsonl"
+        store._ids = np.load(target / "ids.npy")
         if (target / "bm25s").exists():
             store._retriever = bm25s.BM25.load(str(target / "bm25s"))
         return store
