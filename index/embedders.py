@@ -79,7 +79,8 @@ class SentenceTransformerEmbedder:
             raise RuntimeError(
                 f"cannot load embedding model {source!r}: it is neither a local folder nor cached "
                 f"(this machine may be offline); use the default 'e5-small' or a local path") from exc
-        self._dim = int(self._model.get_sentence_embedding_dimension())
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self._dim = int(get_dim())
         log.info("loaded embedder %s (dim %d) in %.1fs", self.name, self._dim, time.perf_counter() - started)
         return self
 
@@ -134,8 +135,9 @@ class HashEmbedder:
 
 def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     """An embedder by preset name ("e5-small", "bge-small-zh", "hash"), hub name or local path."""
-    if name in PRESETS:
-        return SentenceTransformerEmbedder(PRESETS[name])
+    for key, spec in PRESETS.items():
+        if name in (key, spec.name):  # a preset key, or the name an index manifest records
+            return SentenceTransformerEmbedder(spec)
     if name == "hash" or name.startswith("hash-bigram-"):
         return HashEmbedder()
     if os.path.isdir(name) or "/" in name:
