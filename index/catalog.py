@@ -143,9 +143,6 @@ class Catalog:
             out.setdefault(doc_id, []).append(cid)
         return {d: np.asarray(v, dtype=np.int64) for d, v in out.items()}
 
-    def doc_hashes(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT doc_id, content_hash FROM documents"))
-
     def documents(self) -> list[DocInfo]:
         counts = dict(self.db.execute("SELECT doc_id, COUNT(*) FROM clauses GROUP BY doc_id"))
         chunk_counts = dict(self.db.execute("SELECT doc_id, COUNT(*) FROM chunks GROUP BY doc_id"))

@@ -213,20 +213,53 @@ class _Staging:
             shutil.rmtree(self.staged, ignore_errors=True)
 
 
-def _open_staging(index_dir: Path, embedder: Embedder | None, settings: ChunkerSettings,
-                  rebuild: bool) -> _Staging:
-    recover(index_dir)
-    exists = (index_dir / "manifest.json").exists()
-    if exists and not rebuild:
-        manifest = read_manifest(index_dir)
-        name = manifest.get("embedder", {}).get("name")
-        if embedder is None:
-            embedder = get_embedder(name)
-        check_manifest(manifest, index_dir, embedder.name)
-        if manifest.get("chunker") != settings.as_dict():
-            raise IndexMismatch("索引建立时的切分设置与当前设置不同", index_dir)
-    embedder = embedder or get_embedder(DEFAULT_EMBEDDER)
-    return _Staging(index_dir, embedder, settings, fresh=rebuild or not exists)
+def _existing_manifest(index_dir: Path, embedder: Embedder | None, settings: ChunkerSettings) -> tuple[dict, Embedder]:
+    """The manifest of the index to update, checked against the embedder and chunk settings."""
+    manifest = read_manifest(index_dir)
+    embedder = embedder or get_embedder(manifest.get("embedder", {}).get("name"))
+    check_manifest(manifest, index_dir, embedder.name)
+    if manifest.get("chunker") != settings.as_dict():
+        raise IndexMismatch("索引建立时的切分设置与当前设置不同", index_dir)
+    return manifest, embedder
+
+
+@dataclass
+class _Plan:
+    to_add: list[tuple[Document, str]] = field(default_factory=list)
+    to_remove: list[str] = field(default_factory=list)  # replaced or dropped documents
+
+
+def _plan(current: dict[str, dict], add: Sequence[tuple[Document, str]], remove: Iterable[str],
+          prune_origins: Iterable[str], report: BuildReport) -> _Plan:
+    """Decide what changes, from the manifest's per-document hashes and origins alone."""
+    plan = _Plan()
+    by_hash = {v.get("content_hash"): d for d, v in current.items()}
+    wanted: dict[str, tuple[Document, str]] = {}
+    for doc, origin in add:
+        same = by_hash.get(doc.content_hash)
+        if same is not None and same != doc.doc_id:
+            if (doc.doc_id, same) not in report.duplicates:
+                report.duplicates.append((doc.doc_id, same))
+            continue
+        by_hash.setdefault(doc.content_hash, doc.doc_id)
+        wanted.setdefault(doc.doc_id, (doc, origin))
+    for doc_id, (doc, origin) in wanted.items():
+        if doc_id in current and current[doc_id].get("content_hash") == doc.content_hash:
+            report.unchanged.append(doc_id)
+            continue
+        if doc_id in current:
+            plan.to_remove.append(doc_id)
+            report.updated.append(doc_id)
+        else:
+            report.added.append(doc_id)
+        plan.to_add.append((doc, origin))
+    prune = set(prune_origins)
+    gone = [d for d, v in current.items() if v.get("origin") in prune and d not in wanted]
+    for doc_id in list(remove) + gone:
+        if doc_id in current and doc_id not in report.removed and doc_id not in plan.to_remove:
+            plan.to_remove.append(doc_id)
+            report.removed.append(doc_id)
+    return plan
 
 
 def update_index(index_dir: str | Path, *, add: Sequence[tuple[Document, str]] = (), remove: Iterable[str] = (),
@@ -238,48 +271,29 @@ def update_index(index_dir: str | Path, *, add: Sequence[tuple[Document, str]] =
     Documents whose content hash is unchanged are kept as they are (not
     re-embedded); changed ones are replaced; documents of an origin listed in
     ``prune_origins`` that are not in ``add`` are removed (their source file is gone).
-    The same document given twice is stored once.
+    The same document given twice is stored once. Nothing is copied or written
+    when nothing changes.
     """
     index_dir = Path(index_dir)
     started = time.perf_counter()
     report = BuildReport()
     with _locked(index_dir):
-        stage = _open_staging(index_dir, embedder, settings, rebuild)
+        recover(index_dir)
+        fresh = rebuild or not (index_dir / "manifest.json").exists()
+        if fresh:
+            manifest, embedder = {}, embedder or get_embedder(DEFAULT_EMBEDDER)
+        else:
+            manifest, embedder = _existing_manifest(index_dir, embedder, settings)
+        plan = _plan(manifest.get("documents", {}), add, remove, prune_origins, report)
+        if not fresh and not (plan.to_add or plan.to_remove):
+            report.counts = dict(manifest.get("counts", {}))
+            report.total_seconds = time.perf_counter() - started
+            return report
+        stage = _Staging(index_dir, embedder, settings, fresh=fresh)
         try:
-            current = stage.catalog.doc_hashes()
-            by_hash = {h: d for d, h in current.items()}
-            wanted: dict[str, tuple[Document, str]] = {}
-            for doc, origin in add:
-                same = by_hash.get(doc.content_hash)
-                if same is not None and same != doc.doc_id:
-                    if (doc.doc_id, same) not in report.duplicates:
-                        report.duplicates.append((doc.doc_id, same))
-                    continue
-                by_hash.setdefault(doc.content_hash, doc.doc_id)
-                wanted.setdefault(doc.doc_id, (doc, origin))
-            to_add = []
-            for doc_id, (doc, origin) in wanted.items():
-                if doc_id in current and current[doc_id] == doc.content_hash:
-                    report.unchanged.append(doc_id)
-                    continue
-                if doc_id in current:
-                    stage.remove(doc_id)
-                    report.updated.append(doc_id)
-                else:
-                    report.added.append(doc_id)
-                to_add.append((doc, origin))
-            prune = set(prune_origins)
-            origins = {d: v.get("origin") for d, v in stage.manifest["documents"].items()}
-            for doc_id in list(remove) + [d for d, o in origins.items() if o in prune and d not in wanted]:
-                if doc_id in current and doc_id not in report.removed:
-                    stage.remove(doc_id)
-                    report.removed.append(doc_id)
-            if not (to_add or report.removed or rebuild) and index_dir.exists():
-                stage.abort()
-                report.counts = {k: v for k, v in stage.manifest.get("counts", {}).items()}
-                report.total_seconds = time.perf_counter() - started
-                return report
-            stage.add(to_add, report, progress)
+            for doc_id in plan.to_remove:
+                stage.remove(doc_id)
+            stage.add(plan.to_add, report, progress)
             report.counts = stage.commit()
         except BaseException:
             stage.abort()
