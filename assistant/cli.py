@@ -228,6 +228,30 @@ def cmd_docs_show(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from eval import evaluate
+
+    modes = ["dense", "bm25", "hybrid"] if args.mode == "all" else [args.mode]
+    outcome = evaluate(args.datasets, modes=modes, index_dir=args.index_dir or None, out_dir=args.out, k=args.k,
+                       do_check=args.check, update_baseline=args.update_baseline, progress=not args.quiet,
+                       baseline_file=args.baseline)
+    print(outcome.table)
+    print()
+    if outcome.worst:
+        print("最弱的问题类型（hit@5）：" + "；".join(f"{ds}/{t} {v:.2f}（{n} 题）" for ds, t, v, n in outcome.worst))
+    print(f"报告：{outcome.paths['md']}  {outcome.paths['json']}  {outcome.paths['png']}")
+    if args.update_baseline:
+        print(f"已更新基线文件 {args.baseline or 'eval/baseline.json'}")
+    if outcome.check_failures is not None:
+        if outcome.check_failures:
+            print("回归检查未通过：", file=sys.stderr)
+            for f in outcome.check_failures:
+                print(f"  - {f}", file=sys.stderr)
+            return 1
+        print("回归检查通过：所有指标不低于基线（减去容差）。")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ipqa", description="知识产权政策问答助手（ipqa）：离线检索地方知识产权政策与国家法律法规，并给出条款出处。")
@@ -277,6 +301,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="以 JSON 输出")
     p.add_argument("--batch", metavar="FILE.jsonl", help="批量检索：每行 {\"id\", \"question\"}，每行输出 {\"id\", \"hits\"}")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("eval", help="用样例问答评测检索效果，并与基线方法对比")
+    p.add_argument("datasets", nargs="*", metavar="DATASET",
+                   help="数据集名称（policies_qa、laws_qa）或 .jsonl 路径；默认全部内置数据集")
+    p.add_argument("--mode", choices=["dense", "bm25", "hybrid", "all"], default="all",
+                   help="评测本项目的哪种检索方式（默认 all：三种都评）")
+    p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index；不存在时自动建立）")
+    p.add_argument("--out", metavar="DIR", default=".ipqa/eval", help="报告输出目录（默认 .ipqa/eval）")
+    p.add_argument("-k", type=int, default=10, help="每题取前 k 个条款（默认 10）")
+    p.add_argument("--check", action="store_true", help="与已提交的基线比较，指标下降超过容差时以非零状态退出")
+    p.add_argument("--update-baseline", action="store_true", help="把本次结果写入基线文件")
+    p.add_argument("--baseline", metavar="FILE", help="基线文件（默认 eval/baseline.json）")
+    p.add_argument("--quiet", action="store_true", help="不显示进度条")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

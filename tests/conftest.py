@@ -37,3 +37,13 @@ def paths(doc: Document) -> list[tuple[str, ...]]:
 
 def top_level(doc: Document) -> list[str]:
     return [c.heading for c in doc.clauses if c.parent_id is None and c.number is not None]
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory):
+    """The bundled knowledge base indexed with the real default model (built once per run)."""
+    from assistant import index_sources
+
+    index_dir = tmp_path_factory.mktemp("real") / "index"
+    report = index_sources(index_dir)
+    return index_dir, report

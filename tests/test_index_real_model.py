@@ -22,16 +22,15 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def real_index(tmp_path_factory):
-    index_dir = tmp_path_factory.mktemp("real") / "index"
-    report = index_sources(index_dir)
+def opened(real_index):
+    index_dir, report = real_index
     ix = open_index(index_dir)
     yield index_dir, report, ix
     ix.close()
 
 
-def test_bundled_index_is_complete(real_index, policies, laws):
-    index_dir, report, ix = real_index
+def test_bundled_index_is_complete(opened, policies, laws):
+    index_dir, report, ix = opened
     expected_chunks = sum(len(chunk_document(d)) for d in list(policies.values()) + list(laws.values()))
     assert report.chunks_embedded == expected_chunks
     assert report.counts["documents"] == 17
@@ -43,15 +42,15 @@ def test_bundled_index_is_complete(real_index, policies, laws):
 
 
 @pytest.mark.parametrize("question", sorted(EXPECTED))
-def test_dense_and_hybrid_find_the_answer(real_index, question):
-    _, _, ix = real_index
+def test_dense_and_hybrid_find_the_answer(opened, question):
+    _, _, ix = opened
     dense = [h.chunk.clause_id for h in ix.search(question, 3, mode="dense")]
     hybrid = [h.chunk.clause_id for h in ix.search(question, 3, mode="hybrid")]
     assert EXPECTED[question] in dense
     assert EXPECTED[question] in hybrid
 
 
-def test_reindex_embeds_nothing_when_nothing_changed(real_index):
-    index_dir, _, _ = real_index
+def test_reindex_embeds_nothing_when_nothing_changed(opened):
+    index_dir, _, _ = opened
     again = index_sources(index_dir)
     assert again.chunks_embedded == 0 and len(again.unchanged) == 17

@@ -1,0 +1,84 @@
+"""The naive pipeline people build with LangChain defaults, for comparison in every eval run.
+
+RecursiveCharacterTextSplitter with 500 characters and 50 overlap over each
+document's (cleaned) text, the same embedder as ipqa, exact FAISS inner
+product, dense only. Its chunks ignore clause boundaries, so to be judged at
+clause level each retrieved chunk stands for the clauses it overlaps, the
+largest overlap first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from corpus.types import Document
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 500
+CHUNK_OVERLAP = 50
+
+
+@dataclass(frozen=True)
+class NaiveChunk:
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    clauses: tuple[str, ...]  # overlapped clause ids, largest overlap first
+
+
+def naive_chunks(doc: Document) -> list[NaiveChunk]:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP,
+                                              add_start_index=True)
+    out = []
+    for piece in splitter.create_documents([doc.text]):
+        start = piece.metadata["start_index"]
+        end = start + len(piece.page_content)
+        overlaps = [(min(end, c.end) - max(start, c.start), c.clause_id) for c in doc.clauses
+                    if c.start < end and c.end > start]
+        overlaps.sort(key=lambda x: -x[0])
+        out.append(NaiveChunk(doc.doc_id, start, end, piece.page_content, tuple(cid for _, cid in overlaps)))
+    return out
+
+
+class NaiveLangChainPipeline:
+    name = "naive-langchain"
+
+    def __init__(self, documents: Sequence[Document], embedder, cache_dir: Path | None = None):
+        import faiss
+
+        self.embedder = embedder
+        self.chunks = [c for d in documents for c in naive_chunks(d)]
+        texts = [c.text for c in self.chunks]
+        key = hashlib.sha256(("\0".join(texts) + embedder.name).encode("utf-8")).hexdigest()[:16]
+        cached = cache_dir / f"naive-{key}.npy" if cache_dir else None
+        started = time.perf_counter()
+        if cached and cached.exists():
+            vectors = np.load(cached)
+        else:
+            vectors = embedder.encode_passages(texts)
+            if cached:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cached, vectors)
+        log.info("naive baseline: %d chunks ready in %.1fs", len(texts), time.perf_counter() - started)
+        self.index = faiss.IndexFlatIP(vectors.shape[1])
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def ranked_clauses(self, question: str, k: int = 10) -> list[str]:
+        vector = self.embedder.encode_queries([question])
+        _, ids = self.index.search(vector, k)
+        ranked: list[str] = []
+        for i in ids[0]:
+            if i >= 0:
+                ranked.extend(c for c in self.chunks[i].clauses if c not in ranked)
+        return ranked

@@ -1,0 +1,151 @@
+"""Eval datasets: sample questions with the clauses and exact spans that answer them.
+
+One JSON object per line::
+
+    {"id": "p001", "question": "…", "type": "subsidy",
+     "history": [{"role": "user", "content": "…"}, {"role": "assistant", "content": "…"}],
+     "gold": [{"clause_id": "jingmen-hitech-2023:四、/(四)/15.", "span": "…exact words…"}],
+     "answer_keywords": ["12家以上"]}
+
+``gold`` is empty for unanswerable questions. ``span`` is copied verbatim from
+the clause (the figure or sentence that answers); ``answer_keywords`` are what
+a correct answer must contain, written as the source writes them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+TYPES = ("goal", "subsidy", "procedure", "fact", "definition", "multi", "unanswerable", "followup")
+
+
+@dataclass(frozen=True)
+class Gold:
+    clause_id: str
+    span: str
+
+    @property
+    def doc_id(self) -> str:
+        return self.clause_id.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    type: str
+    history: tuple[dict, ...] = ()
+    gold: tuple[Gold, ...] = ()
+    answer_keywords: tuple[str, ...] = ()
+    dataset: str = ""
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.gold)
+
+
+@dataclass
+class Dataset:
+    name: str
+    questions: list[Question] = field(default_factory=list)
+
+
+def dataset_dir() -> Path:
+    return Path(str(resources.files("eval") / "datasets"))
+
+
+def bundled_datasets() -> list[str]:
+    return sorted(p.stem for p in dataset_dir().glob("*.jsonl"))
+
+
+def load_dataset(name_or_path: str | Path) -> Dataset:
+    """A dataset by bundled name ("policies_qa") or path to a .jsonl file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = dataset_dir() / f"{name_or_path}.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"no dataset {name_or_path!r}; bundled: {bundled_datasets()}")
+    questions = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            questions.append(Question(
+                id=row["id"], question=row["question"], type=row["type"],
+                history=tuple(row.get("history") or ()),
+                gold=tuple(Gold(g["clause_id"], g["span"]) for g in row.get("gold") or ()),
+                answer_keywords=tuple(row.get("answer_keywords") or ()), dataset=path.stem))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path.name} line {n}: {exc}") from exc
+    return Dataset(path.stem, questions)
+
+
+def validate(dataset: Dataset, documents: dict) -> list[str]:
+    """Problems with a dataset against loaded documents ({doc_id: Document}); empty when sound.
+
+    Every gold clause must exist and contain its span verbatim; every answer
+    keyword must appear in some gold span's clause; ids unique; types known;
+    unanswerable questions have no gold, answerable ones have some.
+    """
+    problems: list[str] = []
+    seen: set[str] = set()
+    for q in dataset.questions:
+        where = f"{dataset.name}:{q.id}"
+        if q.id in seen:
+            problems.append(f"{where}: duplicate id")
+        seen.add(q.id)
+        if q.type not in TYPES:
+            problems.append(f"{where}: unknown type {q.type!r}")
+        if (q.type == "unanswerable") != (not q.gold):
+            problems.append(f"{where}: unanswerable questions (and only they) have no gold")
+        if q.type == "followup" and not q.history:
+            problems.append(f"{where}: a follow-up needs history")
+        if q.type == "multi" and len({g.doc_id for g in q.gold}) < 2:
+            problems.append(f"{where}: a multi question needs gold clauses from two documents or more")
+        texts = []
+        for g in q.gold:
+            doc = documents.get(g.doc_id)
+            if doc is None:
+                problems.append(f"{where}: unknown document {g.doc_id}")
+                continue
+            try:
+                clause = doc.clause(g.clause_id)
+            except KeyError:
+                problems.append(f"{where}: unknown clause {g.clause_id}")
+                continue
+            if g.span not in clause.text:
+                problems.append(f"{where}: span not verbatim in {g.clause_id}: {g.span!r}")
+            texts.append(clause.text)
+        for kw in q.answer_keywords:
+            if texts and not any(kw in t for t in texts):
+                problems.append(f"{where}: keyword {kw!r} not in any gold clause")
+    return problems
+
+
+def main() -> int:
+    """Validate the bundled datasets: ``python -m eval.questions``."""
+    import sys
+
+    from corpus import load_collection
+
+    docs = {d.doc_id: d for name in ("policies", "laws") for d in load_collection(name).documents}
+    total = 0
+    for name in bundled_datasets():
+        ds = load_dataset(name)
+        problems = validate(ds, docs)
+        counts: dict[str, int] = {}
+        for q in ds.questions:
+            counts[q.type] = counts.get(q.type, 0) + 1
+        print(f"{name}: {len(ds.questions)} questions {counts}; {len(problems)} problems")
+        for p in problems:
+            print("  " + p)
+        total += len(problems)
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

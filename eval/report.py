@@ -1,0 +1,147 @@
+"""Writing an eval run: report.md, report.json, chart.png, and the console table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from eval.runner import METRICS, EvalRun, to_json
+
+_HEADERS = ["hit@1", "hit@3", "hit@5", "hit@10", "MRR@10", "nDCG@10", "recall@10", "p50 ms", "p95 ms", "n"]
+
+
+def summary_rows(run: EvalRun) -> list[list[str]]:
+    rows = []
+    for ds, pipes in run.summary().items():
+        for pipe, f in pipes.items():
+            rows.append([ds, pipe] + [f"{f[m]:.3f}" for m in METRICS] + [f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}",
+                                                                       str(int(f["n"]))])
+    return rows
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def console_table(run: EvalRun) -> str:
+    headers = ["dataset", "pipeline"] + _HEADERS
+    rows = summary_rows(run)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def worst_types(run: EvalRun, pipeline: str, n: int = 3) -> list[tuple[str, str, float, int]]:
+    """(dataset, type, hit@5, questions) of the weakest question types for a pipeline."""
+    found = []
+    for ds, types in run.by_type().items():
+        for qtype, pipes in types.items():
+            if pipeline in pipes:
+                found.append((ds, qtype, pipes[pipeline]["hit@5"], int(pipes[pipeline]["n"])))
+    return sorted(found, key=lambda x: (x[2], -x[3]))[:n]
+
+
+def chart(run: EvalRun, path: Path) -> None:
+    """Metrics by pipeline (top row) and hit@5 by question type (bottom row), one column per dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary, by_type = run.summary(), run.by_type()
+    datasets, pipelines = run.datasets(), run.pipelines()
+    fig, axes = plt.subplots(2, len(datasets), figsize=(7 * len(datasets), 8), squeeze=False)
+    width = 0.8 / max(1, len(pipelines))
+    for col, ds in enumerate(datasets):
+        ax = axes[0][col]
+        for i, pipe in enumerate(pipelines):
+            values = [summary[ds][pipe][m] for m in METRICS]
+            ax.bar([x + i * width for x in range(len(METRICS))], values, width, label=pipe)
+        ax.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(METRICS))], METRICS, fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{ds}: retrieval by pipeline")
+        ax.legend(fontsize=8)
+        ax = axes[1][col]
+        types = sorted(by_type.get(ds, {}))
+        for i, pipe in enumerate(pipelines):
+            values = [by_type[ds][t].get(pipe, {}).get("hit@5", 0) for t in types]
+            ax.bar([x + i * width for x in range(len(types))], values, width, label=pipe)
+        ax.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(types))],
+                      [f"{t}\n(n={int(next(iter(by_type[ds][t].values()))['n'])})" for t in types], fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{ds}: hit@5 by question type")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _failures(run: EvalRun, pipeline: str, citations: dict[str, str], limit: int = 200) -> list[str]:
+    lines = []
+    misses = [r for r in run.results if r.pipeline == pipeline and r.gold and r.metrics["hit@1"] < 1]
+    misses.sort(key=lambda r: (r.dataset, r.metrics["hit@5"], r.id))
+    for r in misses[:limit]:
+        expected = "；".join(citations.get(g, g) for g in r.gold)
+        first = citations.get(r.ranked[0], r.ranked[0]) if r.ranked else "（无结果）"
+        where = next((i + 1 for i, c in enumerate(r.ranked) if c in r.gold), None)
+        rank = f"第 {where} 位" if where else "前 10 位中没有"
+        lines.append(f"- **{r.dataset}/{r.id}** [{r.type}] {r.question}\n  - 期望：{expected}（{rank}）\n  - 排第一：{first}")
+    if len(misses) > limit:
+        lines.append(f"- …另有 {len(misses) - limit} 个")
+    return lines
+
+
+def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[str, str],
+          baseline: dict | None, check_failures: list[str] | None) -> dict[str, Path]:
+    """Write report.md, report.json and chart.png into ``out_dir``; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out_dir / "report.md", "json": out_dir / "report.json", "png": out_dir / "chart.png"}
+    data = to_json(run)
+    data["main_pipeline"] = main_pipeline
+    paths["json"].write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    chart(run, paths["png"])
+
+    s = run.settings
+    parts = [
+        "# ipqa 检索评测报告",
+        "",
+        f"- 时间：{s.get('started_at', '')}；索引：`{s.get('index_dir', '')}`；向量模型：{s.get('embedder', '')}",
+        f"- 文档 {s.get('documents', '?')} 个，片段 {s.get('chunks', '?')} 个；每题取前 {s.get('k', 10)} 个条款（条款级评测）",
+        "- 管线：`ipqa-*` 为本项目（按条款切分，dense 向量 / bm25 关键词 / hybrid 融合）；"
+        "`naive-langchain` 为 LangChain 默认做法（RecursiveCharacterTextSplitter 500 字、重叠 50，同一向量模型，只用向量检索），"
+        "其片段按重叠最多的条款计；`ipqa-bm25` 即“只用 BM25”的基线。无答案问题不计入检索指标。",
+        "",
+        "## 总表",
+        "",
+        markdown_table(["dataset", "pipeline"] + _HEADERS, summary_rows(run)),
+        "",
+        "## 按问题类型（hit@5 / MRR@10）",
+        "",
+    ]
+    by_type = run.by_type()
+    pipelines = run.pipelines()
+    for ds, types in by_type.items():
+        rows = []
+        for qtype in sorted(types):
+            n = int(next(iter(types[qtype].values()))["n"])
+            rows.append([qtype, str(n)] + [
+                f"{types[qtype][p]['hit@5']:.2f} / {types[qtype][p]['mrr@10']:.2f}" if p in types[qtype] else "—"
+                for p in pipelines])
+        parts += [f"### {ds}", "", markdown_table(["type", "n"] + pipelines, rows), ""]
+    worst = worst_types(run, main_pipeline)
+    parts += ["## 最弱的问题类型（" + main_pipeline + "，按 hit@5）", ""]
+    parts += [f"{i}. {ds} / {t}: hit@5 = {v:.2f}（{n} 题）" for i, (ds, t, v, n) in enumerate(worst, start=1)]
+    parts += ["", "![metrics](chart.png)", ""]
+    if baseline:
+        parts += ["## 与基线比较", "", f"容差 {baseline.get('tolerance')}（{baseline.get('recorded_at', '')} 记录）", ""]
+        if check_failures is None:
+            parts.append("（本次未做检查）")
+        elif check_failures:
+            parts += [f"- 未通过：{f}" for f in check_failures]
+        else:
+            parts.append("全部指标不低于基线减容差：通过。")
+        parts.append("")
+    parts += [f"## {main_pipeline} 未把期望条款排在第一位的问题", ""] + _failures(run, main_pipeline, citations)
+    paths["md"].write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return paths

@@ -1,0 +1,138 @@
+"""Eval datasets, metrics and the ``ipqa eval`` runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from eval.metrics import (abstention_scores, citation_precision, citation_recall, hit_at, keywords_present, mrr_at,
+                          ndcg_at, number_faithfulness, numbers_in, percentile, recall_at)
+from eval.questions import TYPES, load_dataset, validate
+from eval.runner import EvalRun, QuestionResult, check
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def docs(policies, laws):
+    return {**policies, **laws}
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i:i + 2] for i in range(len(text) - 1) if all("\u4e00" <= c <= "\u9fff" for c in text[i:i + 2])}
+
+
+@pytest.mark.parametrize("name,minimum", [("policies_qa", 120), ("laws_qa", 60)])
+def test_datasets_are_sound(docs, name, minimum):
+    dataset = load_dataset(name)
+    assert validate(dataset, docs) == []  # every gold span exists verbatim in its clause, and more
+    assert len(dataset.questions) >= minimum
+    types = {q.type for q in dataset.questions}
+    assert {"multi", "unanswerable", "followup", "procedure"} <= types <= set(TYPES)
+    # Written the way users ask: a good share shares few words with the source.
+    answerable = [q for q in dataset.questions if q.gold]
+    low = 0
+    for q in answerable:
+        source = set().union(*(_bigrams(docs[g.doc_id].clause(g.clause_id).text) for g in q.gold))
+        asked = _bigrams(q.question)
+        low += len(asked & source) < 0.3 * max(1, len(asked))
+    assert low / len(answerable) >= 0.25
+
+
+def test_policy_questions_name_places(docs):
+    dataset = load_dataset("policies_qa")
+    places = ("荆门", "掇刀", "沧州", "乌海", "长沙", "芙蓉", "湖北", "全省")
+    named = sum(any(p in q.question for p in places) for q in dataset.questions)
+    assert named / len(dataset.questions) > 0.5
+
+
+def test_validate_catches_broken_rows(docs, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    rows = [
+        {"id": "b1", "question": "发明专利保护多久", "type": "fact", "history": [],
+         "gold": [{"clause_id": "专利法(2020-10-17):第5章/第42条", "span": "发明专利权的期限为30年"}],
+         "answer_keywords": ["二十年"]},
+        {"id": "b1", "question": "那外观设计呢", "type": "followup", "history": [], "gold": [
+            {"clause_id": "专利法(2020-10-17):第9章/第99条", "span": "x"}], "answer_keywords": []},
+        {"id": "b3", "question": "深圳补贴多少", "type": "unanswerable", "history": [],
+         "gold": [{"clause_id": "专利法(2020-10-17):第5章/第42条", "span": "二十年"}], "answer_keywords": []},
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    problems = validate(load_dataset(path), docs)
+    joined = "\n".join(problems)
+    for expected in ["span not verbatim", "duplicate id", "unknown clause", "follow-up needs history",
+                     "unanswerable questions (and only they) have no gold"]:
+        assert expected in joined
+
+
+def test_retrieval_metrics_by_hand():
+    ranked = ["a", "b", "c", "d"]
+    assert hit_at(ranked, {"c"}, 1) == 0 and hit_at(ranked, {"c"}, 3) == 1
+    assert mrr_at(ranked, {"c", "d"}) == pytest.approx(1 / 3)
+    assert ndcg_at(ranked, {"a"}) == 1.0
+    assert ndcg_at(ranked, {"b", "d"}) == pytest.approx((1 / 1.5849625 + 1 / 2.3219281) / (1 + 1 / 1.5849625))
+    assert recall_at(ranked, {"a", "d", "z"}, 10) == pytest.approx(2 / 3)
+    assert recall_at(ranked, {"d"}, 3) == 0.0
+    assert percentile([10, 20, 30, 40], 50) == 25 and percentile([5], 95) == 5
+
+
+def test_answer_metrics_by_hand():
+    answer = "到2025年，园区专利年授权量达到2500件以上[1]，PCT专利年申请量达到80件以上[1]。"
+    assert keywords_present(answer, ["2500件以上", "80件以上", "3亿元"]) == pytest.approx(2 / 3)
+    assert numbers_in(answer) == ["2025", "2500", "80"]
+    clause = "到2025年,园区专利年授权量达到2500件以上,PCT专利年申请量达到80件以上"
+    assert number_faithfulness(answer, [clause]) == 1.0
+    assert number_faithfulness("授权量达到3000件[1]。", [clause]) == 0.0
+    assert number_faithfulness("期限为二十年。", ["发明专利权的期限为二十年"]) == 1.0
+    assert citation_precision(["a", "b"], {"a"}) == 0.5 and citation_recall(["a"], {"a", "c"}) == 0.5
+    assert citation_precision([], set()) == 1.0
+    scores = abstention_scores([True, True, False, False], [True, False, True, False])
+    assert scores == {"abstain_precision": 0.5, "abstain_recall": 0.5}
+
+
+def _run(hit: float) -> EvalRun:
+    results = [QuestionResult("ipqa-hybrid", "d", f"q{i}", "fact", "?", ["g"], ["g"] if i < hit * 10 else ["x"], 1.0,
+                              {"hit@1": float(i < hit * 10), "hit@3": float(i < hit * 10), "hit@5": float(i < hit * 10),
+                               "hit@10": float(i < hit * 10), "mrr@10": float(i < hit * 10),
+                               "ndcg@10": float(i < hit * 10), "recall@10": float(i < hit * 10)})
+               for i in range(10)]
+    return EvalRun({}, results)
+
+
+def test_check_flags_drops_beyond_tolerance():
+    baseline = {"tolerance": 0.02, "metrics": {"d": {"ipqa-hybrid": {"hit@1": 0.8, "hit@5": 0.8}}}}
+    assert check(_run(0.8), baseline) == []
+    failures = check(_run(0.7), baseline)
+    assert len(failures) == 2 and "hit@1" in failures[0]
+    assert check(_run(0.7), {"tolerance": 0.15, "metrics": baseline["metrics"]}) == []
+
+
+@pytest.mark.slow
+def test_ipqa_eval_end_to_end(real_index, tmp_path):
+    """`ipqa eval --check` on both datasets against the real index, then a check that must fail."""
+    index_dir, _ = real_index
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "assistant.cli", "eval", "--index-dir", str(index_dir), "--out", str(out), "--quiet"]
+    result = subprocess.run(cmd + ["--check"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "回归检查通过" in result.stdout
+    for pipeline in ("ipqa-hybrid", "ipqa-dense", "ipqa-bm25", "naive-langchain"):
+        assert pipeline in result.stdout
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "| policies_qa | ipqa-hybrid |" in report and "| laws_qa | naive-langchain |" in report
+    assert "未把期望条款排在第一位的问题" in report and "期望：" in report
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert set(data["summary"]) == {"policies_qa", "laws_qa"}
+    summary = data["summary"]["policies_qa"]
+    # The structure-aware pipeline beats the naive LangChain one on the same questions.
+    assert summary["ipqa-hybrid"]["hit@5"] > summary["naive-langchain"]["hit@5"]
+    assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    strict = tmp_path / "strict.json"
+    strict.write_text(json.dumps({"tolerance": 0.0, "metrics": {"laws_qa": {"ipqa-hybrid": {"hit@1": 1.0}}}}),
+                      encoding="utf-8")
+    failing = subprocess.run(cmd + ["laws_qa", "--mode", "hybrid", "--check", "--baseline", str(strict)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=1200)
+    assert failing.returncode == 1 and "回归检查未通过" in failing.stderr
