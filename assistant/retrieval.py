@@ -1,18 +1,183 @@
-"""Retrieval as the assistant does it: the one function that eval and the chat share.
+"""Retrieval as the assistant does it: the one path that the chat, the CLI and the eval share.
 
-For now the question goes to hybrid search as it is; question understanding
-(places, clause numbers, follow-ups) comes with the assistant.
+Steps: scope the search to the documents of the places or titles the question
+names; look up clause references (专利法第四十二条) directly; take dense and
+BM25 candidates, fuse their normalised scores; add small boosts for the
+question's intent; spread the results over documents for "哪些地方" questions.
+The settings below were tuned on eval/ (see docs/retrieval.md).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+import numpy as np
+
+from assistant.understanding import QuestionReader, Understanding
+from corpus.metadata import LAW_KINDS
 from corpus.types import Hit
 from index.core import Filters, KnowledgeIndex
+from index.text import tokenize
+
+_DIGIT = re.compile(r"\d")
 
 
-def retrieve(ix: KnowledgeIndex, question: str, *, history: Sequence[dict] = (), k: int = 10,
-             mode: str = "hybrid", filters: Filters | None = None) -> list[Hit]:
-    """The top ``k`` chunks for a question (``history``: earlier turns, unused so far)."""
-    return ix.search(question, k, mode=mode, filters=filters)
+@dataclass(frozen=True)
+class RetrievalSettings:
+    depth: int = 60  # candidates taken from each retriever
+    dense_weight: float = 0.3  # share of the normalised dense score in the fused score (policies)
+    exact_region_boost: float = 0.15  # the document whose own region is the place named
+    figure_boost: float = 0.05  # goal questions: clauses that state figures
+    notice_boost: float = 0.3  # questions about 文号/印发: the notice clause
+    statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
+    law_dense_weight: float | None = 0.6  # dense share for chunks of laws and regulations (None: dense_weight)
+    article_score: float = 10.0  # a clause named by number ranks first
+    scope_by_place: bool = True
+    mode: str = "hybrid"  # dense | bm25 | hybrid
+
+
+DEFAULT_SETTINGS = RetrievalSettings()
+_DOCUMENT_QUESTION = re.compile(r"文号|印发|发文|哪个部门发|哪天发|什么时候发|发布日期|成文日期")
+
+
+def _scope(ix: KnowledgeIndex, u: Understanding, settings: RetrievalSettings) -> list[str] | None:
+    """Documents the question is about (None: all)."""
+    scope: set[str] | None = None
+    if settings.scope_by_place and u.region_docs:
+        scope = set(u.region_docs)
+    if u.doc_ids:
+        named = set(u.doc_ids)
+        scope = (scope & named or scope | named) if scope is not None else named
+    return sorted(scope) if scope is not None else None
+
+
+def _normalise(values: np.ndarray) -> np.ndarray:
+    if len(values) == 0:
+        return values
+    top = float(values.max())
+    bottom = float(values.min())
+    return (values - bottom) / (top - bottom) if top > bottom else np.ones_like(values)
+
+
+def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
+                        settings: RetrievalSettings = DEFAULT_SETTINGS, filters: Filters | None = None) -> list[Hit]:
+    """Top ``k`` chunks for an understood question."""
+    scope = _scope(ix, u, settings)
+    allowed = ix.allowed_ids(filters)
+    if scope is not None:
+        scoped = ix.doc_chunk_ids(scope)
+        allowed = scoped if allowed is None else np.intersect1d(allowed, scoped)
+    query = u.query
+
+    scores: dict[int, list[float]] = {}  # id -> [dense, bm25]
+    if settings.mode in ("dense", "hybrid"):
+        vector = ix.query_vector(query)
+        for cid, s in ix.vectors.search(vector, settings.depth, allowed):
+            scores.setdefault(cid, [0.0, 0.0])[0] = s
+    tokens = tokenize(query)
+    if settings.mode in ("bm25", "hybrid"):
+        ids, bm25 = ix.keywords.scores(tokens)
+        if allowed is not None:
+            mask = np.isin(ids, allowed)
+            ids, bm25 = ids[mask], bm25[mask]
+        if len(ids):
+            top = np.argsort(-bm25, kind="stable")[: settings.depth]
+            for i in top:
+                if bm25[i] > 0:
+                    scores.setdefault(int(ids[i]), [0.0, 0.0])[1] = float(bm25[i])
+        if settings.mode == "hybrid" and scores:
+            # Candidates found by one retriever get their exact score from the other.
+            missing_dense = np.asarray([c for c, v in scores.items() if v[0] == 0.0], dtype=np.int64)
+            if len(missing_dense):
+                for c, s in zip(missing_dense, ix.dense_scores(ix.query_vector(query), missing_dense)):
+                    scores[int(c)][0] = float(s)
+            lookup = dict(zip(ids.tolist(), bm25.tolist())) if len(ids) else {}
+            for c, v in scores.items():
+                if v[1] == 0.0:
+                    v[1] = lookup.get(c, 0.0)
+
+    ids = np.asarray(list(scores), dtype=np.int64)
+    if settings.mode == "dense":
+        fused = np.asarray([scores[c][0] for c in ids.tolist()], dtype=np.float64)
+    elif settings.mode == "bm25":
+        fused = np.asarray([scores[c][1] for c in ids.tolist()], dtype=np.float64)
+    else:
+        dense = _normalise(np.asarray([scores[c][0] for c in ids.tolist()], dtype=np.float64))
+        sparse = np.asarray([scores[c][1] for c in ids.tolist()], dtype=np.float64)
+        sparse = sparse / sparse.max() if len(sparse) and sparse.max() > 0 else sparse
+        chunks = ix.catalog.chunks(ids.tolist()) if len(ids) else {}
+        weights = np.full(len(ids), settings.dense_weight)
+        if settings.law_dense_weight is not None:
+            for i, cid in enumerate(ids.tolist()):
+                if ix.doc_info(chunks[cid].doc_id).kind in LAW_KINDS:
+                    weights[i] = settings.law_dense_weight
+        fused = weights * dense + (1 - weights) * sparse
+
+    chunks = ix.catalog.chunks(ids.tolist()) if len(ids) else {}
+    document_question = bool(_DOCUMENT_QUESTION.search(query))
+    exact = set(u.exact_region_docs)
+    if settings.mode == "hybrid":
+        for i, cid in enumerate(ids.tolist()):
+            chunk = chunks[cid]
+            if chunk.doc_id in exact and len(exact) < len(set(u.region_docs)):
+                fused[i] += settings.exact_region_boost
+            if u.intent == "goal" and _DIGIT.search(chunk.text):
+                fused[i] += settings.figure_boost
+            if document_question and chunk.clause_id.endswith(":通知"):
+                fused[i] += settings.notice_boost
+            if settings.statute_boost and ix.doc_info(chunk.doc_id).kind == "法律":
+                fused[i] += settings.statute_boost
+
+    ranked = sorted(zip(ids.tolist(), fused.tolist()), key=lambda x: (-x[1], x[0]))
+    ranked = _with_articles(ix, u, ranked, scope, settings)
+    if u.multi:
+        ranked = _spread_over_documents(ranked, chunks)
+    ranked = ranked[:k]
+    per = {"dense": {c: v[0] for c, v in scores.items()}, "bm25": {c: v[1] for c, v in scores.items()}}
+    return ix.hits(ranked, per)
+
+
+def _with_articles(ix: KnowledgeIndex, u: Understanding, ranked: list[tuple[int, float]], scope: list[str] | None,
+                   settings: RetrievalSettings) -> list[tuple[int, float]]:
+    """Put clauses named by number (专利法第四十二条) first."""
+    if not u.articles:
+        return ranked
+    docs = list(u.doc_ids) or scope or [d.doc_id for d in ix.documents()]
+    wanted: list[int] = []
+    for ref in u.articles:
+        for doc_id in docs:
+            rows = ix.catalog.db.execute(
+                "SELECT ch.id FROM chunks ch JOIN clauses cl ON cl.clause_id = ch.clause_id "
+                "WHERE cl.doc_id = ? AND cl.number = ? ORDER BY ch.id", (doc_id, ref.number)).fetchall()
+            wanted.extend(r[0] for r in rows if r[0] not in wanted)
+    if not wanted:
+        return ranked
+    # Among several laws with that article number, keep the retrieval order.
+    position = {cid: i for i, (cid, _) in enumerate(ranked)}
+    wanted.sort(key=lambda c: position.get(c, len(position)))
+    head = [(c, settings.article_score) for c in wanted]
+    return head + [(c, s) for c, s in ranked if c not in set(wanted)]
+
+
+def _spread_over_documents(ranked: list[tuple[int, float]], chunks: dict) -> list[tuple[int, float]]:
+    """Best chunk of each document first (in score order), then the rest."""
+    firsts, rest, seen = [], [], set()
+    for cid, score in ranked:
+        doc = chunks[cid].doc_id if cid in chunks else None
+        if doc not in seen:
+            seen.add(doc)
+            firsts.append((cid, score))
+        else:
+            rest.append((cid, score))
+    return firsts + rest
+
+
+def retrieve(ix: KnowledgeIndex, question: str, *, history: Sequence[dict] = (), k: int = 10, mode: str = "hybrid",
+             filters: Filters | None = None, reader: QuestionReader | None = None,
+             settings: RetrievalSettings = DEFAULT_SETTINGS) -> list[Hit]:
+    """The top ``k`` chunks for a question in a conversation."""
+    reader = reader or QuestionReader(ix.documents())
+    u = reader.read(question, history)
+    return retrieve_understood(ix, u, k=k, settings=replace(settings, mode=mode), filters=filters)

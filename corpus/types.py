@@ -166,3 +166,35 @@ class Hit:
     kind: str = ""
     issued: dt.date | None = None
     citation: str = ""
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One [n] of an answer: the clause behind it and the words quoted from it."""
+
+    n: int
+    clause_id: str
+    doc_id: str
+    title: str
+    doc_number: str | None
+    path: tuple[str, ...]
+    citation: str  # copy-ready: 《标题》（文号）四、(二)9.
+    quote: str  # the exact words the answer used (sentences joined by "……")
+    text: str  # the whole clause
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The assistant's reply to one question."""
+
+    question: str
+    text: str  # with [n] markers; for abstentions, the "not found" message
+    citations: tuple[Citation, ...]
+    abstained: bool
+    rewritten_query: str | None  # the standalone question used, when it differs from the question
+    hits: tuple[Hit, ...]
+    related: tuple[Citation, ...] = ()  # nearest clauses shown as 可能相关 when abstaining
+    intent: str = "fact"
+    mode: str = "extractive"  # extractive | llm
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
+    notes: tuple[str, ...] = ()  # why it abstained, what fell back, …

@@ -32,14 +32,17 @@ class EvalOutcome:
 def evaluate(datasets: Sequence[str] = (), *, modes: Sequence[str] = ("hybrid",), index_dir: str | Path | None = None,
              out_dir: str | Path = Path(".ipqa") / "eval", k: int = 10, do_check: bool = False,
              update_baseline: bool = False, progress: bool = True, baselines: bool = True,
-             baseline_file: str | Path | None = None) -> EvalOutcome:
+             baseline_file: str | Path | None = None, answers: bool = True) -> EvalOutcome:
     """Run the datasets through ipqa's retrieval in ``modes`` and the baselines, write reports,
     and compare with the committed baseline when ``do_check``."""
     from assistant import index_sources, open_index
     from assistant.indexing import default_index_dir
     from assistant.retrieval import retrieve
+    from assistant.service import Assistant
+    from assistant.understanding import QuestionReader
     from corpus.errors import IndexNotBuilt
     from eval.baselines import NaiveLangChainPipeline
+    from eval.runner import run_answers
 
     index_dir = Path(index_dir or default_index_dir())
     out_dir = Path(out_dir)
@@ -51,13 +54,15 @@ def evaluate(datasets: Sequence[str] = (), *, modes: Sequence[str] = ("hybrid",)
         index_sources(index_dir, progress=progress)
         ix = open_index(index_dir)
     try:
+        reader = QuestionReader(ix.documents())
         pipelines = {}
         for mode in modes:
-            pipelines[f"ipqa-{mode}"] = (lambda m: lambda q, kk: [
-                h.chunk.clause_id for h in retrieve(ix, q.question, history=q.history, k=2 * kk, mode=m)])(mode)
+            pipelines[f"ipqa-{mode}"] = (lambda m: lambda q, kk: ix.clear_query_cache() or [
+                h.chunk.clause_id for h in retrieve(ix, q.question, history=q.history, k=2 * kk, mode=m,
+                                                    reader=reader)])(mode)
         if baselines:
-            if "ipqa-bm25" not in pipelines:
-                pipelines["ipqa-bm25"] = lambda q, kk: [h.chunk.clause_id for h in ix.search(q.question, 2 * kk, mode="bm25")]
+            # BM25 alone: the keyword index over ipqa's chunks, with no question understanding.
+            pipelines["bm25-alone"] = lambda q, kk: [h.chunk.clause_id for h in ix.search(q.question, 2 * kk, mode="bm25")]
             documents = [ix.document(d.doc_id) for d in ix.documents()]
             naive = NaiveLangChainPipeline(documents, ix.embedder, cache_dir=out_dir.parent / "eval-cache")
             pipelines[naive.name] = lambda q, kk: naive.ranked_clauses(q.question, kk)
@@ -67,8 +72,13 @@ def evaluate(datasets: Sequence[str] = (), *, modes: Sequence[str] = ("hybrid",)
                     "embedder": ix.manifest.get("embedder", {}).get("name"), "documents": counts.get("documents"),
                     "chunks": counts.get("chunks"), "k": k, "datasets": [d.name for d in data]}
         result = run(data, pipelines, k=k, settings=settings, progress=progress)
+        if answers:
+            assistant = Assistant(ix, llm=None)  # the gate measures the offline, extractive answers
+            result.answers = run_answers(
+                data, lambda q: ix.clear_query_cache() or assistant.ask(q.question, q.history), progress=progress)
         citations = {cid: citation for cid, (_, citation) in ix.catalog.clause_info(
-            {c for r in result.results for c in r.gold + r.ranked[:1]}).items()}
+            {c for r in result.results for c in r.gold + r.ranked[:1]} |
+            {c for a in result.answers for c in a.gold + a.cited}).items()}
     finally:
         ix.close()
 

@@ -25,12 +25,31 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def console_table(run: EvalRun) -> str:
-    headers = ["dataset", "pipeline"] + _HEADERS
-    rows = summary_rows(run)
+_ANSWER_HEADERS = ["keywords", "cite prec.", "cite recall", "numbers ok", "abstain unans.", "abstain ans.",
+                   "ask p50 ms", "ask p95 ms", "n"]
+
+
+def answer_rows(run: EvalRun) -> list[list[str]]:
+    rows = []
+    for ds, f in run.answer_summary().items():
+        rows.append([ds] + [f"{f[m]:.3f}" for m in ("keywords", "citation_precision", "citation_recall",
+                                                   "number_faithfulness", "abstain_on_unanswerable",
+                                                   "abstain_on_answerable")]
+                    + [f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}", str(int(f["n"]))])
+    return rows
+
+
+def _plain_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def console_table(run: EvalRun) -> str:
+    text = _plain_table(["dataset", "pipeline"] + _HEADERS, summary_rows(run))
+    if run.answers:
+        text += "\n\nanswers (ipqa, extractive):\n" + _plain_table(["dataset"] + _ANSWER_HEADERS, answer_rows(run))
+    return text
 
 
 def worst_types(run: EvalRun, pipeline: str, n: int = 3) -> list[tuple[str, str, float, int]]:
@@ -110,7 +129,7 @@ def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[st
         f"- 文档 {s.get('documents', '?')} 个，片段 {s.get('chunks', '?')} 个；每题取前 {s.get('k', 10)} 个条款（条款级评测）",
         "- 管线：`ipqa-*` 为本项目（按条款切分，dense 向量 / bm25 关键词 / hybrid 融合）；"
         "`naive-langchain` 为 LangChain 默认做法（RecursiveCharacterTextSplitter 500 字、重叠 50，同一向量模型，只用向量检索），"
-        "其片段按重叠最多的条款计；`ipqa-bm25` 即“只用 BM25”的基线。无答案问题不计入检索指标。",
+        "其片段按重叠最多的条款计；`bm25-alone` 为只用 BM25 关键词检索（不做问题理解）的基线。无答案问题不计入检索指标。",
         "",
         "## 总表",
         "",
@@ -133,6 +152,20 @@ def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[st
     parts += ["## 最弱的问题类型（" + main_pipeline + "，按 hit@5）", ""]
     parts += [f"{i}. {ds} / {t}: hit@5 = {v:.2f}（{n} 题）" for i, (ds, t, v, n) in enumerate(worst, start=1)]
     parts += ["", "![metrics](chart.png)", ""]
+    if run.answers:
+        parts += ["## 回答（摘录式，不用大模型）", "",
+                  "keywords：答案含期望关键词的比例；cite prec./recall：所引条款含标准答案的比例 / 标准答案条款被引用的比例；"
+                  "numbers ok：答案中每个数字都出现在所引条款中的比例；abstain unans./ans.：对无答案 / 有答案问题表示“未找到”的比例。",
+                  "", markdown_table(["dataset"] + _ANSWER_HEADERS, answer_rows(run)), ""]
+        wrong = [a for a in run.answers if a.abstained != a.should_abstain or
+                 (not a.abstained and a.metrics["keywords"] < 1)]
+        if wrong:
+            parts += ["### 回答有问题的题目", ""]
+            for a in wrong[:150]:
+                why = ("应答未答" if a.abstained else "应拒未拒") if a.abstained != a.should_abstain else "缺关键词"
+                rewritten = f"（改写为：{a.rewritten_query}）" if a.rewritten_query else ""
+                parts.append(f"- **{a.dataset}/{a.id}** [{a.type}] {why}：{a.question}{rewritten}\n  - 回答：{a.answer[:160]}")
+            parts.append("")
     if baseline:
         parts += ["## 与基线比较", "", f"容差 {baseline.get('tolerance')}（{baseline.get('recorded_at', '')} 记录）", ""]
         if check_failures is None:

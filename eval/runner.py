@@ -34,9 +34,53 @@ class QuestionResult:
 
 
 @dataclass
+class AnswerResult:
+    dataset: str
+    id: str
+    type: str
+    question: str
+    answer: str
+    abstained: bool
+    should_abstain: bool
+    cited: list[str]
+    gold: list[str]
+    rewritten_query: str | None
+    latency_ms: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+ANSWER_METRICS = ("keywords", "citation_precision", "citation_recall", "number_faithfulness",
+                  "abstain_on_unanswerable", "abstain_on_answerable")
+
+
+@dataclass
 class EvalRun:
     settings: dict
     results: list[QuestionResult]
+    answers: list[AnswerResult] = field(default_factory=list)
+
+    def answer_summary(self) -> dict[str, dict[str, float]]:
+        """{dataset: {keywords, citation_precision, citation_recall, number_faithfulness,
+        abstain_on_unanswerable, abstain_on_answerable, p50_ms, p95_ms, n}}."""
+        out: dict[str, dict[str, float]] = {}
+        for ds in dedupe(a.dataset for a in self.answers):
+            rows = [a for a in self.answers if a.dataset == ds]
+            answerable = [a for a in rows if not a.should_abstain]
+            unanswerable = [a for a in rows if a.should_abstain]
+            answered = [a for a in answerable if not a.abstained]
+            mean = lambda xs: round(statistics.fmean(xs), 4) if xs else 0.0  # noqa: E731
+            latencies = [a.latency_ms for a in rows]
+            out[ds] = {
+                "keywords": mean([a.metrics["keywords"] for a in answerable]),
+                "citation_precision": mean([a.metrics["citation_precision"] for a in answered]),
+                "citation_recall": mean([a.metrics["citation_recall"] for a in answered]),
+                "number_faithfulness": mean([a.metrics["number_faithfulness"] for a in answered]),
+                "abstain_on_unanswerable": mean([float(a.abstained) for a in unanswerable]),
+                "abstain_on_answerable": mean([float(a.abstained) for a in answerable]),
+                "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
+                "n": len(rows),
+            }
+        return out
 
     def pipelines(self) -> list[str]:
         return dedupe(r.pipeline for r in self.results)
@@ -74,6 +118,36 @@ class EvalRun:
 Searcher = Callable[[Question, int], list[str]]
 
 
+def run_answers(datasets: Sequence[Dataset], ask: Callable[[Question], object], *, progress: bool = True
+                ) -> list[AnswerResult]:
+    """Ask every question to the assistant (``ask`` returns an Answer) and score the answers."""
+    from tqdm import tqdm
+
+    from eval.metrics import citation_precision, citation_recall, keywords_present, number_faithfulness
+
+    out = []
+    questions = [(ds, q) for ds in datasets for q in ds.questions]
+    if questions:
+        ask(questions[0][1])  # warm-up, untimed
+    for ds, q in tqdm(questions, desc="ask", unit="q", disable=not progress, file=sys.stderr):
+        started = time.perf_counter()
+        answer = ask(q)
+        latency = (time.perf_counter() - started) * 1000
+        gold = dedupe(g.clause_id for g in q.gold)
+        cited = [c.clause_id for c in answer.citations]
+        metrics = {
+            "keywords": keywords_present(answer.text, q.answer_keywords) if not answer.abstained else 0.0,
+            "citation_precision": citation_precision(cited, set(gold)),
+            "citation_recall": citation_recall(cited, set(gold)),
+            "number_faithfulness": number_faithfulness(answer.text, [c.text for c in answer.citations]),
+        }
+        out.append(AnswerResult(
+            dataset=ds.name, id=q.id, type=q.type, question=q.question, answer=answer.text,
+            abstained=answer.abstained, should_abstain=not q.gold, cited=cited, gold=gold,
+            rewritten_query=answer.rewritten_query, latency_ms=round(latency, 2), metrics=metrics))
+    return out
+
+
 def run(datasets: Sequence[Dataset], pipelines: dict[str, Searcher], *, k: int = 10,
         settings: dict | None = None, progress: bool = True) -> EvalRun:
     """Ask every question of every dataset to every pipeline; rank clause ids, time each call."""
@@ -107,12 +181,14 @@ def baseline_path() -> Path:
 
 def baseline_figures(run_: EvalRun, pipelines: Sequence[str]) -> dict:
     summary = run_.summary()
+    answers = run_.answer_summary()
     return {
         "tolerance": DEFAULT_TOLERANCE,
         "recorded_at": dt.date.today().isoformat(),
         "settings": {k: v for k, v in run_.settings.items() if k in ("embedder", "documents", "chunks")},
         "metrics": {ds: {p: {m: summary[ds][p][m] for m in GATED} for p in pipelines if p in summary[ds]}
                     for ds in summary},
+        "answers": {ds: {m: figures[m] for m in ANSWER_METRICS} for ds, figures in answers.items()},
     }
 
 
@@ -129,6 +205,17 @@ def check(run_: EvalRun, baseline: dict) -> list[str]:
             for metric, value in metrics.items():
                 if current[metric] < value - tolerance:
                     failures.append(f"{ds} / {pipe} / {metric}: {current[metric]:.3f} < baseline {value:.3f} - {tolerance}")
+    answers = run_.answer_summary()
+    for ds, metrics in baseline.get("answers", {}).items():
+        current = answers.get(ds)
+        if current is None:
+            continue
+        for metric, value in metrics.items():
+            # Abstaining on answerable questions is the one figure that must not rise.
+            worse = current[metric] > value + tolerance if metric == "abstain_on_answerable" \
+                else current[metric] < value - tolerance
+            if worse:
+                failures.append(f"{ds} / answers / {metric}: {current[metric]:.3f} vs baseline {value:.3f} ± {tolerance}")
     return failures
 
 
@@ -139,7 +226,8 @@ def load_baseline(path: Path | None = None) -> dict | None:
 
 def to_json(run_: EvalRun) -> dict:
     return {"settings": run_.settings, "summary": run_.summary(), "by_type": run_.by_type(),
-            "questions": [asdict(r) for r in run_.results]}
+            "answers_summary": run_.answer_summary(), "questions": [asdict(r) for r in run_.results],
+            "answers": [asdict(a) for a in run_.answers]}
 
 
 def resolve_datasets(names: Sequence[str]) -> list[Dataset]:

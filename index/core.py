@@ -350,6 +350,7 @@ class KnowledgeIndex:
         self._docs = {d.doc_id: d for d in catalog.documents()}
         self._ids_by_doc = catalog.chunk_ids_by_doc()
         self._clause_info: dict[str, tuple[tuple[str, ...], str]] = {}  # clause_id -> (path, citation)
+        self._vector_cache: dict[str, np.ndarray] = {}
 
     @classmethod
     def open(cls, index_dir: str | Path = DEFAULT_INDEX_DIR, *, embedder: Embedder | None = None) -> "KnowledgeIndex":
@@ -375,6 +376,9 @@ class KnowledgeIndex:
     def documents(self) -> list[DocInfo]:
         return list(self._docs.values())
 
+    def doc_info(self, doc_id: str) -> DocInfo:
+        return self._docs[doc_id]
+
     def document(self, doc_id: str) -> Document | None:
         return self.catalog.document(doc_id)
 
@@ -387,9 +391,28 @@ class KnowledgeIndex:
 
     # --- search ---
 
+    def query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding (the last few are cached: the chat re-asks, eval sweeps re-run)."""
+        cached = self._vector_cache.get(query)
+        if cached is None:
+            cached = self.embedder.encode_queries([query])[0]
+            if len(self._vector_cache) > 512:
+                self._vector_cache.clear()
+            self._vector_cache[query] = cached
+        return cached
+
+    def clear_query_cache(self) -> None:
+        """Forget cached query vectors (the eval does, so each timed call pays for its embedding)."""
+        self._vector_cache.clear()
+
+    def dense_scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the query to the given chunks (exact, from stored vectors)."""
+        if len(ids) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self.vectors.index.reconstruct_batch(np.asarray(ids, dtype=np.int64)) @ vector
+
     def dense(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        vector = self.embedder.encode_queries([query])[0]
-        return self.vectors.search(vector, k, allowed)
+        return self.vectors.search(self.query_vector(query), k, allowed)
 
     def keyword(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         return self.keywords.search(tokenize(query), k, allowed)
@@ -422,6 +445,14 @@ class KnowledgeIndex:
                     fused[cid] = fused.get(cid, 0.0) + weight / (RRF_K + rank)
             ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         return self._hits(ranked, per)
+
+    def hits(self, ranked: list[tuple[int, float]], per: dict[str, dict[int, float]]) -> list[Hit]:
+        """Hit records for ranked (chunk id, score) pairs; ``per`` holds each retriever's scores."""
+        return self._hits(ranked, per)
+
+    def doc_chunk_ids(self, doc_ids) -> np.ndarray:
+        parts = [self._ids_by_doc[d] for d in doc_ids if d in self._ids_by_doc]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def _hits(self, ranked: list[tuple[int, float]], per: dict[str, dict[int, float]]) -> list[Hit]:
         chunks = self.catalog.chunks(cid for cid, _ in ranked)

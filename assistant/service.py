@@ -1,0 +1,192 @@
+"""The assistant: understand → retrieve → answer (extractive, or LLM checked in code) → Answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from assistant import compose
+from assistant.llm import Generator, LLMError, LLMSettings, build_messages, check_answer
+from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, retrieve_understood
+from assistant.understanding import QuestionReader, Understanding
+from corpus.errors import InvalidQuestion
+from corpus.types import Answer, Citation, Hit
+from index.core import Filters, KnowledgeIndex
+
+log = logging.getLogger(__name__)
+MAX_QUESTION_CHARS = 500
+
+
+@dataclass(frozen=True)
+class AbstainSettings:
+    """When the assistant says the documents do not answer. Calibrated on eval/ (docs/retrieval.md)."""
+
+    min_coverage: float = 0.5  # share of the question's content words found in the answer's sentences
+    min_dense: float = 0.80  # cosine of the best clause to the question
+
+
+DEFAULT_ABSTAIN = AbstainSettings()
+
+
+class Assistant:
+    """Answers questions from one index. ``open`` loads the index; the model loads on first use."""
+
+    def __init__(self, index: KnowledgeIndex, *, retrieval: RetrievalSettings = DEFAULT_SETTINGS,
+                 abstain: AbstainSettings = DEFAULT_ABSTAIN, llm: LLMSettings | None = None):
+        self.index = index
+        self.reader = QuestionReader(index.documents())
+        self.retrieval = retrieval
+        self.abstain_settings = abstain
+        self.llm = Generator(llm) if llm else None
+
+    @classmethod
+    def open(cls, index_dir: str | Path | None = None, *, llm: LLMSettings | None = None, **kwargs) -> "Assistant":
+        from assistant.indexing import open_index
+
+        return cls(open_index(index_dir), llm=llm if llm is not None else LLMSettings.from_env(), **kwargs)
+
+    def close(self) -> None:
+        self.index.close()
+
+    def warm_up(self) -> None:
+        """Load the model and run one query so the first user does not wait."""
+        self.index.load_embedder()
+        self.ask("专利权的期限")
+
+    # --- pieces ---
+
+    def understand(self, question: str, history: Sequence[dict] = ()) -> Understanding:
+        question = (question or "").strip()
+        if not question:
+            raise InvalidQuestion("问题为空，请输入要咨询的内容")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InvalidQuestion(f"问题太长（{len(question)} 字），请控制在 {MAX_QUESTION_CHARS} 字以内")
+        return self.reader.read(question, history)
+
+    def search(self, question: str, *, history: Sequence[dict] = (), k: int = 10, mode: str = "hybrid",
+               filters: Filters | None = None) -> list[Hit]:
+        u = self.understand(question, history)
+        return retrieve_understood(self.index, u, k=k, settings=replace(self.retrieval, mode=mode), filters=filters)
+
+    def _scope_text(self, u: Understanding) -> str:
+        docs = self.index.documents()
+        if u.region_docs:
+            titles = [d.title for d in docs if d.doc_id in u.region_docs]
+            return "、".join(f"《{t}》" for t in titles)
+        return f"全部 {len(docs)} 份文件"
+
+    def _abstain_reason(self, u: Understanding, hits: Sequence[Hit], picked: Sequence[compose.Picked]) -> str | None:
+        if u.unknown_place and not u.region_docs:
+            return f"收录的文件中没有关于「{u.unknown_place}」的文件"
+        if not hits or not picked:
+            return "没有检索到相关条款"
+        if u.articles and hits and hits[0].score >= self.retrieval.article_score:
+            return None  # a clause asked for by number is the answer
+        text = "".join(p.sentence for p in picked)
+        top_text = compose.clause_hits(hits)[0].chunk.text
+        if u.intent == "amount" and not compose.has_money(text) and not compose.has_money(top_text):
+            return "相关条款没有写明具体金额或标准"
+        if compose.coverage(u, text) < self.abstain_settings.min_coverage and \
+                compose.coverage(u, top_text) < self.abstain_settings.min_coverage:
+            return "相关条款与问题的关键内容不符"
+        best_dense = max((h.scores.get("dense", 0.0) for h in hits[:3]), default=0.0)
+        if best_dense < self.abstain_settings.min_dense:
+            return "检索到的条款与问题相关度太低"
+        return None
+
+    # --- answering ---
+
+    def ask(self, question: str, history: Sequence[dict] = (), *, filters: Filters | None = None,
+            k: int = 10, use_llm: bool | None = None) -> Answer:
+        """Answer one question; ``history`` is the earlier turns [{"role", "content"}]."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        u = self.understand(question, history)
+        timings["understand_ms"] = (time.perf_counter() - started) * 1000
+        t = time.perf_counter()
+        hits = retrieve_understood(self.index, u, k=k, settings=self.retrieval, filters=filters)
+        timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        picked = compose.pick_sentences(u, hits)
+        reason = self._abstain_reason(u, hits, picked)
+        rewritten = u.query if u.rewritten else None
+        if reason:
+            answer = Answer(
+                question=question, text=f"抱歉，在已收录的文件中没有找到能回答这个问题的条款（{reason}）。"
+                f"已检索：{self._scope_text(u)}。下面是可能相关的条款，仅供参考。",
+                citations=(), abstained=True, rewritten_query=rewritten, hits=tuple(hits),
+                related=tuple(compose.related(hits)), intent=u.intent, notes=(reason,))
+        else:
+            text, citations = compose.compose(u, picked)
+            answer = Answer(question=question, text=text, citations=tuple(citations), abstained=False,
+                            rewritten_query=rewritten, hits=tuple(hits), intent=u.intent)
+            if self.llm and use_llm is not False:
+                answer = self._with_llm(u, answer)
+        timings["compose_ms"] = (time.perf_counter() - t) * 1000
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        return replace(answer, timings={k_: round(v, 2) for k_, v in timings.items()})
+
+    def _sources(self, answer: Answer, limit: int = 5) -> list[Citation]:
+        """Numbered clauses for the LLM: the extractive answer's citations first, then the next best."""
+        sources = list(answer.citations)
+        have = {c.clause_id for c in sources}
+        for h in compose.clause_hits(answer.hits):
+            if len(sources) >= limit:
+                break
+            if h.chunk.clause_id not in have:
+                have.add(h.chunk.clause_id)
+                sources.append(Citation(n=len(sources) + 1, clause_id=h.chunk.clause_id, doc_id=h.chunk.doc_id,
+                                        title=h.title, doc_number=h.doc_number, path=h.path, citation=h.citation,
+                                        quote="", text=h.chunk.text))
+        return sources
+
+    def _with_llm(self, u: Understanding, extractive: Answer) -> Answer:
+        sources = self._sources(extractive)
+        try:
+            reply = self.llm.complete(build_messages(u.query, sources))
+        except LLMError as exc:
+            log.warning("LLM failed, keeping the extractive answer: %s", exc)
+            return replace(extractive, notes=extractive.notes + ("大模型服务不可用，已给出摘录式回答",))
+        return self._checked(reply, sources, extractive)
+
+    def _checked(self, reply: str, sources: Sequence[Citation], extractive: Answer) -> Answer:
+        text, used, problems = check_answer(reply, sources)
+        if problems or not text:
+            log.warning("LLM answer rejected (%s); using the extractive answer", "; ".join(problems) or "empty")
+            return replace(extractive, notes=extractive.notes + ("大模型回答未通过核对，已改用摘录式回答",))
+        kept = [s for s in sources if s.n in used]
+        renumber = {s.n: i for i, s in enumerate(kept, start=1)}
+        import re
+
+        text = re.sub(r"\[(\d+)\]", lambda m: f"[{renumber[int(m.group(1))]}]", text)
+        citations = tuple(replace(s, n=renumber[s.n], quote=s.quote or s.text.strip()) for s in kept)
+        return replace(extractive, text=text, citations=citations, mode="llm")
+
+    def ask_stream(self, question: str, history: Sequence[dict] = (), *,
+                   filters: Filters | None = None) -> Iterator[tuple[str, Answer | None]]:
+        """Yield (text so far, None) while an LLM streams, then (final text, Answer).
+
+        Without an LLM the extractive answer arrives in one piece. A streamed
+        answer that fails the checks is replaced by the extractive one at the end.
+        """
+        extractive = self.ask(question, history, filters=filters, use_llm=False)
+        if not self.llm or extractive.abstained:
+            yield extractive.text, extractive
+            return
+        u = self.understand(question, history)
+        sources = self._sources(extractive)
+        text = ""
+        try:
+            for delta in self.llm.stream(build_messages(u.query, sources)):
+                text += delta
+                yield text, None
+        except LLMError as exc:
+            log.warning("LLM stream failed: %s", exc)
+            final = replace(extractive, notes=extractive.notes + ("大模型服务不可用，已给出摘录式回答",))
+            yield final.text, final
+            return
+        final = self._checked(text, sources, extractive)
+        yield final.text, final
