@@ -252,6 +252,88 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _answer_json(answer, hits: int = 10) -> dict:
+    return {
+        "answer": answer.text, "abstained": answer.abstained, "rewritten_query": answer.rewritten_query,
+        "intent": answer.intent, "mode": answer.mode,
+        "citations": [{"n": c.n, "doc_id": c.doc_id, "title": c.title, "doc_number": c.doc_number,
+                       "clause_id": c.clause_id, "clause_path": list(c.path), "citation": c.citation,
+                       "quote": c.quote, "text": c.text} for c in answer.citations],
+        "related": [{"clause_id": c.clause_id, "citation": c.citation, "quote": c.quote} for c in answer.related],
+        "hits": [_hit_json(h) for h in answer.hits[:hits]],
+        "timings": answer.timings,
+        "notes": list(answer.notes),
+    }
+
+
+def _history_from_args(turns: list[str]) -> list[dict]:
+    """--history "问题" (a user turn) or --history "assistant:回答" for an assistant turn."""
+    history = []
+    for turn in turns or []:
+        role, sep, content = turn.partition(":")
+        if sep and role in ("user", "assistant"):
+            history.append({"role": role, "content": content})
+        else:
+            history.append({"role": "user", "content": turn})
+    return history
+
+
+def _print_answer(answer) -> None:
+    if answer.rewritten_query:
+        print(f"（按上下文理解为：{answer.rewritten_query}）")
+    print(answer.text)
+    if answer.citations:
+        print()
+        print("出处：")
+        for c in answer.citations:
+            print(f"[{c.n}] {c.citation}")
+            print(f"    “{c.quote}”")
+    if answer.related:
+        print()
+        print("可能相关（不是答案）：")
+        for c in answer.related:
+            print(f"  - {c.citation}：{c.quote[:80]}")
+    for note in answer.notes:
+        if not answer.abstained:
+            print(f"（{note}）")
+
+
+def cmd_ask(args) -> int:
+    from assistant.service import Assistant
+
+    assistant = Assistant.open(args.index_dir or None)
+    try:
+        if args.batch:
+            with open(args.batch, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                        qid, question, history = row["id"], row["question"], row.get("history") or []
+                    except (ValueError, KeyError, TypeError):
+                        print(f"错误：{args.batch} 第 {n} 行不是 {{\"id\", \"question\", \"history\"}} 形式的 JSON",
+                              file=sys.stderr)
+                        return 2
+                    try:
+                        out = {"id": qid, **_answer_json(assistant.ask(question, history))}
+                    except IpqaError as exc:
+                        out = {"id": qid, "error": exc.user_message}
+                    print(json.dumps(out, ensure_ascii=False), flush=True)
+            return 0
+        if not args.question:
+            print("错误：请给出问题，或用 --batch 指定问题文件。", file=sys.stderr)
+            return 2
+        answer = assistant.ask(args.question, _history_from_args(args.history))
+        if args.json:
+            print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
+        else:
+            _print_answer(answer)
+        return 0
+    finally:
+        assistant.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ipqa", description="知识产权政策问答助手（ipqa）：离线检索地方知识产权政策与国家法律法规，并给出条款出处。")
@@ -301,6 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="以 JSON 输出")
     p.add_argument("--batch", metavar="FILE.jsonl", help="批量检索：每行 {\"id\", \"question\"}，每行输出 {\"id\", \"hits\"}")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="提问：给出带条款出处的回答，文件中没有的会如实说明")
+    p.add_argument("question", nargs="?", help="问题")
+    p.add_argument("--history", action="append", metavar="TURN",
+                   help="之前的对话，按顺序重复给出；默认为用户的提问，写成 assistant:内容 表示助手的回答")
+    p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出")
+    p.add_argument("--batch", metavar="FILE.jsonl", help="批量提问：每行 {\"id\", \"question\", \"history\"}，每行输出一个结果")
+    p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("eval", help="用样例问答评测检索效果，并与基线方法对比")
     p.add_argument("datasets", nargs="*", metavar="DATASET",

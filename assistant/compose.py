@@ -38,9 +38,34 @@ class Picked:
     hit: Hit
 
 
+_ITEM_LINE = re.compile(r"^(?:[(（][一二三四五六七八九十\d]+[)）]|\d+[.、．]|[①-⑳])")
+
+
 def sentences(text: str) -> list[tuple[int, str]]:
-    """(offset, sentence) pairs of a clause; table rows and list lines are sentences of their own."""
-    return [(m.start(), m.group(0).strip()) for m in _SENTENCE.finditer(text) if m.group(0).strip()]
+    """(offset, sentence) pairs of a clause. Table rows are sentences of their own; a sentence
+    that announces a list ("有下列情形之一的：") keeps its items, or it would say nothing."""
+    raw = [(m.start(), m.group(0).strip()) for m in _SENTENCE.finditer(text) if m.group(0).strip()]
+    out: list[tuple[int, str]] = []
+    i = 0
+    while i < len(raw):
+        off, sent = raw[i]
+        if sent.endswith(("：", ":")):
+            items = []
+            j = i + 1
+            while j < len(raw) and len(items) < 8:
+                line_start = text.rfind("\n", 0, raw[j][0]) + 1
+                piece = text[line_start:raw[j][0]].strip()
+                if not (_ITEM_LINE.match(raw[j][1]) or (piece and _ITEM_LINE.match(piece))):
+                    break
+                items.append(raw[j][1])
+                j += 1
+            if items:
+                out.append((off, sent + "".join(items)))
+                i = j
+                continue
+        out.append((off, sent))
+        i += 1
+    return out
 
 
 def content_tokens(u: Understanding) -> set[str]:
@@ -79,13 +104,18 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
     if not clauses:
         return []
     chosen: list[Picked] = []
+    if u.articles and clauses[0].chunk.clause_id and not wanted - set(tokenize(" ".join(a.law or "" for a in u.articles))):
+        # "商标法第63条讲什么": the article itself, from its beginning.
+        h = clauses[0]
+        return [Picked(0, off, s, h) for off, s in sentences(h.chunk.text)[:3]]
     if u.multi:
         sources, docs = [], set()
+        limit = max(2, min(max_sentences, len(u.places) or 3))
         for h in clauses:
-            if h.chunk.doc_id not in docs and (not sources or h.score >= 0.6 * sources[0].score):
+            if h.chunk.doc_id not in docs and (not sources or h.score >= 0.75 * sources[0].score):
                 docs.add(h.chunk.doc_id)
                 sources.append(h)
-            if len(sources) == max_sentences:
+            if len(sources) == limit:
                 break
         per_clause = 1
     else:
@@ -109,9 +139,15 @@ def _is_heading_line(sentence: str, hit: Hit) -> bool:
     return bool(heading) and sentence.rstrip("。") == heading.rstrip("。") and len(hit.chunk.text) > len(sentence) + 5
 
 
-def coverage(u: Understanding, text: str) -> float:
-    """Share of the question's content tokens (weighted by length) found in ``text``."""
+def coverage(u: Understanding, text: str, *, vocabulary=None) -> float:
+    """Share of the question's content tokens (weighted by length) found in ``text``.
+
+    With ``vocabulary`` only words that occur somewhere in the indexed documents
+    count: colloquial words of a question ("搞出来", "兜底") can match no clause.
+    """
     wanted = content_tokens(u)
+    if vocabulary is not None:
+        wanted = {t for t in wanted if t in vocabulary}
     if not wanted:
         return 1.0
     found = sum(len(t) for t in wanted if t in text.lower())
@@ -157,11 +193,35 @@ def related(hits: Sequence[Hit], limit: int = 3) -> list[Citation]:
     """Nearest clauses, shown as 可能相关 when the assistant does not answer."""
     out = []
     for i, h in enumerate(clause_hits(hits)[:limit], start=1):
-        first = sentences(h.chunk.text)
+        first = [s for _, s in sentences(h.chunk.text)]
+        if len(first) > 1 and _is_heading_line(first[0], h):
+            first = first[1:]
         out.append(Citation(n=i, clause_id=h.chunk.clause_id, doc_id=h.chunk.doc_id, title=h.title,
                             doc_number=h.doc_number, path=h.path, citation=h.citation,
-                            quote=first[0][1] if first else h.chunk.text[:80], text=h.chunk.text))
+                            quote=first[0] if first else h.chunk.text[:80], text=h.chunk.text))
     return out
+
+
+# What kind of figure a question asks for, and how such a figure is written.
+_NEEDS = [
+    ("金额", re.compile(r"多少钱|多少元|多少万元|金额是|金额多少|补贴标准|资助标准|奖励标准|奖励多少|补多少|资助多少|"
+                      r"费用是多少|官费|收费标准|规模有多大|规模多大|多大规模"), None),
+    ("电话号码", re.compile(r"电话|热线号码|联系方式是"), re.compile(r"\d{3,4}-?\d{7,8}|\d{11}")),
+    ("时长", re.compile(r"多久|多长时间|几年|多少年|多少个月|几个月|多少天|几天|多少个?工作日|保护期是多长|期限是多长"),
+     re.compile(r"[\d一二三四五六七八九十百两]+\s*(?:年|个月|月|日|天|个工作日|工作日)")),
+    ("日期", re.compile(r"哪天|什么时候|何时|哪一年|哪年|几月份|几月|日期|施行时间"),
+     re.compile(r"\d{4}\s*年|\d{4}-\d{1,2}|[一二三四五六七八九十〇]{4}年|\d{1,2}月|之日起|之日|届满前|期满前|以前|以内|内")),
+]
+
+
+def missing_figure(u: Understanding, texts: Sequence[str]) -> str | None:
+    """The kind of figure the question asks for when none of ``texts`` states one (else None)."""
+    joined = "\n".join(texts)
+    for name, asks, written in _NEEDS:
+        if asks.search(u.query):
+            found = has_money(joined) if written is None else bool(written.search(joined))
+            return None if found else name
+    return None
 
 
 def has_money(text: str) -> bool:

@@ -20,7 +20,9 @@ _FIVE_YEAR = {"十一五": (2006, 2010), "十二五": (2011, 2015), "十三五":
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _ARTICLE = re.compile(rf"第\s*([{CN_NUMERAL_CHARS}\d]+)\s*条(?:之([{CN_NUMERAL_CHARS}\d]+))?")
 _LAW_NAME = re.compile(r"《?([\u4e00-\u9fa5]{2,30}?(?:法|条例|细则|解释|规定|办法|规划|方案|要点))》?")
-_MULTI = re.compile(r"哪些地方|哪几个地方|哪些地区|各地|哪些文件|哪几份|哪些城市|哪些市|分别")
+# Places outside China that users ask about; no bundled document covers them.
+_FOREIGN = re.compile(r"美国|欧盟|欧洲|日本|韩国|德国|英国|法国|俄罗斯|印度|新加坡|澳大利亚|加拿大|东南亚|海外国家")
+_MULTI = re.compile(r"哪些地方|哪几个地方|哪些地区|各地|哪些文件|哪几份|哪些城市|哪些市|分别|各是|各自|一样吗|有什么不同|有何不同|区别")
 _FOLLOWUP_MARK = re.compile(r"^(?:那|那么|那要是|那如果|还有|另外|再问|它|其|这个|该|此)|呢[？?。!！]*$|呢[？?，,]")
 _PRONOUN = re.compile(r"它|这个文件|该文件|这份文件|这个规划|这个方案")
 _QUESTION_TAIL = re.compile(
@@ -29,7 +31,7 @@ _QUESTION_TAIL = re.compile(
 _INTENT_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("definition", re.compile(r"什么是|是指|指什么|是什么意思|定义|含义|啥是|是啥")),
     ("amount", re.compile(r"多少钱|多少元|多少万元|金额|补贴标准|资助标准|奖励标准|奖励多少|补多少|资助多少|"
-                          r"比例是多少|费用是多少|官费|收费")),
+                          r"比例是多少|费用是多少|官费|收费|规模有多大|规模多大|多大规模")),
     ("subsidy", re.compile(r"奖励|补贴|补助|资助|贴息|扶持|资金|经费|给钱|风险补偿|兜底|奖金|报酬|优惠|支持吗")),
     ("procedure", re.compile(r"怎么|如何|流程|程序|步骤|阶段|申请|办理|谁牵头|哪个部门|牵头|期限内|多久内|"
                              r"什么时候|何时|哪天|投诉|举报|提交|材料")),
@@ -98,7 +100,10 @@ class QuestionReader:
         return self._place_re.findall(text) if self._place_re else []
 
     def foreign_place(self, text: str) -> str | None:
-        """A Chinese place named in ``text`` that no document is about (e.g. 深圳)."""
+        """A place named in ``text`` that no document is about (深圳, 美国 …)."""
+        abroad = _FOREIGN.search(text)
+        if abroad and not any(abroad.group(0) in d.title for d in self.documents):
+            return abroad.group(0)
         g = gazetteer()
         covered = set(self._place_names)
         for i in range(len(text)):

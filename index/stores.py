@@ -143,6 +143,12 @@ class BM25Store:
             self._retriever = retriever
         self._dirty = False
 
+    def vocabulary(self) -> set[str] | dict:
+        """Every token of the indexed chunks (for checking a question's words)."""
+        if self._dirty:
+            self._rebuild()
+        return self._retriever.vocab_dict if self._retriever is not None else set()
+
     def scores(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, BM25 score of every chunk) for a tokenised query."""
         if self._dirty:
