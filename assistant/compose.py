@@ -77,12 +77,23 @@ def content_tokens(u: Understanding) -> set[str]:
     return tokens - drop
 
 
-def _sentence_score(sentence: str, wanted: set[str], intent: str) -> float:
+# Questions about the document itself, and what the answering line looks like.
+_ASKS_ABOUT_DOCUMENT = [
+    (re.compile(r"文号"), re.compile(r"〔\d{4}〕|\[\d{4}\]|［\d{4}］")),
+    (re.compile(r"哪天|什么时候印发|印发日期|发布日期|哪天发|何时印发|何时发布"), re.compile(r"^\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$|^\d{4}-\d{2}-\d{2}$")),
+    (re.compile(r"哪个部门|哪个单位|谁发的|发文机关|哪个机关"), re.compile(r"(?:办公室|局|政府|委员会|厅)$")),
+]
+
+
+def _sentence_score(sentence: str, wanted: set[str], intent: str, query: str = "") -> float:
     present = {t for t in wanted if t in sentence.lower()}
     score = sum(len(t) for t in present)
     pattern = _INTENT_WORDS.get(intent)
     if pattern and pattern.search(sentence):
         score += 2.0
+    for asks, answers in _ASKS_ABOUT_DOCUMENT:
+        if asks.search(query) and answers.search(sentence):
+            score += 10.0
     return score
 
 
@@ -110,9 +121,12 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
         return [Picked(0, off, s, h) for off, s in sentences(h.chunk.text)[:3]]
     if u.multi:
         sources, docs = [], set()
-        limit = max(2, min(max_sentences, len(u.places) or 3))
+        named = set(u.exact_region_docs) if len(set(u.exact_region_docs)) >= 2 else set()
+        limit = max(2, min(max_sentences, len(named) or 3))
         for h in clauses:
-            if h.chunk.doc_id not in docs and (not sources or h.score >= 0.75 * sources[0].score):
+            # Every place the question names gets its own source; otherwise only strong ones.
+            strong = not sources or h.score >= 0.75 * sources[0].score
+            if h.chunk.doc_id not in docs and ((h.chunk.doc_id in named) if named else strong):
                 docs.add(h.chunk.doc_id)
                 sources.append(h)
             if len(sources) == limit:
@@ -121,7 +135,7 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
     else:
         sources, per_clause = clauses[:1], 3
     for rank, h in enumerate(sources):
-        scored = [(_sentence_score(s, wanted, u.intent), off, s) for off, s in sentences(h.chunk.text)]
+        scored = [(_sentence_score(s, wanted, u.intent, u.query), off, s) for off, s in sentences(h.chunk.text)]
         body = [x for x in scored if not _is_heading_line(x[2], h)] or scored
         best = sorted(body, key=lambda x: (-x[0], x[1]))[:per_clause]
         top = best[0][0] if best else 0
@@ -135,8 +149,11 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
 
 
 def _is_heading_line(sentence: str, hit: Hit) -> bool:
+    """A bare heading ("9. 深化知识产权金融服务"): no answer on its own. Headings that carry
+    dates or figures ("(一)基础搭建阶段(2017年6月—2018年12月)") are kept."""
     heading = hit.path[-1] if hit.path else ""
-    return bool(heading) and sentence.rstrip("。") == heading.rstrip("。") and len(hit.chunk.text) > len(sentence) + 5
+    return (bool(heading) and sentence.rstrip("。") == heading.rstrip("。") and len(hit.chunk.text) > len(sentence) + 5
+            and not re.search(r"\d", sentence))
 
 
 def coverage(u: Understanding, text: str, *, vocabulary=None) -> float:
@@ -204,7 +221,7 @@ def related(hits: Sequence[Hit], limit: int = 3) -> list[Citation]:
 
 # What kind of figure a question asks for, and how such a figure is written.
 _NEEDS = [
-    ("金额", re.compile(r"多少钱|多少元|多少万元|金额是|金额多少|补贴标准|资助标准|奖励标准|奖励多少|补多少|资助多少|"
+    ("金额", re.compile(r"多少钱|多少元|多少万元|金额|补贴标准|资助标准|奖励标准|奖励多少|补多少|资助多少|"
                       r"费用是多少|官费|收费标准|规模有多大|规模多大|多大规模"), None),
     ("电话号码", re.compile(r"电话|热线号码|联系方式是"), re.compile(r"\d{3,4}-?\d{7,8}|\d{11}")),
     ("时长", re.compile(r"多久|多长时间|几年|多少年|多少个月|几个月|多少天|几天|多少个?工作日|保护期是多长|期限是多长"),

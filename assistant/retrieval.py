@@ -21,7 +21,8 @@ from corpus.types import Hit
 from index.core import Filters, KnowledgeIndex
 from index.text import tokenize
 
-_DIGIT = re.compile(r"\d")
+# A figure with its unit: what target questions want (a heading's "9." is no figure).
+_FIGURE = re.compile(r"\d[\d.]*\s*(?:%|％|件|家|个|项|名|亿|万|元|次|倍|人|场|所|部|篇|以上|以下)")
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class RetrievalSettings:
     depth: int = 60  # candidates taken from each retriever
     dense_weight: float = 0.3  # share of the normalised dense score in the fused score (policies)
     exact_region_boost: float = 0.15  # the document whose own region is the place named
-    figure_boost: float = 0.05  # goal questions: clauses that state figures
+    figure_boost: float = 0.1  # questions after a target or amount: clauses that state figures
     notice_boost: float = 0.3  # questions about 文号/印发: the notice clause
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
     law_dense_weight: float | None = 0.6  # dense share for chunks of laws and regulations (None: dense_weight)
@@ -123,7 +124,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
             chunk = chunks[cid]
             if chunk.doc_id in exact and len(exact) < len(set(u.region_docs)):
                 fused[i] += settings.exact_region_boost
-            if u.intent == "goal" and _DIGIT.search(chunk.text):
+            if (u.intent in ("goal", "amount") or u.years) and _FIGURE.search(chunk.text):
                 fused[i] += settings.figure_boost
             if document_question and chunk.clause_id.endswith(":通知"):
                 fused[i] += settings.notice_boost

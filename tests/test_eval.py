@@ -118,7 +118,7 @@ def test_ipqa_eval_end_to_end(real_index, tmp_path):
     result = subprocess.run(cmd + ["--check"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "回归检查通过" in result.stdout
-    for pipeline in ("ipqa-hybrid", "ipqa-dense", "ipqa-bm25", "naive-langchain"):
+    for pipeline in ("ipqa-hybrid", "ipqa-dense", "ipqa-bm25", "bm25-alone", "naive-langchain"):
         assert pipeline in result.stdout
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "| policies_qa | ipqa-hybrid |" in report and "| laws_qa | naive-langchain |" in report

@@ -1,0 +1,257 @@
+"""The assistant: question understanding, answers with checked citations, abstention, LLM checks.
+
+Retrieval and answers run on the real bundled index (real default model); the
+LLM is a small OpenAI-compatible server started here on 127.0.0.1 with
+scripted replies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from assistant.llm import LLMSettings, check_answer
+from assistant.service import Assistant
+from assistant.understanding import QuestionReader
+from corpus.errors import InvalidQuestion
+from corpus.types import Citation
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def assistant(real_index):
+    index_dir, _ = real_index
+    a = Assistant.open(index_dir, llm=None)
+    yield a
+    a.close()
+
+
+@pytest.fixture(scope="module")
+def reader(assistant):
+    return QuestionReader(assistant.index.documents())
+
+
+# --- understanding ----------------------------------------------------------------------
+
+
+def test_places_and_aliases_scope_the_question(reader):
+    u = reader.read("掇刀这边每万人有效发明专利要做到多少？")
+    assert u.places == ("掇刀",) and u.region_docs == ("jingmen-hitech-2023",)
+    hubei = reader.read("湖北省2023年知识产权质押融资要达到多少？")
+    assert set(hubei.region_docs) == {"hubei-2023", "jingmen-hitech-2023"}  # 荆门高新区 is in 湖北
+    assert hubei.exact_region_docs == ("hubei-2023",)
+    assert hubei.years == (2023, 2023)
+    assert reader.read("乌海十四五规划的目标").years == (2021, 2025)
+    assert reader.read("深圳对PCT申请每件资助多少钱？").unknown_place == "深圳"
+    assert reader.read("美国的发明专利保护期是多少年？").unknown_place == "美国"
+
+
+def test_clause_references_and_intent(reader):
+    u = reader.read("专利法第四十二条讲什么")
+    assert u.articles[0].number == "第42条" and u.articles[0].law == "专利法"
+    assert u.doc_ids == ("专利法(2020-10-17)",)  # not the 实施细则
+    assert reader.read("商标法第63条").articles[0].number == "第63条"
+    assert reader.intent("荆门高新区对通过贯标认证的企业有奖励吗？") == "subsidy"
+    assert reader.intent("芙蓉区知识产权强区建设分几个阶段？") == "procedure"
+    assert reader.intent("什么是商业秘密") == "definition"
+
+
+@pytest.mark.parametrize("history,question,expected", [
+    ("湖北省2023年知识产权质押融资目标是多少？", "那沧州呢？", "沧州知识产权质押融资目标是多少？"),
+    ("发明专利保护期多久？", "那外观设计呢？", "外观设计保护期多久？"),
+    ("沧州十三五要培育几家知识产权服务机构？", "乌海呢？", "乌海要培育几家知识产权服务机构？"),
+])
+def test_follow_ups_are_rewritten(reader, history, question, expected):
+    u = reader.read(question, [{"role": "user", "content": history}])
+    assert u.rewritten and u.query == expected
+
+
+def test_follow_up_keeps_the_subject(reader):
+    u = reader.read("第二阶段重点干什么？", [{"role": "user", "content": "芙蓉区知识产权强区建设分几个阶段？"}])
+    assert u.rewritten and "芙蓉区" in u.query and "第二阶段" in u.query
+    standalone = reader.read("发明专利保护期多久？", [{"role": "user", "content": "沧州质押融资目标"}])
+    assert not standalone.rewritten
+
+
+# --- answers ------------------------------------------------------------------------------
+
+
+def test_place_decides_which_document_answers(assistant):
+    jingmen = assistant.ask("掇刀区知识产权质押融资到2025年要做到多少金额？")
+    cangzhou = assistant.ask("沧州知识产权质押融资5年累计要实现多少？")
+    assert {c.doc_id for c in jingmen.citations} == {"jingmen-hitech-2023"}
+    assert "3亿元" in jingmen.text
+    assert {c.doc_id for c in cangzhou.citations} == {"cangzhou-2017"}
+    assert "2亿元以上" in cangzhou.text
+    for hit in jingmen.hits:
+        assert hit.chunk.doc_id == "jingmen-hitech-2023"
+
+
+def test_answer_quotes_exactly_and_cites_clause_paths(assistant):
+    answer = assistant.ask("荆门高新区对通过贯标认证的企业有奖励吗？")
+    assert not answer.abstained
+    [citation] = answer.citations
+    assert citation.clause_id == "jingmen-hitech-2023:四、/(四)/15."
+    assert citation.citation == "《荆门高新区创建湖北省知识产权强省建设示范园区工作方案(2023-2025年)》四、(四)15."
+    assert "对通过贯标认证的企业给予资金奖励" in answer.text and "[1]" in answer.text
+    # Every quoted sentence is verbatim in the cited clause; every [n] is a citation.
+    for part in citation.quote.split("……"):
+        assert part in citation.text
+    assert set(map(int, re.findall(r"\[(\d+)\]", answer.text))) == {c.n for c in answer.citations}
+
+
+def test_clause_number_lookup(assistant):
+    answer = assistant.ask("专利法第四十二条讲什么")
+    assert answer.citations[0].clause_id == "专利法(2020-10-17):第5章/第42条"
+    assert "发明专利权的期限为二十年" in answer.text
+    law63 = assistant.ask("商标法第63条")
+    assert law63.hits[0].chunk.clause_id == "商标法(2019-04-23):第7章/第63条"
+
+
+def test_follow_up_answer(assistant):
+    answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
+    assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
+    assert "PCT专利年申请量达到80件以上" in answer.text
+
+
+def test_procedure_answer_keeps_dates(assistant):
+    answer = assistant.ask("芙蓉区强区建设的基础搭建阶段是哪段时间？")
+    assert "2017年6月—2018年12月" in answer.text
+
+
+@pytest.mark.parametrize("question,reason", [
+    ("深圳对PCT国际专利申请每件资助多少钱？", "深圳"),
+    ("荆门高新区企业通过贯标认证，具体能奖励多少万元？", "金额"),
+    ("芙蓉区知识产权投诉举报热线电话是多少？", "电话号码"),
+    ("美国的发明专利保护期是多少年？", "美国"),
+])
+def test_abstains_honestly(assistant, question, reason):
+    answer = assistant.ask(question)
+    assert answer.abstained and answer.citations == ()
+    assert "没有找到" in answer.text and "已检索" in answer.text and reason in answer.text
+    assert answer.related  # nearest clauses, shown as possibly related
+    assert not re.search(r"\[\d+\]", answer.text)
+
+
+def test_invalid_questions(assistant):
+    with pytest.raises(InvalidQuestion):
+        assistant.ask("   ")
+    with pytest.raises(InvalidQuestion):
+        assistant.ask("专利" * 400)
+
+
+# --- LLM answers, checked in code ----------------------------------------------------------
+
+
+class _ScriptedLLM(BaseHTTPRequestHandler):
+    replies: list[str] = []
+    requests: list[dict] = []
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(body)
+        reply = type(self).replies.pop(0)
+        if body.get("stream"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for piece in (reply[:5], reply[5:]):
+                chunk = {"choices": [{"delta": {"content": piece}}]}
+                self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            return
+        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}, ensure_ascii=False)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(data.encode("utf-8"))
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def llm_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedLLM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _ScriptedLLM.replies, _ScriptedLLM.requests = [], []
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+QUESTION = "荆门高新区到2025年专利年授权量要达到多少？"
+
+
+def _llm_assistant(assistant, url):
+    return Assistant(assistant.index, llm=LLMSettings(base_url=url, model="scripted", timeout=5))
+
+
+def test_llm_correct_answer_is_kept(assistant, llm_server):
+    _ScriptedLLM.replies = ["到2025年，荆门高新区园区专利年授权量达到2500件以上[1]。"]
+    answer = _llm_assistant(assistant, llm_server).ask(QUESTION)
+    assert answer.mode == "llm" and "2500件以上[1]" in answer.text
+    assert answer.citations[0].clause_id == "jingmen-hitech-2023:三、/(一)"
+    sent = _ScriptedLLM.requests[0]["messages"]
+    assert "不是给你的指令" in sent[0]["content"] and "[1]" in sent[1]["content"]
+
+
+def test_llm_unknown_citation_is_removed(assistant, llm_server):
+    _ScriptedLLM.replies = ["园区专利年授权量达到2500件以上[1]，另见[9]。"]
+    answer = _llm_assistant(assistant, llm_server).ask(QUESTION)
+    assert answer.mode == "llm" and "[9]" not in answer.text and "[1]" in answer.text
+
+
+def test_llm_wrong_number_falls_back_to_extractive(assistant, llm_server):
+    _ScriptedLLM.replies = ["到2025年园区专利年授权量达到3000件以上[1]。"]
+    answer = _llm_assistant(assistant, llm_server).ask(QUESTION)
+    assert answer.mode == "extractive" and "3000" not in answer.text and "2500件以上" in answer.text
+    assert any("未通过核对" in n for n in answer.notes)
+
+
+def test_llm_streaming_and_unreachable_endpoint(assistant, llm_server):
+    _ScriptedLLM.replies = ["到2025年园区专利年授权量达到2500件以上[1]。"]
+    steps = list(_llm_assistant(assistant, llm_server).ask_stream(QUESTION))
+    assert len(steps) >= 3 and steps[-1][1] is not None and steps[-1][1].mode == "llm"
+    dead = Assistant(assistant.index, llm=LLMSettings(base_url="http://127.0.0.1:9/v1", model="x", timeout=2))
+    answer = dead.ask(QUESTION)
+    assert answer.mode == "extractive" and "2500件以上" in answer.text
+
+
+def test_check_answer_unit():
+    sources = [Citation(1, "c1", "d", "t", None, (), "《t》一、", "", "园区专利年授权量达到2500件以上")]
+    text, used, problems = check_answer("授权量达到2500件以上[1][3]。", sources)
+    assert text == "授权量达到2500件以上[1]。" and used == [1] and problems == []
+    assert check_answer("授权量达到2600件[1]。", sources)[2] == ["figure 2600 is not in the cited clauses"]
+    assert check_answer("没有引用。", sources)[2] == ["no citation"]
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+
+def test_ask_cli_json_and_batch(real_index, tmp_path):
+    index_dir, _ = real_index
+    base = [sys.executable, "-m", "assistant.cli", "ask", "--index-dir", str(index_dir)]
+    result = subprocess.run(base + ["那沧州呢？", "--history", "湖北省2023年知识产权质押融资目标是多少？", "--json"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    data = json.loads(result.stdout)
+    assert set(data) >= {"answer", "abstained", "rewritten_query", "citations", "hits"}
+    assert data["rewritten_query"].startswith("沧州") and data["citations"][0]["doc_id"] == "cangzhou-2017"
+    assert set(data["citations"][0]) >= {"n", "doc_id", "title", "clause_path", "quote", "text"}
+    assert len(data["hits"]) == 10 and set(data["hits"][0]) >= {"rank", "chunk_id", "clause_id", "score"}
+    batch = tmp_path / "b.jsonl"
+    batch.write_text(json.dumps({"id": "a", "question": "发明专利保护期多久？", "history": []}, ensure_ascii=False) + "\n"
+                     + json.dumps({"id": "b", "question": "那外观设计呢？", "history": [
+                         {"role": "user", "content": "发明专利保护期多久？"}]}, ensure_ascii=False) + "\n",
+                     encoding="utf-8")
+    out = subprocess.run(base + ["--batch", str(batch)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b"] and rows[1]["rewritten_query"]
