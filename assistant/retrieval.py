@@ -19,7 +19,7 @@ from assistant.understanding import QuestionReader, Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.types import Hit
 from index.core import Filters, KnowledgeIndex
-from index.text import tokenize
+from index.text import expand_colloquial, tokenize
 
 # A figure with its unit: what target questions want (a heading's "9." is no figure).
 _FIGURE = re.compile(r"\d[\d.]*\s*(?:%|％|件|家|个|项|名|亿|万|元|次|倍|人|场|所|部|篇|以上|以下)")
@@ -32,6 +32,8 @@ class RetrievalSettings:
     exact_region_boost: float = 0.15  # the document whose own region is the place named
     figure_boost: float = 0.1  # questions after a target or amount: clauses that state figures
     notice_boost: float = 0.3  # questions about 文号/印发: the notice clause
+    definition_boost: float = 0.15  # "什么是…": clauses that define ("…是指…", "本法所称…")
+    expand_dense: bool = False  # also give the colloquial expansion to the vector search
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
     law_dense_weight: float | None = 0.6  # dense share for chunks of laws and regulations (None: dense_weight)
     article_score: float = 10.0  # a clause named by number ranks first
@@ -40,6 +42,7 @@ class RetrievalSettings:
 
 
 DEFAULT_SETTINGS = RetrievalSettings()
+_DEFINES = re.compile(r"是指|所称|指的是|称为")
 _DOCUMENT_QUESTION = re.compile(r"文号|印发|发文|哪个部门发|哪天发|什么时候发|发布日期|成文日期")
 
 
@@ -71,13 +74,15 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
         scoped = ix.doc_chunk_ids(scope)
         allowed = scoped if allowed is None else np.intersect1d(allowed, scoped)
     query = u.query
+    expanded = expand_colloquial(query)
+    dense_query = expanded if settings.expand_dense else query
 
     scores: dict[int, list[float]] = {}  # id -> [dense, bm25]
     if settings.mode in ("dense", "hybrid"):
-        vector = ix.query_vector(query)
+        vector = ix.query_vector(dense_query)
         for cid, s in ix.vectors.search(vector, settings.depth, allowed):
             scores.setdefault(cid, [0.0, 0.0])[0] = s
-    tokens = tokenize(query)
+    tokens = tokenize(expanded)
     if settings.mode in ("bm25", "hybrid"):
         ids, bm25 = ix.keywords.scores(tokens)
         if allowed is not None:
@@ -92,7 +97,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
             # Candidates found by one retriever get their exact score from the other.
             missing_dense = np.asarray([c for c, v in scores.items() if v[0] == 0.0], dtype=np.int64)
             if len(missing_dense):
-                for c, s in zip(missing_dense, ix.dense_scores(ix.query_vector(query), missing_dense)):
+                for c, s in zip(missing_dense, ix.dense_scores(ix.query_vector(dense_query), missing_dense)):
                     scores[int(c)][0] = float(s)
             lookup = dict(zip(ids.tolist(), bm25.tolist())) if len(ids) else {}
             for c, v in scores.items():
@@ -128,6 +133,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.figure_boost
             if document_question and chunk.clause_id.endswith(":通知"):
                 fused[i] += settings.notice_boost
+            if u.intent == "definition" and _DEFINES.search(chunk.text):
+                fused[i] += settings.definition_boost
             if settings.statute_boost and ix.doc_info(chunk.doc_id).kind == "法律":
                 fused[i] += settings.statute_boost
 

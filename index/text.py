@@ -25,6 +25,24 @@ def dictionary_hash() -> str:
 
 
 @lru_cache(maxsize=1)
+def _colloquial() -> list[tuple[tuple[str, ...], str]]:
+    rules = []
+    for line in _data("colloquial.txt").splitlines():
+        if not line.strip() or line.startswith("#") or "=>" not in line:
+            continue
+        phrases, terms = line.split("=>", 1)
+        rules.append((tuple(p.strip() for p in phrases.split("|") if p.strip()), terms.strip()))
+    return rules
+
+
+def expand_colloquial(text: str) -> str:
+    """``text`` plus the document words for the colloquial phrases it uses
+    ("能保护多少年" adds "期限 保护期 有效期"); unchanged when none match."""
+    added = [terms for phrases, terms in _colloquial() if any(p in text for p in phrases)]
+    return f"{text} {' '.join(added)}" if added else text
+
+
+@lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
     return frozenset(w.strip() for w in _data("stopwords.txt").splitlines() if w.strip())
 
