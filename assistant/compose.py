@@ -133,7 +133,7 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
                 break
         per_clause = 1
     else:
-        sources, per_clause = clauses[:1], 3
+        sources, per_clause = [_best_answering(clauses[:3], wanted, u)], 3
     for rank, h in enumerate(sources):
         scored = [(_sentence_score(s, wanted, u.intent, u.query), off, s) for off, s in sentences(h.chunk.text)]
         body = [x for x in scored if not _is_heading_line(x[2], h)] or scored
@@ -148,12 +148,31 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
     return chosen[:max_sentences]
 
 
+def _best_answering(candidates: Sequence[Hit], wanted: set[str], u: Understanding,
+                    sentence_weight: float = 0.3, min_relative: float = 0.8) -> Hit:
+    """The clause to answer from: retrieval's first unless a close runner-up holds a sentence
+    that matches the question clearly better (a sentence-level check on the top clauses)."""
+    top = candidates[0]
+    if u.articles or len(candidates) == 1 or top.score <= 0:
+        return top
+    best_sentence = []
+    for h in candidates:
+        scores = [_sentence_score(s, wanted, u.intent, u.query) for _, s in sentences(h.chunk.text)
+                  if not _is_heading_line(s, h)]
+        best_sentence.append(max(scores, default=0.0))
+    peak = max(best_sentence) or 1.0
+    combined = [(1 - sentence_weight) * (h.score / top.score) + sentence_weight * (b / peak)
+                if h.score >= min_relative * top.score else -1.0
+                for h, b in zip(candidates, best_sentence)]
+    return candidates[max(range(len(candidates)), key=lambda i: (combined[i], -i))]
+
+
 def _is_heading_line(sentence: str, hit: Hit) -> bool:
     """A bare heading ("9. 深化知识产权金融服务"): no answer on its own. Headings that carry
     dates or figures ("(一)基础搭建阶段(2017年6月—2018年12月)") are kept."""
     heading = hit.path[-1] if hit.path else ""
     return (bool(heading) and sentence.rstrip("。") == heading.rstrip("。") and len(hit.chunk.text) > len(sentence) + 5
-            and not re.search(r"\d", sentence))
+            and not re.search(r"\d{4}\s*年|\d+\s*(?:月|日|件|家|%|元)", sentence))
 
 
 def coverage(u: Understanding, text: str, *, vocabulary=None) -> float:
