@@ -85,6 +85,11 @@ _ASKS_ABOUT_DOCUMENT = [
 ]
 
 
+_ASKS_QUANTITY = re.compile(r"多少|几|多久|多长|上限|最高|最多|最少|至少|比例|倍")
+_QUANTITY = re.compile(r"\d[\d.]*\s*(?:%|件|家|个|项|名|亿|万|元|次|倍|年|月|日|天)|"
+                       r"[一二三四五六七八九十百千万两]+(?:倍|年|个月|日|元|万元|亿元|件|家)")
+
+
 def _sentence_score(sentence: str, wanted: set[str], intent: str, query: str = "") -> float:
     present = {t for t in wanted if t in sentence.lower()}
     score = sum(len(t) for t in present)
@@ -94,6 +99,9 @@ def _sentence_score(sentence: str, wanted: set[str], intent: str, query: str = "
     for asks, answers in _ASKS_ABOUT_DOCUMENT:
         if asks.search(query) and answers.search(sentence):
             score += 10.0
+    # A question after a quantity ("至少发多少奖金", "保护多久") wants the sentence that states one.
+    if _ASKS_QUANTITY.search(query) and _QUANTITY.search(sentence):
+        score += 3.0
     return score
 
 
@@ -133,7 +141,7 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
                 break
         per_clause = 1
     else:
-        sources, per_clause = [_best_answering(clauses[:3], wanted, u)], 3
+        sources, per_clause = clauses[:1], 3
     for rank, h in enumerate(sources):
         scored = [(_sentence_score(s, wanted, u.intent, u.query), off, s) for off, s in sentences(h.chunk.text)]
         body = [x for x in scored if not _is_heading_line(x[2], h)] or scored
@@ -148,23 +156,9 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
     return chosen[:max_sentences]
 
 
-def _best_answering(candidates: Sequence[Hit], wanted: set[str], u: Understanding,
-                    sentence_weight: float = 0.3, min_relative: float = 0.8) -> Hit:
-    """The clause to answer from: retrieval's first unless a close runner-up holds a sentence
-    that matches the question clearly better (a sentence-level check on the top clauses)."""
-    top = candidates[0]
-    if u.articles or len(candidates) == 1 or top.score <= 0:
-        return top
-    best_sentence = []
-    for h in candidates:
-        scores = [_sentence_score(s, wanted, u.intent, u.query) for _, s in sentences(h.chunk.text)
-                  if not _is_heading_line(s, h)]
-        best_sentence.append(max(scores, default=0.0))
-    peak = max(best_sentence) or 1.0
-    combined = [(1 - sentence_weight) * (h.score / top.score) + sentence_weight * (b / peak)
-                if h.score >= min_relative * top.score else -1.0
-                for h, b in zip(candidates, best_sentence)]
-    return candidates[max(range(len(candidates)), key=lambda i: (combined[i], -i))]
+def best_sentence_score(text: str, wanted: set[str], u: Understanding) -> float:
+    """Score of a chunk's best sentence for a question (see ``_sentence_score``)."""
+    return max((_sentence_score(s, wanted, u.intent, u.query) for _, s in sentences(text)), default=0.0)
 
 
 def _is_heading_line(sentence: str, hit: Hit) -> bool:

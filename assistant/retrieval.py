@@ -34,6 +34,8 @@ class RetrievalSettings:
     notice_boost: float = 0.3  # questions about 文号/印发: the notice clause
     definition_boost: float = 0.15  # "什么是…": clauses that define ("…是指…", "本法所称…")
     expand_dense: bool = False  # also give the colloquial expansion to the vector search
+    rerank_depth: int = 3  # rerank this many top chunks by their best-matching sentence (0: off)
+    rerank_weight: float = 0.3
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
     law_dense_weight: float | None = 0.6  # dense share for chunks of laws and regulations (None: dense_weight)
     article_score: float = 10.0  # a clause named by number ranks first
@@ -139,12 +141,32 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.statute_boost
 
     ranked = sorted(zip(ids.tolist(), fused.tolist()), key=lambda x: (-x[1], x[0]))
+    if settings.rerank_depth and settings.mode == "hybrid" and ranked:
+        ranked = _rerank_by_sentence(u, ranked, chunks, settings)
     ranked = _with_articles(ix, u, ranked, scope, settings)
     if u.multi:
         ranked = _spread_over_documents(ranked, chunks)
     ranked = ranked[:k]
     per = {"dense": {c: v[0] for c, v in scores.items()}, "bm25": {c: v[1] for c, v in scores.items()}}
     return ix.hits(ranked, per)
+
+
+def _rerank_by_sentence(u: Understanding, ranked: list[tuple[int, float]], chunks: dict,
+                        settings: RetrievalSettings) -> list[tuple[int, float]]:
+    """Reorder the top chunks by how well their best sentence matches the question."""
+    from assistant.compose import best_sentence_score, content_tokens
+
+    head, tail = ranked[: settings.rerank_depth], ranked[settings.rerank_depth:]
+    wanted = content_tokens(u)
+    sentence_scores = [best_sentence_score(chunks[c].text, wanted, u) for c, _ in head]
+    peak = max(sentence_scores) or 1.0
+    top = head[0][1] or 1.0
+    rescored = [(c, (1 - settings.rerank_weight) * s / top + settings.rerank_weight * b / peak)
+                for (c, s), b in zip(head, sentence_scores)]
+    rescored.sort(key=lambda x: (-x[1], x[0]))
+    # Keep the head above the tail: scale back into the original score range.
+    floor = tail[0][1] if tail else 0.0
+    return [(c, max(s * top, floor + 1e-6 * (len(rescored) - i))) for i, (c, s) in enumerate(rescored)] + tail
 
 
 def _with_articles(ix: KnowledgeIndex, u: Understanding, ranked: list[tuple[int, float]], scope: list[str] | None,
