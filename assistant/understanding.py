@@ -39,9 +39,16 @@ _INTENT_RULES: list[tuple[str, re.Pattern[str]]] = [
 ]
 # Entities a follow-up can swap for one of the same kind ("那外观设计呢？" after a question on 发明专利).
 _ENTITY_KINDS = [
-    ("发明专利", "实用新型", "外观设计", "专利", "商标", "注册商标", "著作权", "版权", "计算机软件", "软件",
-     "集成电路布图设计", "布图设计", "植物新品种", "地理标志", "商业秘密", "PCT", "驰名商标"),
+    ("发明专利", "实用新型专利", "外观设计专利", "实用新型", "外观设计", "专利", "商标", "注册商标", "著作权", "版权",
+     "计算机软件", "软件", "集成电路布图设计", "布图设计", "植物新品种", "地理标志", "商业秘密", "PCT", "驰名商标"),
+    ("侵犯商业秘密", "虚假宣传", "商业诋毁", "商业贿赂", "混淆行为", "有奖销售", "假冒专利", "假冒注册商标",
+     "侵犯著作权", "侵犯专利权", "侵犯商标专用权", "盗版"),
+    ("奖金", "报酬", "奖励", "补贴", "资助", "贴息"),
+    ("复审", "无效宣告", "异议", "续展", "备案", "登记", "撤销"),
+    ("授权量", "申请量", "拥有量", "注册量"),
 ]
+# A patent type named alone in a follow-up means that kind of patent.
+_PATENT_KINDS = {"实用新型": "实用新型专利", "外观设计": "外观设计专利"}
 
 
 @dataclass(frozen=True)
@@ -168,8 +175,8 @@ class QuestionReader:
             return False
         if _FOLLOWUP_MARK.search(text) or _PRONOUN.search(text):
             return True
-        has_subject = bool(self.places(text) or self.named_docs(text) or
-                           any(e in text for kind in _ENTITY_KINDS for e in kind))
+        # A short question that names a place, a document or a kind of IP stands on its own.
+        has_subject = bool(self.places(text) or self.named_docs(text) or any(e in text for e in _ENTITY_KINDS[0]))
         return len(text) <= 16 and not has_subject
 
     def rewrite(self, text: str, history: Sequence[dict]) -> str:
@@ -191,10 +198,13 @@ class QuestionReader:
             swapped = re.sub(r"(?:(?:19|20)\d{2}年(?:底|前)?|十[一二三四五]五(?:期间|时期)?)", "", swapped)
             return swapped
         # "那外观设计呢？" after a question on 发明专利: swap one entity for another of its kind.
+        bare = re.sub(r"^(?:搞|是|要是|如果是|换成|对于)", "", core).removesuffix("的")
         for kind in _ENTITY_KINDS:
-            new = next((e for e in sorted(kind, key=len, reverse=True) if core == e or core == e + "的"), None)
+            new = next((e for e in sorted(kind, key=len, reverse=True) if bare == e), None)
             old = next((e for e in sorted(kind, key=len, reverse=True) if e in prev), None)
-            if new and old:
+            if new and old and new != old:
+                if old.endswith("专利") and new in _PATENT_KINDS:
+                    new = _PATENT_KINDS[new]
                 return prev.replace(old, new, 1)
         # Otherwise: the previous question's subject, then this question.
         context = _QUESTION_TAIL.sub("", prev).rstrip("，,的了要")
