@@ -66,7 +66,7 @@ def test_clause_references_and_intent(reader):
 
 @pytest.mark.parametrize("history,question,expected", [
     ("湖北省2023年知识产权质押融资目标是多少？", "那沧州呢？", "沧州知识产权质押融资目标是多少？"),
-    ("发明专利保护期多久？", "那外观设计呢？", "外观设计保护期多久？"),
+    ("发明专利保护期多久？", "那外观设计呢？", "外观设计专利保护期多久？"),
     ("沧州十三五要培育几家知识产权服务机构？", "乌海呢？", "乌海要培育几家知识产权服务机构？"),
 ])
 def test_follow_ups_are_rewritten(reader, history, question, expected):
