@@ -145,6 +145,26 @@ def _filters(args):
                    collections=tuple(args.collection or ()))
 
 
+class _BadBatchLine(Exception):
+    pass
+
+
+def _batch_rows(path: str, keys: tuple[str, ...]):
+    """The JSON objects of a JSON Lines file, each with ``keys``; a bad line stops with a Chinese message."""
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict) or any(k not in row for k in keys):
+                wanted = "、".join(f'"{k}"' for k in keys)
+                raise _BadBatchLine(f"错误：{path} 第 {n} 行不是含 {wanted} 的 JSON 对象")
+            yield row
+
+
 def _hit_json(hit) -> dict:
     return {"rank": hit.rank, "chunk_id": hit.chunk.chunk_id, "clause_id": hit.chunk.clause_id,
             "doc_id": hit.chunk.doc_id, "title": hit.title, "clause_path": list(hit.path), "text": hit.chunk.text,
@@ -159,18 +179,13 @@ def cmd_search(args) -> int:
     ix = open_index(args.index_dir or None)
     try:
         if args.batch:
-            with open(args.batch, encoding="utf-8") as fh:
-                for n, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                        qid, question = row["id"], row["question"]
-                    except (ValueError, KeyError, TypeError):
-                        print(f"错误：{args.batch} 第 {n} 行不是 {{\"id\", \"question\"}} 形式的 JSON", file=sys.stderr)
-                        return 2
-                    hits = ix.search(question, args.k, mode=args.mode, filters=filters)
-                    print(json.dumps({"id": qid, "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+            try:
+                for row in _batch_rows(args.batch, ("id", "question")):
+                    hits = ix.search(row["question"], args.k, mode=args.mode, filters=filters)
+                    print(json.dumps({"id": row["id"], "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+            except _BadBatchLine as exc:
+                print(exc, file=sys.stderr)
+                return 2
             return 0
         if not args.query:
             print("错误：请给出检索内容，或用 --batch 指定问题文件。", file=sys.stderr)
@@ -304,22 +319,16 @@ def cmd_ask(args) -> int:
     assistant = Assistant.open(args.index_dir or None)
     try:
         if args.batch:
-            with open(args.batch, encoding="utf-8") as fh:
-                for n, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
+            try:
+                for row in _batch_rows(args.batch, ("id", "question")):
                     try:
-                        row = json.loads(line)
-                        qid, question, history = row["id"], row["question"], row.get("history") or []
-                    except (ValueError, KeyError, TypeError):
-                        print(f"错误：{args.batch} 第 {n} 行不是 {{\"id\", \"question\", \"history\"}} 形式的 JSON",
-                              file=sys.stderr)
-                        return 2
-                    try:
-                        out = {"id": qid, **_answer_json(assistant.ask(question, history))}
+                        out = {"id": row["id"], **_answer_json(assistant.ask(row["question"], row.get("history") or []))}
                     except IpqaError as exc:
-                        out = {"id": qid, "error": exc.user_message}
+                        out = {"id": row["id"], "error": exc.user_message}
                     print(json.dumps(out, ensure_ascii=False), flush=True)
+            except _BadBatchLine as exc:
+                print(exc, file=sys.stderr)
+                return 2
             return 0
         if not args.question:
             print("错误：请给出问题，或用 --batch 指定问题文件。", file=sys.stderr)
