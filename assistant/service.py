@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -159,8 +160,6 @@ class Assistant:
             return replace(extractive, notes=extractive.notes + ("大模型回答未通过核对，已改用摘录式回答",))
         kept = [s for s in sources if s.n in used]
         renumber = {s.n: i for i, s in enumerate(kept, start=1)}
-        import re
-
         text = re.sub(r"\[(\d+)\]", lambda m: f"[{renumber[int(m.group(1))]}]", text)
         citations = tuple(replace(s, n=renumber[s.n], quote=s.quote or s.text.strip()) for s in kept)
         return replace(extractive, text=text, citations=citations, mode="llm")
