@@ -27,7 +27,7 @@ _FIGURE = re.compile(r"\d[\d.]*\s*(?:%|％|件|家|个|项|名|亿|万|元|次|�
 
 @dataclass(frozen=True)
 class RetrievalSettings:
-    depth: int = 60  # candidates taken from each retriever
+    depth: int = 100  # candidates taken from each retriever
     dense_weight: float = 0.3  # share of the normalised dense score in the fused score (policies)
     exact_region_boost: float = 0.15  # the document whose own region is the place named
     figure_boost: float = 0.1  # questions after a target or amount: clauses that state figures
@@ -37,7 +37,7 @@ class RetrievalSettings:
     rerank_depth: int = 3  # rerank this many top chunks by their best-matching sentence (0: off)
     rerank_weight: float = 0.3
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
-    law_dense_weight: float | None = 0.6  # dense share for chunks of laws and regulations (None: dense_weight)
+    law_dense_weight: float | None = 0.7  # dense share for chunks of laws and regulations (None: dense_weight)
     article_score: float = 10.0  # a clause named by number ranks first
     scope_by_place: bool = True
     mode: str = "hybrid"  # dense | bm25 | hybrid
