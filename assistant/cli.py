@@ -173,15 +173,16 @@ def _hit_json(hit) -> dict:
 
 
 def cmd_search(args) -> int:
-    from assistant import open_index
+    from assistant.service import Assistant
 
     filters = _filters(args)
-    ix = open_index(args.index_dir or None)
+    # The assistant's retrieval: places, documents and clause numbers in the query count too.
+    assistant = Assistant.open(args.index_dir or None, llm=None)
     try:
         if args.batch:
             try:
                 for row in _batch_rows(args.batch, ("id", "question")):
-                    hits = ix.search(row["question"], args.k, mode=args.mode, filters=filters)
+                    hits = assistant.search(row["question"], k=args.k, mode=args.mode, filters=filters)
                     print(json.dumps({"id": row["id"], "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
             except _BadBatchLine as exc:
                 print(exc, file=sys.stderr)
@@ -190,7 +191,7 @@ def cmd_search(args) -> int:
         if not args.query:
             print("错误：请给出检索内容，或用 --batch 指定问题文件。", file=sys.stderr)
             return 2
-        hits = ix.search(args.query, args.k, mode=args.mode, filters=filters)
+        hits = assistant.search(args.query, k=args.k, mode=args.mode, filters=filters)
         if args.json:
             print(json.dumps({"query": args.query, "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False, indent=2))
             return 0
@@ -206,7 +207,7 @@ def cmd_search(args) -> int:
             print()
         return 0
     finally:
-        ix.close()
+        assistant.close()
 
 
 def cmd_docs_show(args) -> int:
