@@ -8,6 +8,7 @@ import sys
 import unicodedata
 from collections.abc import Sequence
 
+from assistant.records import answer_json, hit_json
 from corpus.errors import IpqaError
 
 
@@ -165,13 +166,6 @@ def _batch_rows(path: str, keys: tuple[str, ...]):
             yield row
 
 
-def _hit_json(hit) -> dict:
-    return {"rank": hit.rank, "chunk_id": hit.chunk.chunk_id, "clause_id": hit.chunk.clause_id,
-            "doc_id": hit.chunk.doc_id, "title": hit.title, "clause_path": list(hit.path), "text": hit.chunk.text,
-            "score": round(hit.score, 6), "scores": {k: round(v, 6) for k, v in hit.scores.items()},
-            "citation": hit.citation}
-
-
 def cmd_search(args) -> int:
     from assistant.service import Assistant
 
@@ -183,7 +177,7 @@ def cmd_search(args) -> int:
             try:
                 for row in _batch_rows(args.batch, ("id", "question")):
                     hits = assistant.search(row["question"], k=args.k, mode=args.mode, filters=filters)
-                    print(json.dumps({"id": row["id"], "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+                    print(json.dumps({"id": row["id"], "hits": [hit_json(h) for h in hits]}, ensure_ascii=False))
             except _BadBatchLine as exc:
                 print(exc, file=sys.stderr)
                 return 2
@@ -193,7 +187,7 @@ def cmd_search(args) -> int:
             return 2
         hits = assistant.search(args.query, k=args.k, mode=args.mode, filters=filters)
         if args.json:
-            print(json.dumps({"query": args.query, "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False, indent=2))
+            print(json.dumps({"query": args.query, "hits": [hit_json(h) for h in hits]}, ensure_ascii=False, indent=2))
             return 0
         if not hits:
             print("没有找到相关条款。")
@@ -268,20 +262,6 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _answer_json(answer, hits: int = 10) -> dict:
-    return {
-        "answer": answer.text, "abstained": answer.abstained, "rewritten_query": answer.rewritten_query,
-        "intent": answer.intent, "mode": answer.mode,
-        "citations": [{"n": c.n, "doc_id": c.doc_id, "title": c.title, "doc_number": c.doc_number,
-                       "clause_id": c.clause_id, "clause_path": list(c.path), "citation": c.citation,
-                       "quote": c.quote, "text": c.text} for c in answer.citations],
-        "related": [{"clause_id": c.clause_id, "citation": c.citation, "quote": c.quote} for c in answer.related],
-        "hits": [_hit_json(h) for h in answer.hits[:hits]],
-        "timings": answer.timings,
-        "notes": list(answer.notes),
-    }
-
-
 def _history_from_args(turns: list[str]) -> list[dict]:
     """--history "问题" (a user turn) or --history "assistant:回答" for an assistant turn."""
     history = []
@@ -323,7 +303,7 @@ def cmd_ask(args) -> int:
             try:
                 for row in _batch_rows(args.batch, ("id", "question")):
                     try:
-                        out = {"id": row["id"], **_answer_json(assistant.ask(row["question"], row.get("history") or []))}
+                        out = {"id": row["id"], **answer_json(assistant.ask(row["question"], row.get("history") or []))}
                     except IpqaError as exc:
                         out = {"id": row["id"], "error": exc.user_message}
                     print(json.dumps(out, ensure_ascii=False), flush=True)
@@ -336,7 +316,7 @@ def cmd_ask(args) -> int:
             return 2
         answer = assistant.ask(args.question, _history_from_args(args.history))
         if args.json:
-            print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=2))
+            print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
         else:
             _print_answer(answer)
         return 0
@@ -416,7 +396,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", metavar="FILE", help="基线文件（默认 eval/baseline.json）")
     p.add_argument("--quiet", action="store_true", help="不显示进度条")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", help="启动网页版问答助手（首次运行时为内置知识库建立索引）")
+    p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，只允许本机访问）")
+    p.add_argument("--port", type=int, default=7860, help="端口（默认 7860）")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="登录账号与密码（也可用环境变量 IPQA_AUTH）")
+    p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index；不存在时自动建立）")
+    p.add_argument("--data-dir", metavar="DIR", help="上传文件、反馈、导出和评测报告的目录（默认索引目录的上一级）")
+    p.add_argument("--quiet", action="store_true", help="少输出")
+    p.set_defaults(func=cmd_serve)
     return parser
+
+
+def _auth(value: str | None) -> tuple[str, str] | None:
+    """``user:password`` from --auth or IPQA_AUTH."""
+    import os
+
+    value = value or os.environ.get("IPQA_AUTH")
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise SystemExit("错误：--auth（或 IPQA_AUTH）的格式应为 用户名:密码")
+    return user, password
+
+
+def cmd_serve(args) -> int:
+    import logging
+
+    from ui.app import launch
+    from ui.backend import Backend
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("faiss.loader", "httpx", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    auth = _auth(args.auth)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not auth:
+        print(f"警告：服务将在 {args.host} 上对其他机器开放，但没有设置 --auth，任何能访问该地址的人都可以使用和修改知识库。",
+              file=sys.stderr)
+    elif not auth:
+        print("提示：服务只监听本机 127.0.0.1；要让其他机器访问，请加 --host 0.0.0.0 并用 --auth 用户名:密码 设置登录。")
+    backend = Backend.start(args.index_dir or None, data_dir=args.data_dir, progress=not args.quiet)
+    print(f"{len(backend.documents())} 个文件已就绪，打开 http://{args.host}:{args.port} 使用（Ctrl+C 退出）。", flush=True)
+    launch(backend, host=args.host, port=args.port, auth=auth, quiet=args.quiet)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

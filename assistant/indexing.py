@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from corpus import load_collection, load_document, load_folder
+from corpus import Document, load_collection, load_document, load_folder
 from corpus.errors import UnsupportedDocument
 from index.core import DEFAULT_INDEX_DIR, BuildReport, Filters, KnowledgeIndex, update_index
 from index.embedders import DEFAULT_EMBEDDER, get_embedder
@@ -52,13 +52,18 @@ def index_sources(index_dir: str | Path | None = None, *, collections: Sequence[
     return result
 
 
+def read_file(path: str | Path) -> "Document":
+    """Load one file the way ``add_files`` will (for previews); raises ``UnsupportedDocument``."""
+    return load_document(path, collection="uploads")
+
+
 def add_files(paths: Sequence[str | Path], index_dir: str | Path | None = None, *,
               progress: bool = False) -> BuildReport:
     """Add (or update) single files in an existing index without a rebuild."""
     docs, failures = [], []
     for path in paths:
         try:
-            docs.append((load_document(path, collection="uploads"), "added"))
+            docs.append((read_file(path), "added"))
         except UnsupportedDocument as exc:
             failures.append(exc)
     result = update_index(Path(index_dir or default_index_dir()), add=docs, progress=progress) if docs else BuildReport()
@@ -70,9 +75,10 @@ def remove_documents(doc_ids: Sequence[str], index_dir: str | Path | None = None
     return update_index(Path(index_dir or default_index_dir()), remove=doc_ids)
 
 
-def open_index(index_dir: str | Path | None = None) -> KnowledgeIndex:
-    return KnowledgeIndex.open(Path(index_dir or default_index_dir()), embedder=_embedder(None))
+def open_index(index_dir: str | Path | None = None, *, embedder=None) -> KnowledgeIndex:
+    """Open an index; pass an already loaded ``embedder`` to reuse it (the app does after each change)."""
+    return KnowledgeIndex.open(Path(index_dir or default_index_dir()), embedder=embedder or _embedder(None))
 
 
 __all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_files", "default_index_dir", "index_sources",
-           "open_index", "remove_documents"]
+           "open_index", "read_file", "remove_documents"]

@@ -72,6 +72,12 @@ class Assistant:
         u = self.understand(question, history)
         return retrieve_understood(self.index, u, k=k, settings=replace(self.retrieval, mode=mode), filters=filters)
 
+    def match_terms(self, query: str) -> list[str]:
+        """The words of ``query`` a result is matched on, for highlighting (no single characters)."""
+        from index.text import tokenize
+
+        return [t for t in dict.fromkeys(tokenize(query)) if len(t) > 1 or t.isdigit()]
+
     def _scope_text(self, u: Understanding) -> str:
         docs = self.index.documents()
         if u.region_docs:

@@ -32,9 +32,13 @@ class EvalOutcome:
 def evaluate(datasets: Sequence[str] = (), *, modes: Sequence[str] = ("hybrid",), index_dir: str | Path | None = None,
              out_dir: str | Path = Path(".ipqa") / "eval", k: int = 10, do_check: bool = False,
              update_baseline: bool = False, progress: bool = True, baselines: bool = True,
-             baseline_file: str | Path | None = None, answers: bool = True) -> EvalOutcome:
+             baseline_file: str | Path | None = None, answers: bool = True, index=None) -> EvalOutcome:
     """Run the datasets through ipqa's retrieval in ``modes`` and the baselines, write reports,
-    and compare with the committed baseline when ``do_check``."""
+    and compare with the committed baseline when ``do_check``.
+
+    ``index``: an already open ``KnowledgeIndex`` to use (the app passes its own, so the model
+    is not loaded twice); it is left open. Otherwise the index in ``index_dir`` is opened (and
+    built over the bundled collections when missing) and closed at the end."""
     from assistant import index_sources, open_index
     from assistant.indexing import default_index_dir
     from assistant.retrieval import retrieve
@@ -44,15 +48,18 @@ def evaluate(datasets: Sequence[str] = (), *, modes: Sequence[str] = ("hybrid",)
     from eval.baselines import NaiveLangChainPipeline
     from eval.runner import run_answers
 
-    index_dir = Path(index_dir or default_index_dir())
     out_dir = Path(out_dir)
     data = resolve_datasets(datasets)
-    try:
-        ix = open_index(index_dir)
-    except IndexNotBuilt:
-        log.warning("no index in %s: building one over the bundled collections", index_dir)
-        index_sources(index_dir, progress=progress)
-        ix = open_index(index_dir)
+    if index is not None:
+        ix, index_dir = index, Path(index.index_dir)
+    else:
+        index_dir = Path(index_dir or default_index_dir())
+        try:
+            ix = open_index(index_dir)
+        except IndexNotBuilt:
+            log.warning("no index in %s: building one over the bundled collections", index_dir)
+            index_sources(index_dir, progress=progress)
+            ix = open_index(index_dir)
     try:
         reader = QuestionReader(ix.documents())
         pipelines = {}
@@ -80,7 +87,8 @@ def evaluate(datasets: Sequence[str] = (), *, modes: Sequence[str] = ("hybrid",)
             {c for r in result.results for c in r.gold + r.ranked[:1]} |
             {c for a in result.answers for c in a.gold + a.cited}).items()}
     finally:
-        ix.close()
+        if index is None:
+            ix.close()
 
     main = f"ipqa-{'hybrid' if 'hybrid' in modes else modes[0]}"
     target = Path(baseline_file) if baseline_file else baseline_path()

@@ -1,0 +1,398 @@
+"""The Gradio app: 智能问答, 条款检索, 文件管理, 评测.
+
+``build_app(backend)`` makes the Blocks; ``serve`` starts it. Handlers stay thin: the work is
+in ``ui.backend`` (which calls the assistant and eval APIs) and the HTML in ``ui.render``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Sequence
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from assistant import Filters, IpqaError  # noqa: E402
+from assistant.records import answer_json, hit_json  # noqa: E402
+from ui import render  # noqa: E402
+from ui.backend import UPLOAD_TYPES, Backend  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = [
+    "荆门高新区对通过贯标认证的企业有奖励吗？",
+    "湖北省2023年知识产权质押融资目标是多少？",
+    "乌海市“十四五”期间每万人高价值发明专利拥有量要达到多少？",
+    "芙蓉区知识产权强区建设分几个阶段？",
+    "发明专利权的期限是多少年？",
+    "商标法第六十三条讲了什么？",
+]
+MODES = [("混合检索", "hybrid"), ("向量检索", "dense"), ("关键词检索", "bm25")]
+ASK_CONCURRENCY = 2  # two cores: more parallel answers only queue inside torch
+EVAL_DATASETS = [("地方政策 policies_qa", "policies_qa"), ("法律法规 laws_qa", "laws_qa"), ("全部数据集", "all")]
+
+
+def _filters(place: str | None, doc_ids: Sequence[str] | str | None, kinds: Sequence[str] | str | None,
+             years: tuple[int, int] | None = None) -> Filters | None:
+    doc_ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids or [])
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
+    f = Filters(region=place or None, doc_ids=tuple(d for d in doc_ids if d), kinds=tuple(k for k in kinds if k),
+                years=years)
+    return None if f.is_empty() else f
+
+
+def _years(first, last) -> tuple[int, int] | None:
+    """Year range from two optional number boxes; raises gr.Error with a Chinese message."""
+    def one(v):
+        if v in (None, ""):
+            return None
+        try:
+            year = int(v)
+        except (TypeError, ValueError):
+            raise gr.Error("年份必须是整数，例如 2021") from None
+        if not 1949 <= year <= 2100:
+            raise gr.Error(f"年份 {year} 不在合理范围（1949–2100）内")
+        return year
+
+    a, b = one(first), one(last)
+    if a is None and b is None:
+        return None
+    a, b = a or 1949, b or 2100
+    if a > b:
+        raise gr.Error(f"起始年份 {a} 晚于结束年份 {b}")
+    return (a, b)
+
+
+class App:
+    """Handlers bound to one backend."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    # --- shared ---
+
+    def doc_date(self, doc_id: str) -> str:
+        info = self.backend.doc_info(doc_id)
+        return info.issued.isoformat() if info and info.issued else ""
+
+    def open_clause(self, clause_id: str) -> str:
+        """The whole document of a clause, focused on it (called from the page's JavaScript)."""
+        clause_id = str(clause_id or "")
+        docs = [d for d in self.backend.documents() if clause_id.startswith(d.doc_id + ":")]
+        if not docs:
+            return '<div class="ipqa-empty">该文档已不在知识库中。<button class="ipqa-close">关闭 ✕</button></div>'
+        info = max(docs, key=lambda d: len(d.doc_id))
+        doc = self.backend.document(info.doc_id)
+        if doc is None:
+            return '<div class="ipqa-empty">该文档已不在知识库中。<button class="ipqa-close">关闭 ✕</button></div>'
+        return render.document_html(doc, focus=clause_id, info=render.doc_meta_line(info))
+
+    def doc_choices(self) -> list[tuple[str, str]]:
+        return [(f"{d.title}（{d.doc_id}）", d.doc_id) for d in self.backend.documents()]
+
+    def status_line(self) -> str:
+        docs = self.backend.documents()
+        clauses = sum(d.clauses for d in docs)
+        return f"知识库：{len(docs)} 个文件、{clauses} 个条款"
+
+    # --- chat ---
+
+    def respond(self, message, chat, turns, answers, place, doc_id, kind):
+        message = (message or "").strip()
+        chat, turns, answers = list(chat or []), list(turns or []), dict(answers or {})
+        if not message:
+            gr.Warning("请输入问题")
+            yield message, chat, turns, answers, gr.skip()
+            return
+        chat += [{"role": "user", "content": render.esc(message)},
+                 {"role": "assistant", "content": '<div class="ipqa-note">正在检索……</div>'}]
+        yield "", chat, turns, answers, gr.skip()
+        filters = _filters(place, doc_id, kind)
+        final = None
+        try:
+            for text, answer in self.backend.ask_stream(message, turns, filters):
+                if answer is None:
+                    chat[-1] = {"role": "assistant", "content": render.esc(text)}
+                    yield "", chat, turns, answers, gr.skip()
+                else:
+                    final = answer
+        except IpqaError as exc:
+            chat[-1] = {"role": "assistant", "content": f'<div class="ipqa-notfound">{render.esc(exc.user_message)}</div>'}
+            yield "", chat, turns, answers, gr.skip()
+            return
+        chat[-1] = {"role": "assistant", "content": render.answer_markdown(final)}
+        answers[str(len(chat) - 1)] = {"question": message, "history": turns, **answer_json(final, hits=0)}
+        turns = turns + [{"role": "user", "content": message}, {"role": "assistant", "content": final.text}]
+        yield "", chat, turns, answers, render.sources_html(final, self.doc_date)
+
+    def clear(self):
+        return [], [], {}, render.sources_html(None, self.doc_date), ""
+
+    def feedback(self, answers, data: gr.LikeData):
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        record = (answers or {}).get(str(index))
+        if record is None:
+            return
+        rating = "up" if data.liked in (True, "Like") else "down"
+        self.backend.record_feedback(rating, record["question"], record, history=record.get("history", ()))
+        gr.Info("已记录您的反馈，谢谢！")
+
+    # --- search ---
+
+    def search(self, query, place, doc_ids, kinds, year_from, year_to, mode, k):
+        query = (query or "").strip()
+        if not query:
+            raise gr.Error("请输入检索内容")
+        filters = _filters(place, doc_ids, kinds, _years(year_from, year_to))
+        try:
+            hits = self.backend.search(query, filters=filters, mode=mode or "hybrid", k=int(k or 20))
+        except IpqaError as exc:
+            raise gr.Error(exc.user_message) from None
+        terms = self.backend.assistant.match_terms(query)
+        return render.search_html(hits, terms, query), self._csv(query, hits)
+
+    def _csv(self, query: str, hits) -> str | None:
+        if not hits:
+            return None
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["排名", "得分", "向量得分", "关键词得分", "文件", "文号", "条款路径", "引用", "条款原文", "doc_id",
+                    "clause_id"])
+        for h in hits:
+            w.writerow([h.rank, f"{h.score:.4f}", f"{h.scores['dense']:.4f}" if "dense" in h.scores else "",
+                        f"{h.scores['bm25']:.4f}" if "bm25" in h.scores else "", h.title, h.doc_number or "",
+                        " / ".join(h.path), h.citation, h.chunk.text.strip(), h.chunk.doc_id, h.chunk.clause_id])
+        return str(self.backend.export_path("search", ".csv", buf.getvalue()))
+
+    # --- documents ---
+
+    def doc_rows(self) -> list[list]:
+        return [[d.doc_id, d.title, d.kind, d.issuer or "", d.doc_number or "",
+                 d.issued.isoformat() if d.issued else "", "/".join(d.region),
+                 (f"{d.period[0]}–{d.period[1]}" if d.period else ""), d.clauses,
+                 {"policies": "地方政策", "laws": "法律法规", "uploads": "上传"}.get(d.collection, d.collection)]
+                for d in self.backend.documents()]
+
+    def preview(self, files):
+        paths = [getattr(f, "name", f) for f in (files or [])]
+        return render.preview_html(self.backend.preview(paths)) if paths else ""
+
+    def _refreshed(self, message: str, ok: bool):
+        docs = self.doc_choices()
+        places = self.backend.places()
+        kinds = self.backend.kinds()
+        box = "ipqa-ok" if ok else "ipqa-error"
+        status = f'<div class="ipqa-preview {box}">{render.esc(message).replace(chr(10), "<br>")}</div>'
+        return (status, self.doc_rows(), gr.update(choices=docs, value=None), gr.update(choices=docs, value=None),
+                gr.update(choices=docs, value=[]), gr.update(choices=places), gr.update(choices=places),
+                gr.update(choices=kinds), gr.update(choices=kinds), self.status_line())
+
+    def add(self, files):
+        paths = [getattr(f, "name", f) for f in (files or [])]
+        changed = self.backend.add(paths)
+        if not changed.ok:
+            gr.Warning(changed.message.splitlines()[0] if changed.message else "导入失败")
+        return (*self._refreshed(changed.message, changed.ok), None, "")
+
+    def remove(self, doc_ids):
+        changed = self.backend.remove(doc_ids if isinstance(doc_ids, list) else [doc_ids])
+        if not changed.ok:
+            gr.Warning(changed.message)
+        return self._refreshed(changed.message, changed.ok)
+
+    # --- eval ---
+
+    def run_eval(self, dataset, baselines):
+        datasets = [] if dataset in (None, "", "all") else [dataset]
+        try:
+            outcome = self.backend.evaluate(datasets, baselines=bool(baselines))
+        except RuntimeError as exc:
+            raise gr.Error(str(exc)) from None
+        except IpqaError as exc:
+            raise gr.Error(exc.user_message) from None
+        from eval.report import answer_rows, summary_rows
+
+        summary = [[r[0], r[1]] + r[2:] for r in summary_rows(outcome.run)]
+        answers = answer_rows(outcome.run)
+        failing = []
+        for r in outcome.run.results:
+            if r.pipeline == "ipqa-hybrid" and r.metrics.get("hit@5", 1.0) < 1.0:
+                failing.append([r.dataset, r.id, r.type, r.question, "检索前5未命中", "；".join(r.gold),
+                                r.ranked[0] if r.ranked else ""])
+        for a in outcome.run.answers:
+            if a.abstained != a.should_abstain:
+                why = "不该拒答却拒答" if a.abstained else "应拒答却作答"
+                failing.append([a.dataset, a.id, a.type, a.question, why, "；".join(a.gold), "；".join(a.cited)])
+        chart = outcome.paths.get("chart")
+        note = (f"共 {len({(r.dataset, r.id) for r in outcome.run.results})} 题；报告：{outcome.paths.get('markdown', '')}")
+        return summary, answers, str(chart) if chart and chart.exists() else None, failing, note
+
+    # --- API (gradio_client) ---
+
+    def api_ask(self, question: str, history: list | None = None, place: str = "", doc_id: str = "",
+                kind: str = "") -> dict:
+        """Ask one question. history: earlier turns [{"role": "user"|"assistant", "content": "…"}].
+        Returns the answer with its citations (the same fields as ``ipqa ask --json``)."""
+        try:
+            answer = self.backend.ask(question, _history(history), _filters(place, doc_id, kind))
+        except IpqaError as exc:
+            raise gr.Error(exc.user_message) from None
+        return answer_json(answer)
+
+    def api_search(self, query: str, place: str = "", doc_id: str = "", kind: str = "", year_from: int | None = None,
+                   year_to: int | None = None, mode: str = "hybrid", k: int = 10) -> dict:
+        """Search clauses. mode: hybrid | dense | bm25. Returns the hits (the same fields as ``ipqa search --json``)."""
+        if mode not in ("hybrid", "dense", "bm25"):
+            raise gr.Error("mode 只能是 hybrid、dense 或 bm25")
+        try:
+            hits = self.backend.search(query, filters=_filters(place, doc_id, kind, _years(year_from, year_to)),
+                                       mode=mode, k=max(1, min(int(k), 100)))
+        except IpqaError as exc:
+            raise gr.Error(exc.user_message) from None
+        return {"query": query, "hits": [hit_json(h) for h in hits]}
+
+
+def _history(history) -> list[dict]:
+    out = []
+    for turn in history or []:
+        if isinstance(turn, dict) and turn.get("role") in ("user", "assistant"):
+            out.append({"role": turn["role"], "content": str(turn.get("content") or "")})
+        elif isinstance(turn, str):
+            out.append({"role": "user", "content": turn})
+    return out
+
+
+def _panel(value: str, open_clause, elem_id: str) -> gr.HTML:
+    """An HTML panel whose clause links open the whole document (fetched through ``open_clause``)."""
+    return gr.HTML(value, html_template=render.PANEL_TEMPLATE, js_on_load=render.PANEL_JS, elem_id=elem_id,
+                   server_functions=[open_clause])
+
+
+def build_app(backend: Backend) -> gr.Blocks:
+    app = App(backend)
+
+    def open_clause(clause_id: str) -> str:  # a plain function: Gradio marks it as a server function
+        return app.open_clause(clause_id)
+
+    docs, places, kinds = app.doc_choices(), backend.places(), backend.kinds()
+    with gr.Blocks(title="知识产权政策问答助手") as demo:
+        with gr.Row():
+            gr.Markdown("## 知识产权政策问答助手\n根据已收录的知识产权政策与法律法规回答问题，每句话都标注出处条款；"
+                        "文件中没有的内容会如实说明。")
+            status = gr.Markdown(app.status_line(), elem_id="ipqa-status")
+        with gr.Tabs():
+            with gr.Tab("智能问答", id="chat"):
+                with gr.Accordion("筛选（可选）", open=False):
+                    with gr.Row():
+                        c_place = gr.Dropdown(places, label="地区", value=None)
+                        c_doc = gr.Dropdown(docs, label="文件", value=None)
+                        c_kind = gr.Dropdown(kinds, label="文件类型", value=None)
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        chatbot = gr.Chatbot(label="对话", height=520, elem_id="ipqa-chat",
+                                             placeholder="请输入关于知识产权政策或法律的问题，例如下方的示例问题。",
+                                             feedback_options=("Like", "Dislike"))
+                        with gr.Row():
+                            box = gr.Textbox(show_label=False, placeholder="输入问题，按回车发送", scale=5,
+                                             elem_id="ipqa-question", max_length=2000)
+                            send = gr.Button("发送", variant="primary", scale=1, elem_id="ipqa-send")
+                        clear = gr.Button("清空对话", elem_id="ipqa-clear")
+                        gr.Examples(EXAMPLES, inputs=box, label="示例问题")
+                    with gr.Column(scale=2):
+                        sources = _panel(render.sources_html(None, app.doc_date), open_clause, "ipqa-sources")
+                turns, answers = gr.State([]), gr.State({})
+                chat_io = dict(inputs=[box, chatbot, turns, answers, c_place, c_doc, c_kind],
+                               outputs=[box, chatbot, turns, answers, sources], concurrency_limit=ASK_CONCURRENCY,
+                               concurrency_id="ask", api_visibility="private")
+                box.submit(app.respond, **chat_io)
+                send.click(app.respond, **chat_io)
+                clear.click(app.clear, None, [chatbot, turns, answers, sources, box], api_visibility="private")
+                chatbot.like(app.feedback, [answers], None, api_visibility="private")
+
+            with gr.Tab("条款检索", id="search"):
+                with gr.Row():
+                    query = gr.Textbox(label="检索内容", placeholder="关键词或问题，例如：质押融资", scale=5,
+                                       elem_id="ipqa-query")
+                    go = gr.Button("检索", variant="primary", scale=1, elem_id="ipqa-search")
+                with gr.Row():
+                    s_place = gr.Dropdown(places, label="地区", value=None)
+                    s_docs = gr.Dropdown(docs, label="文件", value=None)
+                    s_kinds = gr.Dropdown(kinds, label="文件类型", value=[], multiselect=True)
+                with gr.Row():
+                    year_from = gr.Number(label="起始年份", precision=0, value=None)
+                    year_to = gr.Number(label="结束年份", precision=0, value=None)
+                    mode = gr.Radio(MODES, value="hybrid", label="检索方式")
+                    k = gr.Slider(5, 50, value=20, step=1, label="结果数")
+                results = _panel('<div class="ipqa-empty">输入关键词后点击“检索”。</div>', open_clause,
+                                 "ipqa-results")
+                export = gr.File(label="导出结果（CSV）", interactive=False, elem_id="ipqa-export")
+                search_io = dict(inputs=[query, s_place, s_docs, s_kinds, year_from, year_to, mode, k],
+                                 outputs=[results, export], concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask",
+                                 api_visibility="private")
+                query.submit(app.search, **search_io)
+                go.click(app.search, **search_io)
+
+            with gr.Tab("文件管理", id="docs"):
+                table = gr.Dataframe(app.doc_rows(), headers=["文档ID", "标题", "类型", "发文机关", "文号", "日期", "地区",
+                                                              "期限", "条款数", "来源"],
+                                     interactive=False, wrap=True, label="知识库中的文件", elem_id="ipqa-docs")
+                with gr.Row():
+                    with gr.Column():
+                        upload = gr.File(label="上传文件（.txt .md .html .pdf .docx，可多选）", file_count="multiple",
+                                         file_types=list(UPLOAD_TYPES), elem_id="ipqa-upload")
+                        add_btn = gr.Button("加入知识库", variant="primary", elem_id="ipqa-add")
+                    with gr.Column():
+                        preview = gr.HTML('<div class="ipqa-empty">选择文件后，这里预览识别出的标题、元数据和前几个条款。</div>',
+                                          elem_id="ipqa-preview")
+                with gr.Row():
+                    remove_dd = gr.Dropdown(docs, label="选择要删除的文件", multiselect=True, value=[],
+                                            elem_id="ipqa-remove-choice")
+                    remove_btn = gr.Button("删除所选文件", variant="stop", elem_id="ipqa-remove")
+                doc_status = gr.HTML(elem_id="ipqa-doc-status")
+                refresh_out = [doc_status, table, c_doc, s_docs, remove_dd, c_place, s_place, c_kind, s_kinds, status]
+                upload.change(app.preview, [upload], [preview], api_visibility="private")
+                add_btn.click(app.add, [upload], refresh_out + [upload, preview], concurrency_id="write",
+                              api_visibility="private")
+                remove_btn.click(app.remove, [remove_dd], refresh_out, concurrency_id="write", api_visibility="private")
+
+            with gr.Tab("评测", id="eval"):
+                with gr.Row():
+                    dataset = gr.Dropdown(EVAL_DATASETS, value="policies_qa", label="数据集")
+                    with_baselines = gr.Checkbox(label="同时评测基线方法（BM25、朴素 LangChain；首次较慢）", value=False)
+                    run = gr.Button("运行评测", variant="primary", elem_id="ipqa-eval")
+                eval_note = gr.Markdown()
+                eval_summary = gr.Dataframe(headers=["数据集", "方法", "hit@1", "hit@3", "hit@5", "hit@10", "MRR@10",
+                                                     "nDCG@10", "recall@10", "p50 ms", "p95 ms", "题数"],
+                                            label="检索指标", interactive=False)
+                eval_answers = gr.Dataframe(headers=["数据集", "关键词覆盖", "引用准确率", "引用召回率", "数字可溯源",
+                                                     "无答案时拒答", "有答案时拒答", "p50 ms", "p95 ms", "题数"],
+                                            label="回答指标（摘录式）", interactive=False)
+                eval_chart = gr.Image(label="图表", type="filepath", interactive=False)
+                eval_failing = gr.Dataframe(headers=["数据集", "编号", "类型", "问题", "问题所在", "标准条款", "实际条款"],
+                                            label="未通过的问题", interactive=False, wrap=True)
+                run.click(app.run_eval, [dataset, with_baselines],
+                          [eval_summary, eval_answers, eval_chart, eval_failing, eval_note],
+                          concurrency_id="eval", api_visibility="private")
+
+        gr.api(app.api_ask, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
+        gr.api(app.api_search, api_name="search", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
+    return demo
+
+
+THEME_FONTS = ["PingFang SC", "Microsoft YaHei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "system-ui", "sans-serif"]
+
+
+def launch(backend: Backend, *, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
+           block: bool = True, quiet: bool = False):
+    """Start the app. Fonts are local ones: nothing is fetched from the internet."""
+    demo = build_app(backend)
+    demo.queue(default_concurrency_limit=1, max_size=256)
+    theme = gr.themes.Soft(font=THEME_FONTS, font_mono=["ui-monospace", "monospace"])
+    demo.launch(server_name=host, server_port=port, auth=auth, auth_message="请输入账号和密码" if auth else None,
+                theme=theme, css=render.CSS, prevent_thread_lock=not block, quiet=quiet, show_error=True,
+                footer_links=["api"], allowed_paths=[str(backend.exports_dir), str(backend.data_dir / "eval")])
+    return demo

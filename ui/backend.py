@@ -1,0 +1,264 @@
+"""What the web app does, without the web: one open assistant shared by every session,
+index changes that swap it atomically, uploads, feedback and eval runs.
+
+Handlers call this; it calls only the ``assistant`` and ``eval`` public APIs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assistant import (Filters, IndexNotBuilt, UnsupportedDocument, add_files, default_index_dir, index_sources,
+                       open_index, read_file, remove_documents)
+from assistant.records import answer_json
+from assistant.service import Assistant
+from corpus.types import Answer, Document, Hit
+
+log = logging.getLogger(__name__)
+
+UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
+_UNSAFE = re.compile(r"[^\w\u3400-\u9fff（）()《》\-. ]+")
+
+
+def safe_file_name(name: str) -> str:
+    """A file name that stays inside the uploads folder: no directories, no dot files,
+    only word characters, CJK and a few punctuation marks."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = _UNSAFE.sub("_", base).strip(" .")
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    stem = stem[:80].strip(" .") or "upload"
+    return f"{stem}.{ext.lower()}" if ext else stem
+
+
+@dataclass
+class Preview:
+    """What an upload would add: the parsed document, or why it cannot be read."""
+
+    name: str
+    document: Document | None = None
+    error: str | None = None
+    duplicate_of: str | None = None  # doc_id of an indexed document with the same content
+
+
+@dataclass
+class Changed:
+    """The outcome of adding or removing documents, for the page."""
+
+    message: str
+    ok: bool
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+class Backend:
+    """The app's state: the index directory, the open assistant, and the app's own folders."""
+
+    def __init__(self, index_dir: str | Path | None = None, *, data_dir: str | Path | None = None,
+                 assistant: Assistant | None = None):
+        self.index_dir = Path(index_dir or default_index_dir())
+        self.data_dir = Path(data_dir) if data_dir else self.index_dir.parent
+        self.uploads_dir = self.data_dir / "uploads"
+        self.exports_dir = self.data_dir / "exports"
+        self.feedback_file = self.data_dir / "feedback.jsonl"
+        self._assistant = assistant
+        self._write_lock = threading.Lock()  # one index change at a time
+        self._feedback_lock = threading.Lock()
+        self._eval_lock = threading.Lock()
+
+    # --- start-up ---
+
+    @classmethod
+    def start(cls, index_dir: str | Path | None = None, *, data_dir: str | Path | None = None,
+              progress: bool = True, warm_up: bool = True) -> "Backend":
+        """Open the index (building it over the bundled knowledge base on first run) and load the model."""
+        backend = cls(index_dir, data_dir=data_dir)
+        try:
+            assistant = Assistant.open(backend.index_dir)
+        except IndexNotBuilt:
+            log.info("no index in %s yet: building it over the bundled knowledge base", backend.index_dir)
+            if progress:
+                print(f"首次运行：正在为内置知识库建立索引（{backend.index_dir}），约需一分钟……", flush=True)
+            report = index_sources(backend.index_dir, progress=progress)
+            if progress:
+                print(report.summary(), flush=True)
+            assistant = Assistant.open(backend.index_dir)
+        backend._assistant = assistant
+        if warm_up:
+            assistant.warm_up()
+        return backend
+
+    @property
+    def assistant(self) -> Assistant:
+        if self._assistant is None:
+            raise RuntimeError("Backend not started")
+        return self._assistant
+
+    def _reload(self) -> None:
+        """Open the index again after a change and swap it in; requests under way keep the old one."""
+        old = self.assistant
+        index = open_index(self.index_dir, embedder=old.index.embedder)
+        self._assistant = Assistant(index, retrieval=old.retrieval, abstain=old.abstain_settings,
+                                    llm=old.llm.settings if old.llm else None)
+        # The old catalog is not closed here: a request may still be reading it; it closes when collected.
+
+    # --- asking and searching ---
+
+    def ask(self, question: str, history: Sequence[dict] = (), filters: Filters | None = None) -> Answer:
+        return self.assistant.ask(question, history, filters=filters)
+
+    def ask_stream(self, question: str, history: Sequence[dict] = (),
+                   filters: Filters | None = None) -> Iterator[tuple[str, Answer | None]]:
+        return self.assistant.ask_stream(question, history, filters=filters)
+
+    def search(self, query: str, *, filters: Filters | None = None, mode: str = "hybrid", k: int = 20) -> list[Hit]:
+        return self.assistant.search(query, k=k, mode=mode, filters=filters)
+
+    # --- documents ---
+
+    def documents(self):
+        return sorted(self.assistant.index.documents(), key=lambda d: (d.collection != "policies", d.collection,
+                                                                       d.doc_id))
+
+    def document(self, doc_id: str) -> Document | None:
+        return self.assistant.index.document(doc_id)
+
+    def doc_info(self, doc_id: str):
+        try:
+            return self.assistant.index.doc_info(doc_id)
+        except KeyError:
+            return None
+
+    def places(self) -> list[str]:
+        """Region names a user can filter by, most specific last in each chain, without repeats."""
+        seen: list[str] = []
+        for d in self.documents():
+            for name in d.region:
+                if name not in seen:
+                    seen.append(name)
+        return seen
+
+    def kinds(self) -> list[str]:
+        return sorted({d.kind for d in self.documents() if d.kind})
+
+    def preview(self, paths: Sequence[str | Path]) -> list[Preview]:
+        """Parse uploaded files without indexing them."""
+        by_hash = {d.content_hash: d.doc_id for d in self.documents()}
+        out = []
+        for path in paths:
+            name = Path(path).name
+            try:
+                doc = read_file(path)
+            except UnsupportedDocument as exc:
+                out.append(Preview(name=name, error=exc.user_message))
+                continue
+            except Exception as exc:  # a parser bug must not take the page down
+                log.exception("preview of %s failed", path)
+                out.append(Preview(name=name, error=f"文件「{name}」无法读取：{type(exc).__name__}"))
+                continue
+            out.append(Preview(name=name, document=doc, duplicate_of=by_hash.get(doc.content_hash)))
+        return out
+
+    def _store_upload(self, path: Path) -> Path:
+        """Copy an uploaded file into the app's uploads folder under a safe name."""
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        target = self.uploads_dir / safe_file_name(path.name)
+        if target.resolve().parent != self.uploads_dir.resolve():  # belt and braces
+            raise UnsupportedDocument(path, "文件名不合法")
+        shutil.copyfile(path, target)
+        return target
+
+    def add(self, paths: Sequence[str | Path]) -> Changed:
+        """Add uploaded files to the index (a file with an indexed name replaces that document)."""
+        if not paths:
+            return Changed("请先选择要上传的文件。", ok=False)
+        stored, errors = [], []
+        for p in paths:
+            p = Path(p)
+            if p.suffix.lower() not in UPLOAD_TYPES:
+                errors.append(f"文件「{p.name}」无法导入：不支持的文件类型（支持 {' '.join(UPLOAD_TYPES)}）")
+                continue
+            try:
+                stored.append(self._store_upload(p))
+            except (OSError, UnsupportedDocument) as exc:
+                errors.append(f"文件「{p.name}」无法保存：{getattr(exc, 'reason', exc)}")
+        report = None
+        if stored:
+            with self._write_lock:
+                report = add_files(stored, self.index_dir)
+                if report.added or report.updated:
+                    self._reload()
+        lines = []
+        if report:
+            lines += [f"已加入：{d}" for d in report.added] + [f"已更新：{d}" for d in report.updated]
+            lines += [f"未重复导入：{skipped} 与已有文档 {kept} 内容相同" for skipped, kept in report.duplicates]
+            lines += [f.user_message for f in report.failures]
+            lines += [f"内容未变：{d}" for d in report.unchanged]
+        lines += errors
+        ok = bool(report and (report.added or report.updated)) and not errors and not (report and report.failures)
+        return Changed("\n".join(lines) or "没有可导入的文件。", ok=ok,
+                       added=(report.added + report.updated) if report else [])
+
+    def remove(self, doc_ids: Sequence[str]) -> Changed:
+        doc_ids = [d for d in doc_ids if d]
+        if not doc_ids:
+            return Changed("请先选择要删除的文档。", ok=False)
+        unknown = [d for d in doc_ids if self.doc_info(d) is None]
+        if unknown:
+            return Changed(f"知识库中没有文档：{'、'.join(unknown)}", ok=False)
+        with self._write_lock:
+            report = remove_documents(doc_ids, self.index_dir)
+            self._reload()
+        return Changed("\n".join(f"已删除：{d}" for d in report.removed) or "没有删除任何文档。",
+                       ok=bool(report.removed), removed=list(report.removed))
+
+    # --- feedback ---
+
+    def record_feedback(self, rating: str, question: str, answer: Answer | dict, *, history: Sequence[dict] = ()) -> dict:
+        """Append one rated exchange to feedback.jsonl; returns the record written."""
+        if isinstance(answer, Answer):
+            answer = answer_json(answer, hits=0)
+        record = {"time": dt.datetime.now().isoformat(timespec="seconds"), "rating": rating, "question": question,
+                  "history": list(history), **{k: answer.get(k) for k in
+                                               ("rewritten_query", "answer", "abstained", "citations")}}
+        line = json.dumps(record, ensure_ascii=False)
+        with self._feedback_lock:
+            self.feedback_file.parent.mkdir(parents=True, exist_ok=True)
+            with self.feedback_file.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        return record
+
+    # --- eval ---
+
+    def evaluate(self, datasets: Sequence[str], *, baselines: bool = False):
+        """Run eval datasets against the open index (one run at a time)."""
+        from eval.api import evaluate
+
+        if not self._eval_lock.acquire(blocking=False):
+            raise RuntimeError("另一项评测正在运行，请稍后再试")
+        try:
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            return evaluate(datasets, modes=("hybrid",), index=self.assistant.index,
+                            out_dir=self.data_dir / "eval" / stamp, progress=False, baselines=baselines)
+        finally:
+            self._eval_lock.release()
+
+    def export_path(self, prefix: str, suffix: str, content: str) -> Path:
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha1(content.encode("utf-8")).hexdigest()[:8]
+        path = self.exports_dir / f"{prefix}-{dt.datetime.now():%Y%m%d-%H%M%S}-{digest}{suffix}"
+        path.write_text(content, encoding="utf-8-sig")  # BOM: Excel opens Chinese CSV correctly
+        return path
+
+
+__all__ = ["Backend", "Changed", "Preview", "UPLOAD_TYPES", "safe_file_name"]
