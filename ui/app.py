@@ -48,7 +48,7 @@ def _filters(place: str | None, doc_ids: Sequence[str] | str | None, kinds: Sequ
 def _years(first, last) -> tuple[int, int] | None:
     """Year range from two optional number boxes; raises gr.Error with a Chinese message."""
     def one(v):
-        if v in (None, ""):
+        if v in (None, "", 0):  # an empty number box sends 0
             return None
         try:
             year = int(v)
@@ -227,8 +227,8 @@ class App:
             if a.abstained != a.should_abstain:
                 why = "不该拒答却拒答" if a.abstained else "应拒答却作答"
                 failing.append([a.dataset, a.id, a.type, a.question, why, "；".join(a.gold), "；".join(a.cited)])
-        chart = outcome.paths.get("chart")
-        note = (f"共 {len({(r.dataset, r.id) for r in outcome.run.results})} 题；报告：{outcome.paths.get('markdown', '')}")
+        chart = outcome.paths.get("png")
+        note = (f"共 {len({(r.dataset, r.id) for r in outcome.run.results})} 题；报告：{outcome.paths.get('md', '')}")
         return summary, answers, str(chart) if chart and chart.exists() else None, failing, note
 
     # --- API (gradio_client) ---
@@ -288,14 +288,14 @@ def build_app(backend: Backend) -> gr.Blocks:
             with gr.Tab("智能问答", id="chat"):
                 with gr.Accordion("筛选（可选）", open=False):
                     with gr.Row():
-                        c_place = gr.Dropdown(places, label="地区", value=None)
-                        c_doc = gr.Dropdown(docs, label="文件", value=None)
-                        c_kind = gr.Dropdown(kinds, label="文件类型", value=None)
+                        c_place = gr.Dropdown(places, label="地区", value=None, elem_id="ipqa-chat-place")
+                        c_doc = gr.Dropdown(docs, label="文件", value=None, elem_id="ipqa-chat-doc")
+                        c_kind = gr.Dropdown(kinds, label="文件类型", value=None, elem_id="ipqa-chat-kind")
                 with gr.Row():
                     with gr.Column(scale=3):
                         chatbot = gr.Chatbot(label="对话", height=520, elem_id="ipqa-chat",
                                              placeholder="请输入关于知识产权政策或法律的问题，例如下方的示例问题。",
-                                             feedback_options=("Like", "Dislike"))
+                                             feedback_options=("Like", "Dislike"), buttons=["copy", "copy_all"])
                         with gr.Row():
                             box = gr.Textbox(show_label=False, placeholder="输入问题，按回车发送", scale=5,
                                              elem_id="ipqa-question", max_length=2000)
@@ -308,9 +308,10 @@ def build_app(backend: Backend) -> gr.Blocks:
                 chat_io = dict(inputs=[box, chatbot, turns, answers, c_place, c_doc, c_kind],
                                outputs=[box, chatbot, turns, answers, sources], concurrency_limit=ASK_CONCURRENCY,
                                concurrency_id="ask", api_visibility="private")
-                box.submit(app.respond, **chat_io)
-                send.click(app.respond, **chat_io)
+                box.submit(app.respond, api_name="ui_chat_enter", **chat_io)
+                send.click(app.respond, api_name="ui_chat_send", **chat_io)
                 clear.click(app.clear, None, [chatbot, turns, answers, sources, box], api_visibility="private")
+                chatbot.clear(app.clear, None, [chatbot, turns, answers, sources, box], api_visibility="private")
                 chatbot.like(app.feedback, [answers], None, api_visibility="private")
 
             with gr.Tab("条款检索", id="search"):
@@ -319,9 +320,9 @@ def build_app(backend: Backend) -> gr.Blocks:
                                        elem_id="ipqa-query")
                     go = gr.Button("检索", variant="primary", scale=1, elem_id="ipqa-search")
                 with gr.Row():
-                    s_place = gr.Dropdown(places, label="地区", value=None)
-                    s_docs = gr.Dropdown(docs, label="文件", value=None)
-                    s_kinds = gr.Dropdown(kinds, label="文件类型", value=[], multiselect=True)
+                    s_place = gr.Dropdown(places, label="地区", value=None, elem_id="ipqa-search-place")
+                    s_docs = gr.Dropdown(docs, label="文件", value=None, elem_id="ipqa-search-doc")
+                    s_kinds = gr.Dropdown(kinds, label="文件类型", value=[], multiselect=True, elem_id="ipqa-search-kind")
                 with gr.Row():
                     year_from = gr.Number(label="起始年份", precision=0, value=None)
                     year_to = gr.Number(label="结束年份", precision=0, value=None)
@@ -333,8 +334,8 @@ def build_app(backend: Backend) -> gr.Blocks:
                 search_io = dict(inputs=[query, s_place, s_docs, s_kinds, year_from, year_to, mode, k],
                                  outputs=[results, export], concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask",
                                  api_visibility="private")
-                query.submit(app.search, **search_io)
-                go.click(app.search, **search_io)
+                query.submit(app.search, api_name="ui_search_enter", **search_io)
+                go.click(app.search, api_name="ui_search_click", **search_io)
 
             with gr.Tab("文件管理", id="docs"):
                 table = gr.Dataframe(app.doc_rows(), headers=["文档ID", "标题", "类型", "发文机关", "文号", "日期", "地区",
@@ -361,19 +362,20 @@ def build_app(backend: Backend) -> gr.Blocks:
 
             with gr.Tab("评测", id="eval"):
                 with gr.Row():
-                    dataset = gr.Dropdown(EVAL_DATASETS, value="policies_qa", label="数据集")
+                    dataset = gr.Dropdown(EVAL_DATASETS, value="policies_qa", label="数据集", elem_id="ipqa-eval-dataset")
                     with_baselines = gr.Checkbox(label="同时评测基线方法（BM25、朴素 LangChain；首次较慢）", value=False)
                     run = gr.Button("运行评测", variant="primary", elem_id="ipqa-eval")
-                eval_note = gr.Markdown()
+                eval_note = gr.Markdown(elem_id="ipqa-eval-note")
                 eval_summary = gr.Dataframe(headers=["数据集", "方法", "hit@1", "hit@3", "hit@5", "hit@10", "MRR@10",
                                                      "nDCG@10", "recall@10", "p50 ms", "p95 ms", "题数"],
-                                            label="检索指标", interactive=False)
+                                            label="检索指标", interactive=False, elem_id="ipqa-eval-summary")
                 eval_answers = gr.Dataframe(headers=["数据集", "关键词覆盖", "引用准确率", "引用召回率", "数字可溯源",
                                                      "无答案时拒答", "有答案时拒答", "p50 ms", "p95 ms", "题数"],
                                             label="回答指标（摘录式）", interactive=False)
                 eval_chart = gr.Image(label="图表", type="filepath", interactive=False)
                 eval_failing = gr.Dataframe(headers=["数据集", "编号", "类型", "问题", "问题所在", "标准条款", "实际条款"],
-                                            label="未通过的问题", interactive=False, wrap=True)
+                                            label="未通过的问题", interactive=False, wrap=True,
+                                            elem_id="ipqa-eval-failing")
                 run.click(app.run_eval, [dataset, with_baselines],
                           [eval_summary, eval_answers, eval_chart, eval_failing, eval_note],
                           concurrency_id="eval", api_visibility="private")

@@ -1,0 +1,328 @@
+"""The web app: HTML escaping and upload names (fast), then the real app driven in headless
+Chromium with Playwright and through gradio_client (slow: real index, real model, real server).
+
+Screenshots of every tab go to test-output/screenshots/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ui.backend import safe_file_name
+from ui.render import document_html, highlight, search_html
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+SHOTS = ROOT / "test-output" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+
+
+# --- fast: what the page renders and where uploads go --------------------------------------
+
+
+def test_highlight_escapes_document_text_and_marks_terms():
+    html = highlight('专利<script>alert(1)</script>质押融资', ["质押融资", "<script>"])
+    assert "<script>" not in html
+    assert '<mark class="hl">质押融资</mark>' in html
+    assert '<mark class="hl">&lt;script&gt;</mark>' in html
+
+
+def test_document_view_escapes_clause_text(policies):
+    from dataclasses import replace
+
+    doc = policies["cangzhou-2017"]
+    evil = replace(doc.clauses[3], text='<img src=x onerror="alert(1)">' + doc.clauses[3].text)
+    doc = replace(doc, clauses=(doc.clauses[:3] + (evil,) + doc.clauses[4:]))
+    html = document_html(doc, focus=evil.clause_id)
+    assert "<img" not in html and "&lt;img src=x" in html
+    assert html.count("ipqa-focus") == 1
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("../../etc/passwd", "passwd"),
+    ("..\\..\\windows\\system.ini", "system.ini"),
+    ("政策/../../x.docx", "x.docx"),
+    ("宁波市专利管理条例(2012-04-09).docx", "宁波市专利管理条例(2012-04-09).docx"),
+    ("a<b>|c?.TXT", "a_b_c_.txt"),
+    ("....", "upload"),
+    (".hidden.md", "hidden.md"),
+])
+def test_upload_names_stay_in_the_uploads_folder(name, expected):
+    assert safe_file_name(name) == expected
+
+
+def test_search_results_without_hits_say_so():
+    assert "没有找到" in search_html([], [], "<b>x</b>")
+    assert "<b>x</b>" not in search_html([], [], "<b>x</b>")
+
+
+# --- slow: the real app ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ipqa serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"ipqa serve did not start in {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(real_index, tmp_path_factory):
+    """`ipqa serve` on a copy of the real index (the tests add and remove documents)."""
+    index_dir, _ = real_index
+    work = tmp_path_factory.mktemp("serve")
+    shutil.copytree(index_dir, work / "index")
+    port = _free_port()
+    log = work / "serve.log"
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env.pop("IPQA_LLM_BASE_URL", None)
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--index-dir", str(work / "index"),
+                                 "--data-dir", str(work / "data"), "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(url + "/", proc, log)
+        yield {"url": url, "data": work / "data", "log": log}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "browser tests need Debian's chromium: apt-get install -y chromium fonts-wqy-zenhei"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    outside = []
+    pg.on("request", lambda r: outside.append(r.url)
+          if not r.url.startswith((server["url"], "data:", "blob:")) else None)
+    pg.goto(server["url"])
+    pg.locator("#ipqa-question textarea").wait_for()
+    yield pg
+    context.close()
+    assert outside == [], f"the page fetched from outside 127.0.0.1: {outside[:5]}"
+
+
+def _shot(pg, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _ask(pg, question: str, answers_before: int) -> None:
+    pg.locator("#ipqa-question textarea").fill(question)
+    pg.locator("#ipqa-send").click()
+    # wait until this question's answer replaced the "正在检索……" placeholder
+    pg.wait_for_function(
+        """n => { const bots = document.querySelectorAll('#ipqa-chat .message-row.bot-row, #ipqa-chat .bot');
+                  const done = document.querySelectorAll('#ipqa-chat .ipqa-answer, #ipqa-chat .ipqa-notfound');
+                  return done.length > n; }""", arg=answers_before)
+
+
+def _pick(pg, elem_id: str, text: str) -> None:
+    """Choose an option of a Gradio dropdown by typing and clicking it."""
+    box = pg.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(text)
+    pg.get_by_role("option", name=text, exact=True).first.click()
+
+
+@pytest.mark.slow
+def test_chat_answers_with_sources_follow_up_and_not_found(page, server):
+    pg = page
+    _ask(pg, "荆门高新区对通过贯标认证的企业有奖励吗？", 0)
+    answer = pg.locator("#ipqa-chat .ipqa-answer").last
+    assert "资金奖励" in answer.inner_text() and "[1]" in answer.inner_text()
+    card = pg.locator("#ipqa-sources .ipqa-card").first
+    assert "荆门高新区创建湖北省知识产权强省建设示范园区工作方案" in card.inner_text()
+    assert "四、" in card.locator(".ipqa-path").inner_text()
+    assert "资金奖励" in card.locator("mark.quote").first.inner_text()  # the quoted span is highlighted
+    assert card.locator("code").inner_text().startswith("《荆门高新区创建湖北省知识产权强省建设示范园区工作方案")
+    _shot(pg, "chat-answer")
+
+    # the citation opens the whole document at that clause
+    card.locator(".ipqa-open").click()
+    focus = pg.locator("#ipqa-sources .ipqa-viewer .ipqa-focus")
+    focus.wait_for()
+    assert "对通过贯标认证的企业给予资金奖励" in focus.inner_text()
+    assert pg.locator("#ipqa-sources .ipqa-viewer .ipqa-doc-clause").count() > 20  # the whole document
+    _shot(pg, "chat-document")
+    pg.locator("#ipqa-sources .ipqa-close").click()
+
+    # a follow-up is rewritten from the history and the rewrite is shown
+    _ask(pg, "那沧州呢？", 1)
+    rewritten = pg.locator("#ipqa-chat .ipqa-rewritten").last.inner_text()
+    assert "沧州" in rewritten and "贯标" in rewritten
+    assert "沧州市专利事业发展" in pg.locator("#ipqa-sources .ipqa-card").first.inner_text()
+    _shot(pg, "chat-follow-up")
+
+    # not found looks different and shows the nearest clauses as possibly related
+    _ask(pg, "深圳市对PCT专利申请的资助标准是多少？", 2)
+    not_found = pg.locator("#ipqa-chat .ipqa-notfound").last
+    assert "没有找到" in not_found.inner_text()
+    assert "可能相关" in pg.locator("#ipqa-sources").inner_text()
+    assert pg.locator("#ipqa-sources .ipqa-card-related").count() >= 1
+    _shot(pg, "chat-not-found")
+
+    # 👍 appends the exchange to the feedback file
+    pg.locator("#ipqa-chat button[aria-label='赞']").first.click()
+    feedback = server["data"] / "feedback.jsonl"
+    deadline = time.time() + 20
+    while not feedback.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    record = json.loads(feedback.read_text(encoding="utf-8").splitlines()[-1])
+    assert record["rating"] == "up"
+    assert record["question"] == "荆门高新区对通过贯标认证的企业有奖励吗？"
+    assert record["citations"][0]["doc_id"] == "jingmen-hitech-2023"
+
+    # clearing empties the conversation
+    pg.locator("#ipqa-clear").click()
+    pg.wait_for_function("() => document.querySelectorAll('#ipqa-chat .ipqa-answer').length === 0")
+
+
+@pytest.mark.slow
+def test_clause_search_with_place_filter_and_csv(page):
+    pg = page
+    pg.get_by_role("tab", name="条款检索").click()
+    pg.locator("#ipqa-query textarea").fill("质押融资")
+    _pick(pg, "ipqa-search-place", "沧州市")
+    pg.locator("#ipqa-search").click()
+    pg.locator("#ipqa-results .ipqa-result").first.wait_for()
+    titles = pg.locator("#ipqa-results .ipqa-result .ipqa-title").all_inner_texts()
+    assert titles and all("沧州" in t for t in titles)
+    assert pg.locator("#ipqa-results mark.hl").count() > 0  # matched terms highlighted
+    assert "质押" in pg.locator("#ipqa-results mark.hl").first.inner_text() or \
+        "融资" in pg.locator("#ipqa-results mark.hl").first.inner_text()
+    link = pg.locator("#ipqa-export a").first
+    link.wait_for()
+    with pg.expect_download() as dl:
+        link.click()
+    rows = list(csv.reader(io.StringIO(Path(dl.value.path()).read_text(encoding="utf-8-sig"))))
+    assert rows[0][:2] == ["排名", "得分"] and len(rows) == len(titles) + 1
+    assert all(r[4] == "沧州市专利事业发展“十三五”规划" for r in rows[1:])
+    # open a result in its document
+    pg.locator("#ipqa-results .ipqa-open").first.click()
+    pg.locator("#ipqa-results .ipqa-viewer .ipqa-focus").wait_for()
+    _shot(pg, "search")
+
+
+def _docx_from_markdown(md: Path, out: Path) -> Path:
+    import docx
+
+    d = docx.Document()
+    for line in md.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("<!--"):
+            continue
+        if line.startswith("# "):
+            d.add_heading(line[2:], level=1)
+        else:
+            d.add_paragraph(line)
+    d.save(out)
+    return out
+
+
+@pytest.mark.slow
+def test_upload_a_docx_ask_about_it_and_remove_it(page, tmp_path):
+    pg = page
+    docx_file = _docx_from_markdown(DATA / "宁波市专利管理条例(2012-04-09).md", tmp_path / "宁波市专利管理条例.docx")
+    pg.get_by_role("tab", name="文件管理").click()
+    _shot(pg, "documents")
+    pg.locator("#ipqa-upload input[type=file]").set_input_files(str(docx_file))
+    pg.locator("#ipqa-preview .ipqa-preview").first.wait_for()
+    preview = pg.locator("#ipqa-preview").inner_text()
+    assert "《宁波市专利管理条例》" in preview and "第一条" in preview
+    _shot(pg, "documents-preview")
+    pg.locator("#ipqa-add").click()
+    pg.locator("#ipqa-doc-status .ipqa-ok").wait_for()
+    assert "已加入：宁波市专利管理条例" in pg.locator("#ipqa-doc-status").inner_text()
+    assert "宁波市专利管理条例" in pg.locator("#ipqa-docs").inner_text()
+
+    pg.get_by_role("tab", name="智能问答").click()
+    _ask(pg, "宁波市被授予专利权的单位应当在多长时间内发给发明人奖金？", 0)
+    answer = pg.locator("#ipqa-chat .ipqa-answer").last.inner_text()
+    assert "九十日内" in answer
+    assert "宁波市专利管理条例" in pg.locator("#ipqa-sources .ipqa-card").first.inner_text()
+    assert "第十一条" in pg.locator("#ipqa-sources .ipqa-card .ipqa-path").first.inner_text()
+    _shot(pg, "chat-uploaded")
+
+    pg.get_by_role("tab", name="文件管理").click()
+    _pick(pg, "ipqa-remove-choice", "宁波市专利管理条例（宁波市专利管理条例）")
+    pg.locator("#ipqa-remove").click()
+    pg.wait_for_function("() => (document.querySelector('#ipqa-doc-status') || {}).innerText?.includes('已删除')")
+    pg.wait_for_function("() => !document.querySelector('#ipqa-docs').innerText.includes('宁波市专利管理条例')")
+
+    pg.get_by_role("tab", name="智能问答").click()
+    _ask(pg, "宁波市被授予专利权的单位应当在多长时间内发给发明人奖金？", 1)
+    assert "宁波市专利管理条例" not in pg.locator("#ipqa-sources").inner_text()
+
+
+@pytest.mark.slow
+def test_eval_tab_runs_a_dataset(page):
+    pg = page
+    pg.get_by_role("tab", name="评测").click()
+    pg.locator("#ipqa-eval").click()
+    pg.wait_for_function("() => document.querySelector('#ipqa-eval-note').innerText.includes('题')",
+                         timeout=240_000)
+    summary = pg.locator("#ipqa-eval-summary").inner_text()
+    assert "policies_qa" in summary and "ipqa-hybrid" in summary
+    pg.locator("img[src*='chart']").first.wait_for()
+    assert pg.locator("#ipqa-eval-failing").count() == 1
+    _shot(pg, "eval")
+
+
+@pytest.mark.slow
+def test_gradio_client_calls_ask_and_search(server):
+    from gradio_client import Client
+
+    client = Client(server["url"], verbose=False)
+    first = client.predict("湖北省2023年知识产权质押融资目标是多少？", [], "", "", "", api_name="/ask")
+    assert not first["abstained"] and first["citations"][0]["doc_id"] == "hubei-2023"
+    history = [{"role": "user", "content": "湖北省2023年知识产权质押融资目标是多少？"},
+               {"role": "assistant", "content": first["answer"]}]
+    follow = client.predict("那沧州呢？", history, "", "", "", api_name="/ask")
+    assert "沧州" in follow["rewritten_query"]
+    assert follow["citations"][0]["doc_id"] == "cangzhou-2017"
+    found = client.predict("质押融资", "沧州", "", "", None, None, "hybrid", 5, api_name="/search")
+    assert found["hits"] and all(h["doc_id"] == "cangzhou-2017" for h in found["hits"])
