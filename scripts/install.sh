@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Create .venv and install ipqa with its test tools. Safe to run again.
+#   --browser  also install Debian's chromium and a Chinese font (fonts-wqy-zenhei) for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+if [ "${1:-}" = "--browser" ] && ! dpkg -s chromium fonts-wqy-zenhei >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first, pinned: this machine has its CPU build on disk; an unpinned torch

@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -92,11 +91,9 @@ def _wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 240) 
 
 
 @pytest.fixture(scope="module")
-def server(real_index, tmp_path_factory):
-    """`ipqa serve` on a copy of the real index (the tests add and remove documents)."""
-    index_dir, _ = real_index
+def server(tmp_path_factory):
+    """`ipqa serve` as a first run: no index yet, so it builds one over the bundled knowledge base."""
     work = tmp_path_factory.mktemp("serve")
-    shutil.copytree(index_dir, work / "index")
     port = _free_port()
     log = work / "serve.log"
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
@@ -108,6 +105,8 @@ def server(real_index, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_up(url + "/", proc, log)
+        started = log.read_text(errors="replace")
+        assert "首次运行：正在为内置知识库建立索引" in started and "17 个文件已就绪" in started
         yield {"url": url, "data": work / "data", "log": log}
     finally:
         proc.terminate()

@@ -220,8 +220,9 @@ class App:
         answers = answer_rows(outcome.run)
         failing = []
         for r in outcome.run.results:
-            if r.pipeline == "ipqa-hybrid" and r.metrics.get("hit@5", 1.0) < 1.0:
-                failing.append([r.dataset, r.id, r.type, r.question, "检索前5未命中", "；".join(r.gold),
+            if r.pipeline == "ipqa-hybrid" and r.metrics.get("hit@1", 1.0) < 1.0:
+                why = "检索前5未命中" if r.metrics.get("hit@5", 1.0) < 1.0 else "检索首条不是标准条款"
+                failing.append([r.dataset, r.id, r.type, r.question, why, "；".join(r.gold),
                                 r.ranked[0] if r.ranked else ""])
         for a in outcome.run.answers:
             if a.abstained != a.should_abstain:
@@ -340,7 +341,8 @@ def build_app(backend: Backend) -> gr.Blocks:
             with gr.Tab("文件管理", id="docs"):
                 table = gr.Dataframe(app.doc_rows(), headers=["文档ID", "标题", "类型", "发文机关", "文号", "日期", "地区",
                                                               "期限", "条款数", "来源"],
-                                     interactive=False, wrap=True, label="知识库中的文件", elem_id="ipqa-docs")
+                                     interactive=False, wrap=True, label="知识库中的文件", elem_id="ipqa-docs",
+                                     column_widths=["16%", "24%", "7%", "11%", "10%", "8%", "10%", "6%", "4%", "4%"])
                 with gr.Row():
                     with gr.Column():
                         upload = gr.File(label="上传文件（.txt .md .html .pdf .docx，可多选）", file_count="multiple",

@@ -181,7 +181,8 @@ def preview_html(previews) -> str:
             continue
         d = p.document
         first = [c for c in d.clauses if c.text.strip()][:5]
-        items = "".join(f"<li><b>{esc(clause_path(c.path))}</b> {esc(_short(c.text, 80))}</li>" for c in first)
+        items = "".join(f"<li>{'' if c.text.strip().startswith(c.label) else '<b>' + esc(clause_path(c.path)) + '</b> '}"
+                        f"{esc(_short(c.text, 80))}</li>" for c in first)
         dup = (f'<div class="ipqa-note">与已有文档 {esc(p.duplicate_of)} 内容相同，加入时会跳过。</div>'
                if p.duplicate_of else "")
         out.append(f'<div class="ipqa-preview"><b>{esc(p.name)}</b> → 《{esc(d.title)}》'
