@@ -325,6 +325,8 @@ def cmd_ask(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from eval.bench import DEFAULT_SIZES
+
     parser = argparse.ArgumentParser(
         prog="ipqa", description="知识产权政策问答助手（ipqa）：离线检索地方知识产权政策与国家法律法规，并给出条款出处。")
     sub = parser.add_subparsers(dest="command", metavar="命令")
@@ -397,6 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="不显示进度条")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("bench", help="性能基准：在语料的不同规模切片上建索引、检索、问答，并与 LangChain 默认做法对比")
+    p.add_argument("--corpus", required=True, metavar="DIR", help="语料文件夹（如 ../shared/data/laws）")
+    p.add_argument("--docs", type=int, nargs="+", default=list(DEFAULT_SIZES), metavar="N",
+                   help="切片大小（文档数），默认 50 200 800")
+    p.add_argument("--out", default=".ipqa/bench", metavar="DIR", help="输出目录（默认 .ipqa/bench）")
+    p.add_argument("--embedder", metavar="NAME", help="ipqa 使用的向量模型（默认 e5-small）")
+    p.add_argument("--questions", default="laws_qa", metavar="DATASET", help="测延迟用的问题集（默认 laws_qa）")
+    p.add_argument("--no-baseline", action="store_true", help="不跑 LangChain 默认做法的对照")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("serve", help="启动网页版问答助手（首次运行时为内置知识库建立索引）")
     p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，只允许本机访问）")
     p.add_argument("--port", type=int, default=7860, help="端口（默认 7860）")
@@ -406,6 +418,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="少输出")
     p.set_defaults(func=cmd_serve)
     return parser
+
+
+def cmd_bench(args) -> int:
+    from pathlib import Path
+
+    from eval import bench
+
+    corpus = Path(args.corpus)
+    if not corpus.is_dir():
+        print(f"错误：语料文件夹不存在：{corpus}", file=sys.stderr)
+        return 2
+    result = bench.run(corpus, args.docs, Path(args.out), embedder=args.embedder, baseline=not args.no_baseline,
+                       questions=args.questions)
+    print()
+    print(bench.table(result))
+    print(f"结果已写入 {args.out}/bench.md、bench.json、bench.png")
+    return 0
 
 
 def _auth(value: str | None) -> tuple[str, str] | None:

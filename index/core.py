@@ -88,6 +88,7 @@ class BuildReport:
     failures: list[UnsupportedDocument] = field(default_factory=list)
     chunks_embedded: int = 0
     embed_seconds: float = 0.0
+    keyword_seconds: float = 0.0  # tokenising chunks and rebuilding the BM25 matrix
     total_seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -188,17 +189,22 @@ class _Staging:
             ids = self.catalog.add_document(doc, chunks, origin=origin)
             if len(chunks):
                 self.vectors.add(ids, vectors[row:row + len(chunks)])
+                t = time.perf_counter()
                 self.keywords.add(ids, [tokenize(c.indexed_text) for c in chunks])
+                report.keyword_seconds += time.perf_counter() - t
             row += len(chunks)
             self.manifest["documents"][doc.doc_id] = {"content_hash": doc.content_hash, "origin": origin,
                                                       "chunks": len(chunks)}
 
-    def commit(self) -> dict[str, int]:
+    def commit(self, report: BuildReport | None = None) -> dict[str, int]:
         self.catalog.commit()
         counts = self.catalog.counts()
         self.catalog.close()
         self.vectors.save(self.staged)
-        self.keywords.save(self.staged)
+        t = time.perf_counter()
+        self.keywords.save(self.staged)  # rebuilds the BM25 matrix
+        if report is not None:
+            report.keyword_seconds += time.perf_counter() - t
         self.manifest["counts"] = counts
         self.manifest["updated_at"] = _now()
         (self.staged / "manifest.json").write_text(json.dumps(self.manifest, ensure_ascii=False, indent=1),
@@ -294,7 +300,7 @@ def update_index(index_dir: str | Path, *, add: Sequence[tuple[Document, str]] =
             for doc_id in plan.to_remove:
                 stage.remove(doc_id)
             stage.add(plan.to_add, report, progress)
-            report.counts = stage.commit()
+            report.counts = stage.commit(report)
         except BaseException:
             stage.abort()
             raise

@@ -1,0 +1,326 @@
+"""``ipqa bench``: how ipqa's cost grows with the corpus, beside the pipeline a user would write
+with LangChain defaults (RecursiveCharacterTextSplitter 500/50 + sentence-transformers encode +
+faiss IndexFlatIP), on the same slices and questions.
+
+Every figure is measured. Each stage of each size runs in a fresh child process, so its peak
+RSS and cold start are its own: build ipqa, serve ipqa (cold start, search and ask latency),
+build the baseline, serve the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SEED = 13
+DEFAULT_SIZES = (50, 200, 800)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def _du_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2 ** 20
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
+
+
+def corpus_files(corpus: Path) -> list[Path]:
+    """Every loadable file of the corpus in a fixed shuffled order, so each slice is a sample of the
+    whole corpus and every smaller slice is inside the larger ones."""
+    from corpus.documents import list_files
+    from corpus.loaders import FORMATS
+
+    files = [p for p in list_files(corpus) if p.suffix.lower() in FORMATS]
+    random.Random(SEED).shuffle(files)
+    return files
+
+
+def bench_questions(name: str = "laws_qa") -> list[str]:
+    from eval.questions import load_dataset
+
+    return [q.question for q in load_dataset(name).questions if not q.history]
+
+
+# --- the stages (each runs in its own process) ---------------------------------------------------
+
+
+def stage_build_ipqa(files: list[str], index_dir: str, extra: str, embedder: str | None) -> dict:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from corpus.documents import _load_one
+    from corpus.loaders import DEFAULT_MAX_BYTES
+    from corpus.types import Document
+    from index.chunking import chunk_document
+    from index.core import update_index
+    from index.embedders import get_embedder
+
+    emb = get_embedder(embedder) if embedder else get_embedder()
+    getattr(emb, "load", lambda: None)()
+    started = time.perf_counter()
+    jobs = [(Path(f), f"d{i:05d}-{Path(f).stem}", "bench", DEFAULT_MAX_BYTES) for i, f in enumerate(files)]
+    with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        loaded = list(pool.map(_load_one, jobs, chunksize=8))
+    docs = [d for d in loaded if isinstance(d, Document)]
+    chunks = sum(len(chunk_document(d)) for d in docs)
+    load_seconds = time.perf_counter() - started
+    report = update_index(index_dir, add=[(d, "bench") for d in docs], embedder=emb, rebuild=True)
+    size_mb = _du_mb(Path(index_dir))
+    # one more document into the finished index: an incremental add, not a rebuild
+    from corpus import load_document
+
+    t = time.perf_counter()
+    add = update_index(index_dir, add=[(load_document(extra, doc_id="bench-extra"), "bench")], embedder=emb)
+    add_seconds = time.perf_counter() - t
+    return {"documents": len(docs), "failures": len(loaded) - len(docs), "clauses": sum(len(d.clauses) for d in docs),
+            "chunks": chunks, "load_seconds": load_seconds, "embed_seconds": report.embed_seconds,
+            "chunks_per_second": report.chunks_per_second, "bm25_seconds": report.keyword_seconds,
+            "build_seconds": load_seconds + report.total_seconds, "index_mb": size_mb,
+            "add_one_seconds": add_seconds, "add_one_chunks": add.chunks_embedded, "peak_rss_mb": _rss_mb()}
+
+
+def stage_serve_ipqa(index_dir: str, questions: list[str]) -> dict:
+    t = time.perf_counter()
+    from assistant.service import Assistant
+
+    assistant = Assistant.open(index_dir, llm=None)
+    assistant.index.load_embedder()
+    assistant.search("专利权的期限")
+    cold = time.perf_counter() - t
+    search_ms, ask_ms = [], []
+    for q in questions:
+        assistant.index.clear_query_cache()
+        t = time.perf_counter()
+        assistant.search(q, k=10)
+        search_ms.append((time.perf_counter() - t) * 1000)
+        assistant.index.clear_query_cache()
+        t = time.perf_counter()
+        assistant.ask(q)
+        ask_ms.append((time.perf_counter() - t) * 1000)
+    return {"cold_start_seconds": cold, "search_p50_ms": _pct(search_ms, .5), "search_p95_ms": _pct(search_ms, .95),
+            "ask_p50_ms": _pct(ask_ms, .5), "ask_p95_ms": _pct(ask_ms, .95), "serve_rss_mb": _rss_mb()}
+
+
+def _plain_model():
+    """sentence-transformers as a user loads it: fp32 torch, default settings."""
+    from sentence_transformers import SentenceTransformer
+
+    from index.e5_convert import ensure_e5_model
+
+    return SentenceTransformer(str(ensure_e5_model()), device="cpu")
+
+
+def stage_build_baseline(files: list[str], out_dir: str) -> dict:
+    import faiss
+    import numpy as np
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    model = _plain_model()
+    started = time.perf_counter()
+    texts = []
+    for f in files:
+        try:
+            texts.append(Path(f).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, OSError):
+            continue
+    splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
+    chunks = [c for t in texts for c in splitter.split_text(t)]
+    load_seconds = time.perf_counter() - started
+    t = time.perf_counter()
+    vectors = model.encode(["passage: " + c for c in chunks], normalize_embeddings=True)
+    embed_seconds = time.perf_counter() - t
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(index, str(out / "index.faiss"))
+    (out / "chunks.json").write_text(json.dumps(chunks, ensure_ascii=False), encoding="utf-8")
+    return {"documents": len(texts), "chunks": len(chunks), "load_seconds": load_seconds,
+            "embed_seconds": embed_seconds, "chunks_per_second": len(chunks) / embed_seconds if embed_seconds else 0,
+            "build_seconds": time.perf_counter() - started, "index_mb": _du_mb(out), "peak_rss_mb": _rss_mb()}
+
+
+def stage_serve_baseline(out_dir: str, questions: list[str]) -> dict:
+    t = time.perf_counter()
+    import faiss
+
+    model = _plain_model()
+    index = faiss.read_index(str(Path(out_dir) / "index.faiss"))
+    chunks = json.loads((Path(out_dir) / "chunks.json").read_text(encoding="utf-8"))
+    model.encode(["query: 专利权的期限"], normalize_embeddings=True)
+    cold = time.perf_counter() - t
+    search_ms = []
+    for q in questions:
+        t = time.perf_counter()
+        _, ids = index.search(model.encode(["query: " + q], normalize_embeddings=True), 10)
+        [chunks[i] for i in ids[0] if i >= 0]
+        search_ms.append((time.perf_counter() - t) * 1000)
+    return {"cold_start_seconds": cold, "search_p50_ms": _pct(search_ms, .5), "search_p95_ms": _pct(search_ms, .95),
+            "serve_rss_mb": _rss_mb()}
+
+
+STAGES = {"build-ipqa": stage_build_ipqa, "serve-ipqa": stage_serve_ipqa, "build-baseline": stage_build_baseline,
+          "serve-baseline": stage_serve_baseline}
+
+
+def _child(stage: str, **kwargs) -> dict:
+    """Run one stage in a fresh Python process and return its figures."""
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run([sys.executable, "-m", "eval.bench", stage, json.dumps(kwargs, ensure_ascii=False)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench stage {stage} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+ROWS = [  # (key, label, which side has it)
+    ("documents", "documents", 2), ("clauses", "clauses", 1), ("chunks", "chunks", 2),
+    ("load_seconds", "load+clean+chunk s", 2), ("chunks_per_second", "embedding chunks/s", 2),
+    ("embed_seconds", "embedding s", 2), ("bm25_seconds", "BM25 build s", 1), ("build_seconds", "build total s", 2),
+    ("index_mb", "index on disk MB", 2), ("peak_rss_mb", "peak RSS building MB", 2),
+    ("cold_start_seconds", "cold start s", 2), ("serve_rss_mb", "peak RSS serving MB", 2),
+    ("search_p50_ms", "search p50 ms", 2), ("search_p95_ms", "search p95 ms", 2),
+    ("ask_p50_ms", "ask p50 ms", 1), ("ask_p95_ms", "ask p95 ms", 1), ("add_one_seconds", "add 1 document s", 1),
+]
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+
+
+def table(result: dict) -> str:
+    """One markdown table per size: ipqa, baseline, ratio."""
+    parts = []
+    for size in result["sizes"]:
+        ip, base = size["ipqa"], size.get("baseline") or {}
+        parts.append(f"### {size['documents']} documents\n")
+        parts.append("| figure | ipqa | LangChain defaults | ipqa / baseline |\n|---|---|---|---|")
+        for key, label, sides in ROWS:
+            a = ip.get(key)
+            b = base.get(key) if sides == 2 else None
+            ratio = f"{a / b:.2f}×" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "—"
+            parts.append(f"| {label} | {_fmt(a)} | {_fmt(b)} | {ratio} |")
+        parts.append("")
+    if result.get("fit"):
+        parts.append("### Growth (least-squares fit of log cost on log chunks)\n")
+        parts.append("| figure | exponent | predicted at full corpus |\n|---|---|---|")
+        for key, f in result["fit"].items():
+            parts.append(f"| {key} | {f['exponent']:.2f} | {_fmt(f['predicted'])} |")
+        parts.append(f"\nFull corpus: {result['full']['documents']} documents, {result['full']['chunks']} chunks "
+                     "(loaded and chunked, not embedded).")
+    return "\n".join(parts) + "\n"
+
+
+def fit(sizes: list[dict], full_chunks: int) -> dict:
+    """Power-law fit cost = a * chunks^b for the costs that grow, extrapolated to the full corpus."""
+    import numpy as np
+
+    out = {}
+    for key in ("embed_seconds", "build_seconds", "index_mb", "bm25_seconds", "search_p95_ms", "ask_p95_ms",
+                "add_one_seconds"):
+        pts = [(s["ipqa"]["chunks"], s["ipqa"].get(key)) for s in sizes if s["ipqa"].get(key)]
+        if len(pts) < 2:
+            continue
+        x = np.log([p[0] for p in pts])
+        y = np.log([p[1] for p in pts])
+        b, a = np.polyfit(x, y, 1)
+        out[key] = {"exponent": float(b), "predicted": float(math.exp(a) * full_chunks ** b)}
+    return out
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = result["sizes"]
+    docs = [s["documents"] for s in sizes]
+    panels = [("build_seconds", "build seconds"), ("index_mb", "index on disk (MB)"),
+              ("search_p95_ms", "search p95 (ms)"), ("serve_rss_mb", "peak RSS serving (MB)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    for ax, (key, label) in zip(axes, panels):
+        for side, style in (("ipqa", "o-"), ("baseline", "s--")):
+            ys = [(s.get(side) or {}).get(key) for s in sizes]
+            if all(isinstance(v, (int, float)) for v in ys):
+                ax.plot(docs, ys, style, label="ipqa" if side == "ipqa" else "LangChain defaults")
+        ax.set_xscale("log")
+        ax.set_xlabel("documents")
+        ax.set_title(label)
+        ax.grid(alpha=.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(corpus: Path, sizes: list[int], out_dir: Path, *, embedder: str | None = None, baseline: bool = True,
+        questions: str = "laws_qa", log=print) -> dict:
+    corpus, out_dir = Path(corpus), Path(out_dir)
+    files = corpus_files(corpus)
+    qs = bench_questions(questions)
+    extra = str(files[-1])  # never inside a slice below the full size
+    result = {"corpus": str(corpus), "files": len(files), "questions": len(qs), "embedder": embedder or "default",
+              "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count(), "sizes": []}
+    for n in sizes:
+        n = min(n, len(files) - 1)
+        part = [str(p) for p in files[:n]]
+        work = out_dir / "work" / str(n)
+        log(f"[{n} documents] building ipqa …")
+        ip = _child("build-ipqa", files=part, index_dir=str(work / "ipqa"), extra=extra, embedder=embedder)
+        log(f"  {ip['chunks']} chunks, {ip['chunks_per_second']:.1f} chunks/s, build {ip['build_seconds']:.1f}s")
+        ip |= _child("serve-ipqa", index_dir=str(work / "ipqa"), questions=qs)
+        log(f"  cold start {ip['cold_start_seconds']:.2f}s, search p95 {ip['search_p95_ms']:.1f} ms, "
+            f"ask p95 {ip['ask_p95_ms']:.1f} ms")
+        row = {"documents": n, "ipqa": ip}
+        if baseline:
+            log(f"[{n} documents] building the LangChain-defaults baseline …")
+            base = _child("build-baseline", files=part, out_dir=str(work / "baseline"))
+            base |= _child("serve-baseline", out_dir=str(work / "baseline"), questions=qs)
+            log(f"  {base['chunks']} chunks, {base['chunks_per_second']:.1f} chunks/s, "
+                f"search p95 {base['search_p95_ms']:.1f} ms")
+            row["baseline"] = base
+        result["sizes"].append(row)
+        _write(result, out_dir)
+    # the whole corpus, loaded and chunked (not embedded), to extrapolate the fitted growth
+    from corpus import load_folder
+    from index.chunking import chunk_document
+
+    full = load_folder(corpus, workers=2)
+    result["full"] = {"documents": len(full.documents), "chunks": sum(len(chunk_document(d)) for d in full.documents)}
+    result["fit"] = fit(result["sizes"], result["full"]["chunks"])
+    _write(result, out_dir)
+    return result
+
+
+def _write(result: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out_dir / "bench.md").write_text(table(result), encoding="utf-8")
+    plot(result, out_dir / "bench.png")
+
+
+if __name__ == "__main__":
+    stage, kwargs = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(STAGES[stage](**kwargs), ensure_ascii=False))
