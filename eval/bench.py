@@ -111,8 +111,73 @@ def stage_serve_ipqa(index_dir: str, questions: list[str]) -> dict:
         t = time.perf_counter()
         assistant.ask(q)
         ask_ms.append((time.perf_counter() - t) * 1000)
-    return {"cold_start_seconds": cold, "search_p50_ms": _pct(search_ms, .5), "search_p95_ms": _pct(search_ms, .95),
-            "ask_p50_ms": _pct(ask_ms, .5), "ask_p95_ms": _pct(ask_ms, .95), "serve_rss_mb": _rss_mb()}
+    figures = {"cold_start_seconds": cold, "search_p50_ms": _pct(search_ms, .5),
+               "search_p95_ms": _pct(search_ms, .95), "ask_p50_ms": _pct(ask_ms, .5), "ask_p95_ms": _pct(ask_ms, .95),
+               "serve_rss_mb": _rss_mb()}
+    return figures | _approximate(assistant.index, questions)
+
+
+def _approximate(index, questions: list[str]) -> dict:
+    """HNSW against exact search on this index's real embeddings: recall@10 and time per query."""
+    import numpy as np
+
+    from index.stores import FaissStore
+
+    exact = index.vectors
+    graph = FaissStore(exact.dim, approx_threshold=0)
+    graph.index = exact.index
+    t = time.perf_counter()
+    graph._build_hnsw()
+    build = time.perf_counter() - t
+    recall, exact_ms, hnsw_ms = [], [], []
+    for q in questions:
+        v = index.query_vector(q)
+        t = time.perf_counter()
+        want = {i for i, _ in exact.search(v, 10, exact=True)}
+        exact_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        got = {i for i, _ in graph.search(v, 10)}
+        hnsw_ms.append((time.perf_counter() - t) * 1000)
+        recall.append(len(want & got) / max(1, len(want)))
+    return {"hnsw_recall_at_10": float(np.mean(recall)), "hnsw_build_seconds": build,
+            "exact_vector_p50_ms": _pct(exact_ms, .5), "hnsw_vector_p50_ms": _pct(hnsw_ms, .5)}
+
+
+def stage_vector_scaling(index_dir: str, sizes: list[int]) -> dict:
+    """Time of one exact and one HNSW vector search as the store grows, on this index's real vectors
+    tiled (with a little noise) up to each size. Only times: recall is measured on real data above."""
+    import faiss
+    import numpy as np
+
+    from index.stores import FaissStore
+
+    base = FaissStore.load(Path(index_dir)).index
+    real = base.index.reconstruct_n(0, base.ntotal)
+    rng = np.random.default_rng(SEED)
+    queries = real[rng.choice(len(real), 50, replace=False)]
+    out = {}
+    for n in sizes:
+        reps = -(-n // len(real))
+        vecs = np.tile(real, (reps, 1))[:n] + rng.normal(0, 0.01, (n, real.shape[1])).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        flat = faiss.IndexFlatIP(real.shape[1])
+        flat.add(vecs)
+        t = time.perf_counter()
+        graph = faiss.IndexHNSWFlat(real.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = 80
+        graph.add(vecs)
+        build = time.perf_counter() - t
+        graph.hnsw.efSearch = 128
+        times = {"exact": [], "hnsw": []}
+        for q in queries:
+            for name, ix in (("exact", flat), ("hnsw", graph)):
+                t = time.perf_counter()
+                ix.search(q.reshape(1, -1), 10)
+                times[name].append((time.perf_counter() - t) * 1000)
+        out[str(n)] = {"exact_p50_ms": _pct(times["exact"], .5), "exact_p95_ms": _pct(times["exact"], .95),
+                       "hnsw_p50_ms": _pct(times["hnsw"], .5), "hnsw_p95_ms": _pct(times["hnsw"], .95),
+                       "hnsw_build_seconds": build}
+    return out
 
 
 def _plain_model():
@@ -174,7 +239,8 @@ def stage_serve_baseline(out_dir: str, questions: list[str]) -> dict:
 
 
 STAGES = {"build-ipqa": stage_build_ipqa, "serve-ipqa": stage_serve_ipqa, "build-baseline": stage_build_baseline,
-          "serve-baseline": stage_serve_baseline}
+          "serve-baseline": stage_serve_baseline, "vector-scaling": stage_vector_scaling}
+VECTOR_SIZES = [10_000, 50_000, 100_000, 200_000]
 
 
 def _child(stage: str, **kwargs) -> dict:
@@ -198,6 +264,8 @@ ROWS = [  # (key, label, which side has it)
     ("cold_start_seconds", "cold start s", 2), ("serve_rss_mb", "peak RSS serving MB", 2),
     ("search_p50_ms", "search p50 ms", 2), ("search_p95_ms", "search p95 ms", 2),
     ("ask_p50_ms", "ask p50 ms", 1), ("ask_p95_ms", "ask p95 ms", 1), ("add_one_seconds", "add 1 document s", 1),
+    ("hnsw_recall_at_10", "HNSW recall@10 vs exact", 1), ("exact_vector_p50_ms", "exact vector search p50 ms", 1),
+    ("hnsw_vector_p50_ms", "HNSW vector search p50 ms", 1),
 ]
 
 
@@ -221,6 +289,14 @@ def table(result: dict) -> str:
             b = base.get(key) if sides == 2 else None
             ratio = f"{a / b:.2f}×" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "—"
             parts.append(f"| {label} | {_fmt(a)} | {_fmt(b)} | {ratio} |")
+        parts.append("")
+    if result.get("vector_scaling"):
+        parts.append("### Vector search time as the store grows (real vectors tiled; times only)\n")
+        parts.append("| vectors | exact p50 ms | exact p95 ms | HNSW p50 ms | HNSW p95 ms | HNSW build s |\n"
+                     "|---|---|---|---|---|---|")
+        for n, f in result["vector_scaling"].items():
+            parts.append(f"| {n} | {_fmt(f['exact_p50_ms'])} | {_fmt(f['exact_p95_ms'])} | {_fmt(f['hnsw_p50_ms'])} "
+                         f"| {_fmt(f['hnsw_p95_ms'])} | {_fmt(f['hnsw_build_seconds'])} |")
         parts.append("")
     if result.get("fit"):
         parts.append("### Growth (least-squares fit of log cost on log chunks)\n")
@@ -303,6 +379,10 @@ def run(corpus: Path, sizes: list[int], out_dir: Path, *, embedder: str | None =
             row["baseline"] = base
         result["sizes"].append(row)
         _write(result, out_dir)
+    if result["sizes"]:
+        log("timing exact and HNSW vector search on up to 200,000 vectors …")
+        largest = out_dir / "work" / str(result["sizes"][-1]["documents"]) / "ipqa"
+        result["vector_scaling"] = _child("vector-scaling", index_dir=str(largest), sizes=VECTOR_SIZES)
     # the whole corpus, loaded and chunked (not embedded), to extrapolate the fitted growth
     from corpus import load_folder
     from index.chunking import chunk_document

@@ -31,17 +31,32 @@ class Store(Protocol):
     def __len__(self) -> int: ...
 
 
+APPROX_THRESHOLD = 50_000  # vectors; above it exact search passes ~10 ms per query here (docs/scaling.md)
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
+
+
 class FaissStore:
-    """Exact inner-product search over L2-normalised vectors (cosine similarity)."""
+    """Inner-product search over L2-normalised vectors (cosine similarity).
+
+    The exact index (``IndexIDMap2`` over ``IndexFlatIP``) always holds every vector: filtered
+    searches, deletions and re-scoring use it. Above ``approx_threshold`` vectors an HNSW graph
+    is built beside it and answers unfiltered searches; vectors deleted later stay in the graph
+    but are skipped, and the graph is rebuilt when a fifth of it is stale.
+    """
 
     name = "faiss"
     FILE = "vectors.faiss"
+    HNSW_FILE = "vectors.hnsw"
+    STALE_FILE = "vectors.hnsw-stale.npy"
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, *, approx_threshold: int = APPROX_THRESHOLD):
         import faiss
 
         self.dim = dim
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.approx_threshold = approx_threshold
+        self.hnsw = None  # IndexIDMap over IndexHNSWFlat, or None
+        self._stale: set[int] = set()
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -51,18 +66,49 @@ class FaissStore:
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise ValueError(f"vectors of shape {vectors.shape} do not fit an index of dimension {self.dim}")
         if len(ids):
-            self.index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+            ids = np.asarray(ids, dtype=np.int64)
+            self.index.add_with_ids(vectors, ids)
+            if self.hnsw is not None:
+                self.hnsw.add_with_ids(vectors, ids)
 
     def delete(self, ids: np.ndarray) -> None:
         if len(ids):
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+            if self.hnsw is not None:
+                self._stale.update(int(i) for i in ids)
 
-    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def _build_hnsw(self) -> None:
+        import faiss
+
+        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        vectors = self.index.index.reconstruct_n(0, len(ids)) if len(ids) else np.zeros((0, self.dim), np.float32)
+        graph = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        self.hnsw = faiss.IndexIDMap(graph)
+        self.hnsw.add_with_ids(vectors, ids)
+        self._stale = set()
+
+    def refresh_approximate(self) -> None:
+        """Build, rebuild or drop the HNSW graph as the size and stale share require."""
+        if len(self) < self.approx_threshold:
+            self.hnsw, self._stale = None, set()
+        elif self.hnsw is None or len(self._stale) > 0.2 * max(1, self.hnsw.ntotal):
+            log.info("building the HNSW graph over %d vectors", len(self))
+            self._build_hnsw()
+
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None, *,
+               exact: bool = False) -> list[tuple[int, float]]:
         import faiss
 
         if len(self) == 0 or k <= 0:
             return []
         query = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        if self.hnsw is not None and allowed is None and not exact:
+            fetch = min(k + len(self._stale), int(self.hnsw.ntotal))
+            scores, ids = self.hnsw.search(query, fetch, params=faiss.SearchParametersHNSW(efSearch=max(
+                HNSW_EF_SEARCH, fetch)))
+            hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and int(i) not in self._stale]
+            return hits[:k]
         params = None
         if allowed is not None:
             if len(allowed) == 0:
@@ -74,16 +120,30 @@ class FaissStore:
     def save(self, folder: Path) -> None:
         import faiss
 
-        faiss.write_index(self.index, str(Path(folder) / self.FILE))
+        folder = Path(folder)
+        faiss.write_index(self.index, str(folder / self.FILE))
+        self.refresh_approximate()
+        if self.hnsw is not None:
+            faiss.write_index(self.hnsw, str(folder / self.HNSW_FILE))
+            np.save(folder / self.STALE_FILE, np.asarray(sorted(self._stale), dtype=np.int64))
+        else:
+            for name in (self.HNSW_FILE, self.STALE_FILE):
+                (folder / name).unlink(missing_ok=True)
 
     @classmethod
     def load(cls, folder: Path) -> "FaissStore":
         import faiss
 
-        index = faiss.read_index(str(Path(folder) / cls.FILE))
+        folder = Path(folder)
+        index = faiss.read_index(str(folder / cls.FILE))
         store = cls.__new__(cls)
         store.dim = index.d
         store.index = index
+        store.approx_threshold = APPROX_THRESHOLD
+        store.hnsw, store._stale = None, set()
+        if (folder / cls.HNSW_FILE).exists():
+            store.hnsw = faiss.read_index(str(folder / cls.HNSW_FILE))
+            store._stale = set(np.load(folder / cls.STALE_FILE).tolist())
         return store
 
 

@@ -144,6 +144,37 @@ def test_store_contract(store_name, policies, tmp_path):
     assert [s for _, s in reloaded] == pytest.approx([s for _, s in after_delete], rel=1e-5)
 
 
+def test_faiss_switches_to_hnsw_above_the_threshold(laws, tmp_path):
+    """Over the laws' chunks with a low threshold: the graph is built on save, finds what exact
+    search finds, skips deleted chunks, survives a reload, and goes away below the threshold."""
+    chunks = [c for d in laws.values() for c in chunk_document(d)]
+    emb = HashEmbedder()
+    vectors = emb.encode_passages([c.indexed_text for c in chunks])
+    ids = np.arange(len(chunks), dtype=np.int64)
+    store = FaissStore(emb.dim, approx_threshold=500)
+    assert len(chunks) > 500
+    store.add(ids, vectors)
+    store.save(tmp_path)
+    assert store.hnsw is not None and (tmp_path / FaissStore.HNSW_FILE).exists()
+
+    queries = emb.encode_queries([c.text[:40] for c in chunks[::25]])
+    recall = np.mean([len({i for i, _ in store.search(q, 10)} & {i for i, _ in store.search(q, 10, exact=True)}) / 10
+                      for q in queries])
+    assert recall >= 0.95
+
+    gone = ids[: len(ids) // 10]
+    store.delete(gone)
+    assert not set(gone.tolist()) & {i for q in queries for i, _ in store.search(q, 10)}
+    store.save(tmp_path)
+    loaded = FaissStore.load(tmp_path)
+    assert loaded.hnsw is not None and loaded._stale == set(gone.tolist())
+    assert [i for i, _ in loaded.search(queries[-1], 10)] == [i for i, _ in store.search(queries[-1], 10)]
+
+    loaded.approx_threshold = 10 ** 9
+    loaded.save(tmp_path)
+    assert loaded.hnsw is None and not (tmp_path / FaissStore.HNSW_FILE).exists()
+
+
 # --- the index directory ------------------------------------------------------------------
 
 
