@@ -112,7 +112,7 @@ class App:
                  {"role": "assistant", "content": '<div class="ipqa-note">正在检索……</div>'}]
         yield "", chat, turns, answers, gr.skip()
         filters = _filters(place, doc_id, kind)
-        final = None
+        final, problem = None, "没有得到回答，请重试。"
         try:
             for text, answer in self.backend.ask_stream(message, turns, filters):
                 if answer is None:
@@ -121,7 +121,12 @@ class App:
                 else:
                     final = answer
         except IpqaError as exc:
-            chat[-1] = {"role": "assistant", "content": f'<div class="ipqa-notfound">{render.esc(exc.user_message)}</div>'}
+            final, problem = None, exc.user_message
+        except Exception:  # never leave the user looking at "正在检索……"
+            log.exception("answering %r failed", message)
+            final, problem = None, "系统内部出错，这个问题暂时无法回答，请稍后再试。"
+        if final is None:
+            chat[-1] = {"role": "assistant", "content": f'<div class="ipqa-notfound">{render.esc(problem)}</div>'}
             yield "", chat, turns, answers, gr.skip()
             return
         chat[-1] = {"role": "assistant", "content": render.answer_markdown(final)}
