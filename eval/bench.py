@@ -238,7 +238,39 @@ def stage_serve_baseline(out_dir: str, questions: list[str]) -> dict:
             "serve_rss_mb": _rss_mb()}
 
 
-STAGES = {"build-ipqa": stage_build_ipqa, "serve-ipqa": stage_serve_ipqa, "build-baseline": stage_build_baseline,
+def stage_embed_compare(index_dir: str, embedder: str | None, n: int = 2000) -> dict:
+    """ipqa's embedder against plain sentence-transformers fp32 (batch 32, as a user calls it) on the
+    same passages, alternated twice so both see the same machine load."""
+    import numpy as np
+
+    from index.catalog import Catalog
+    from index.embedders import get_embedder
+
+    catalog = Catalog(Path(index_dir) / "store.sqlite", readonly=True)
+    ids = [int(i) for i in np.concatenate(list(catalog.chunk_ids_by_doc().values()))]
+    rng = np.random.default_rng(SEED)
+    chosen = sorted(rng.choice(ids, min(n, len(ids)), replace=False).tolist())
+    texts = [c.indexed_text for c in catalog.chunks(chosen).values()]
+    ours = get_embedder(embedder) if embedder else get_embedder()
+    getattr(ours, "load", lambda: None)()
+    plain = _plain_model()
+    seconds = {"ipqa": 0.0, "plain": 0.0}
+    for _ in range(2):
+        t = time.perf_counter()
+        a = ours.encode_passages(texts)
+        seconds["ipqa"] += time.perf_counter() - t
+        t = time.perf_counter()
+        b = plain.encode(["passage: " + x for x in texts], normalize_embeddings=True)
+        seconds["plain"] += time.perf_counter() - t
+    cos = np.sum(np.asarray(a) * np.asarray(b), axis=1)
+    return {"texts": len(texts), "embedder": getattr(ours, "name", str(embedder)),
+            "ipqa_chunks_per_second": 2 * len(texts) / seconds["ipqa"],
+            "plain_chunks_per_second": 2 * len(texts) / seconds["plain"],
+            "ratio": seconds["plain"] / seconds["ipqa"], "cosine_mean": float(cos.mean()),
+            "cosine_min": float(cos.min())}
+
+
+STAGES = {"embed-compare": stage_embed_compare, "build-ipqa": stage_build_ipqa, "serve-ipqa": stage_serve_ipqa, "build-baseline": stage_build_baseline,
           "serve-baseline": stage_serve_baseline, "vector-scaling": stage_vector_scaling}
 VECTOR_SIZES = [10_000, 50_000, 100_000, 200_000]
 
@@ -289,6 +321,15 @@ def table(result: dict) -> str:
             b = base.get(key) if sides == 2 else None
             ratio = f"{a / b:.2f}×" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "—"
             parts.append(f"| {label} | {_fmt(a)} | {_fmt(b)} | {ratio} |")
+        parts.append("")
+    if result.get("embedding_same_texts"):
+        e = result["embedding_same_texts"]
+        parts.append(f"### Embedding throughput on the same {e['texts']} chunks\n")
+        parts.append("| embedder | chunks/s | vs plain sentence-transformers fp32 | cosine to fp32 (mean / min) |\n"
+                     "|---|---|---|---|")
+        parts.append(f"| ipqa: {e['embedder']} | {_fmt(e['ipqa_chunks_per_second'])} | {e['ratio']:.2f}× | "
+                     f"{e['cosine_mean']:.4f} / {e['cosine_min']:.4f} |")
+        parts.append(f"| plain sentence-transformers fp32, batch 32 | {_fmt(e['plain_chunks_per_second'])} | 1.00× | — |")
         parts.append("")
     if result.get("vector_scaling"):
         parts.append("### Vector search time as the store grows (real vectors tiled; times only)\n")
@@ -379,9 +420,18 @@ def run(corpus: Path, sizes: list[int], out_dir: Path, *, embedder: str | None =
             row["baseline"] = base
         result["sizes"].append(row)
         _write(result, out_dir)
+    return finish(result, out_dir, corpus=corpus, embedder=embedder, log=log)
+
+
+def finish(result: dict, out_dir: Path, *, corpus: Path, embedder: str | None = None, log=print) -> dict:
+    """The figures measured once per run: embedding throughput on the same texts, vector search
+    time by store size, and the fitted growth extrapolated to the whole corpus."""
+    out_dir = Path(out_dir)
     if result["sizes"]:
-        log("timing exact and HNSW vector search on up to 200,000 vectors …")
         largest = out_dir / "work" / str(result["sizes"][-1]["documents"]) / "ipqa"
+        log("embedding the same 2,000 chunks with ipqa's embedder and with plain sentence-transformers fp32 …")
+        result["embedding_same_texts"] = _child("embed-compare", index_dir=str(largest), embedder=embedder)
+        log("timing exact and HNSW vector search on up to 200,000 vectors …")
         result["vector_scaling"] = _child("vector-scaling", index_dir=str(largest), sizes=VECTOR_SIZES)
     # the whole corpus, loaded and chunked (not embedded), to extrapolate the fitted growth
     from corpus import load_folder
