@@ -429,7 +429,7 @@ def finish(result: dict, out_dir: Path, *, corpus: Path, embedder: str | None = 
     out_dir = Path(out_dir)
     if result["sizes"]:
         largest = out_dir / "work" / str(result["sizes"][-1]["documents"]) / "ipqa"
-        log("embedding the same 2,000 chunks with ipqa's embedder and with plain sentence-transformers fp32 …")
+        log("embedding the same chunks with ipqa's embedder and with plain sentence-transformers fp32 …")
         result["embedding_same_texts"] = _child("embed-compare", index_dir=str(largest), embedder=embedder)
         log("timing exact and HNSW vector search on up to 200,000 vectors …")
         result["vector_scaling"] = _child("vector-scaling", index_dir=str(largest), sizes=VECTOR_SIZES)
