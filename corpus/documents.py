@@ -12,7 +12,7 @@ from pathlib import Path
 
 from corpus.clean import clean_text, parse_date
 from corpus.errors import UnsupportedDocument
-from corpus.loaders import DEFAULT_MAX_BYTES, RawText, read_file
+from corpus.loaders import RawText, max_file_bytes, read_file
 from corpus.metadata import extract_metadata
 from corpus.structure import build_clauses, is_article_structured
 from corpus.types import Document
@@ -64,7 +64,7 @@ def document_from_text(raw: RawText, *, path: str | Path, doc_id: str | None = N
 
 
 def load_document(path: str | Path, *, doc_id: str | None = None, collection: str = "",
-                  max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
+                  max_bytes: int | None = None) -> Document:
     """Load one file. Raises ``UnsupportedDocument`` (file name + Chinese reason) on any failure."""
     path = Path(path)
     raw = read_file(path, max_bytes=max_bytes)
@@ -108,7 +108,7 @@ def list_files(folder: str | Path, *, recursive: bool = True) -> list[Path]:
     return files
 
 
-def _load_one(args: tuple[Path, str, str, int]) -> Document | UnsupportedDocument:
+def _load_one(args: tuple[Path, str, str, int | None]) -> Document | UnsupportedDocument:
     path, doc_id, collection, max_bytes = args
     try:
         return load_document(path, doc_id=doc_id, collection=collection, max_bytes=max_bytes)
@@ -117,7 +117,7 @@ def _load_one(args: tuple[Path, str, str, int]) -> Document | UnsupportedDocumen
 
 
 def load_folder(folder: str | Path, *, collection: str = "", recursive: bool = True,
-                max_bytes: int = DEFAULT_MAX_BYTES, workers: int | None = None) -> LoadReport:
+                max_bytes: int | None = None, workers: int | None = None) -> LoadReport:
     """Load every file of a folder; a bad file is reported and the others still load.
 
     Files with unsupported extensions are reported too, so a user sees why a
@@ -127,6 +127,7 @@ def load_folder(folder: str | Path, *, collection: str = "", recursive: bool = T
     folder = Path(folder)
     if not folder.is_dir():
         raise UnsupportedDocument(folder, "文件夹不存在")
+    max_bytes = max_bytes or max_file_bytes()  # a bad IPQA_MAX_FILE_MB stops here, before any file
     files = list_files(folder, recursive=recursive)
     ids = _unique_ids(files, folder)
     jobs = [(p, ids[p], collection, max_bytes) for p in files]

@@ -80,3 +80,15 @@ class InvalidQuestion(IpqaError):
     def __init__(self, reason: str):
         self.reason = reason  # Chinese, for users
         super().__init__(reason)
+
+
+class InvalidSetting(IpqaError):
+    """A setting (environment variable or flag) with an unusable value."""
+
+    def __init__(self, name: str, value: str, expected: str):
+        self.setting, self.value, self.expected = name, value, expected  # expected: Chinese
+        super().__init__(f"{name}={value!r}: {expected}")
+
+    @property
+    def user_message(self) -> str:
+        return f"设置 {self.setting} 的值「{self.value}」无效：{self.expected}"

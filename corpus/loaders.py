@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
+import os
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.clean import format_table_row
-from corpus.errors import UnsupportedDocument
+from corpus.errors import InvalidSetting, UnsupportedDocument
 
 FORMATS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html",
            ".htm": "html", ".xhtml": "html", ".pdf": "pdf", ".docx": "docx"}
@@ -24,7 +26,7 @@ _HINTS = {".doc": "旧版 Word（.doc）格式不受支持，请另存为 .docx 
           ".xls": "表格文件不受支持", ".xlsx": "表格文件不受支持",
           ".ofd": "OFD 版式文件不受支持，请导出为 PDF 后再导入",
           ".rtf": "RTF 格式不受支持，请另存为 .docx 后再导入"}
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024  # per file; IPQA_MAX_FILE_MB (or --max-file-mb) changes it
 # A .docx is a zip: refuse archives that would inflate far beyond their size.
 MAX_UNZIPPED_BYTES = 300 * 1024 * 1024
 MAX_ZIP_RATIO = 200
@@ -43,9 +45,31 @@ def supported_suffixes() -> list[str]:
     return sorted(FORMATS)
 
 
-def read_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RawText:
-    """Read one file into text. Raises UnsupportedDocument with a Chinese reason."""
+def max_file_bytes() -> int:
+    """The per-file size limit: IPQA_MAX_FILE_MB (MB, may be fractional) or 200 MB."""
+    value = os.environ.get("IPQA_MAX_FILE_MB", "").strip()
+    if not value:
+        return DEFAULT_MAX_BYTES
+    try:
+        mb = float(value)
+    except ValueError:
+        mb = math.nan
+    if not (mb > 0 and math.isfinite(mb)):
+        raise InvalidSetting("IPQA_MAX_FILE_MB", value, "应为大于 0 的数字（单位 MB），例如 200")
+    return max(1, int(mb * 1024 * 1024))
+
+
+def _mb(n: int) -> str:
+    mb = n / 1048576
+    return f"{mb:.1f}" if mb >= 1 else f"{mb:.3g}"
+
+
+def read_file(path: str | Path, *, max_bytes: int | None = None) -> RawText:
+    """Read one file into text. Raises UnsupportedDocument with a Chinese reason.
+
+    ``max_bytes`` defaults to ``max_file_bytes()`` (IPQA_MAX_FILE_MB, else 200 MB)."""
     path = Path(path)
+    max_bytes = max_bytes or max_file_bytes()
     suffix = path.suffix.lower()
     if not path.is_file():
         raise UnsupportedDocument(path, "文件不存在或不是普通文件")
@@ -54,7 +78,8 @@ def read_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RawTex
         raise UnsupportedDocument(path, "文件为空")
     if size > max_bytes:
         raise UnsupportedDocument(
-            path, f"文件过大（{size / 1048576:.1f} MB），上限为 {max_bytes / 1048576:.0f} MB")
+            path, f"文件过大（{_mb(size)} MB），上限为 {_mb(max_bytes)} MB"
+                  "（可用 --max-file-mb 或环境变量 IPQA_MAX_FILE_MB 调整）")
     if suffix not in FORMATS:
         hint = _HINTS.get(suffix, f"不支持的文件类型「{suffix or '无扩展名'}」")
         raise UnsupportedDocument(path, f"{hint}；支持的类型：{'、'.join(supported_suffixes())}")
@@ -106,14 +131,17 @@ def decode_text(data: bytes, path: str | Path = "<bytes>") -> tuple[str, str]:
             except UnicodeDecodeError as exc:
                 raise UnsupportedDocument(path, f"文本编码损坏（{enc}）") from exc
     if b"\x00" in data[:4096]:
-        # UTF-16 without BOM puts a NUL in every other byte of ASCII/CJK text.
+        # UTF-16 without BOM: the NUL bytes of its ASCII characters (digits, newlines) all sit on
+        # one side of each 2-byte unit; mostly-Chinese text has few of them, binary files scatter them.
         even, odd = data[0:4096:2].count(0), data[1:4096:2].count(0)
         enc = "utf-16-le" if odd > even else "utf-16-be"
-        if max(even, odd) > 0.3 * min(len(data), 4096) / 2:
+        if len(data) % 2 == 0 and min(even, odd) <= 0.25 * max(even, odd):
             try:
-                return data.decode(enc), enc
+                text = data.decode(enc)
             except UnicodeDecodeError:
-                pass
+                text = ""
+            if _looks_like_text(text) and _mostly_cjk_or_ascii(text):
+                return text, enc
         raise UnsupportedDocument(path, "不是文本文件（含二进制内容）")
     try:
         return data.decode("utf-8"), "utf-8"
@@ -131,6 +159,14 @@ def decode_text(data: bytes, path: str | Path = "<bytes>") -> tuple[str, str]:
     if best is not None and _looks_like_text(str(best)):
         return str(best), best.encoding
     raise UnsupportedDocument(path, "无法识别文本编码（支持 UTF-8、GBK/GB18030、UTF-16）")
+
+
+def _mostly_cjk_or_ascii(text: str) -> bool:
+    """Text a Chinese policy could be: ASCII, CJK ideographs and CJK/full-width punctuation."""
+    sample = text[:20000]
+    ok = sum(1 for ch in sample if ch < "\x7f" or "\u3000" <= ch <= "\u303f" or "\u4e00" <= ch <= "\u9fff"
+             or "\uff00" <= ch <= "\uffef" or "\u2010" <= ch <= "\u206f" or "\u3400" <= ch <= "\u4dbf")
+    return bool(sample) and ok / len(sample) > 0.9
 
 
 def _looks_like_text(text: str) -> bool:
