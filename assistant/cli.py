@@ -43,6 +43,32 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, int | None]], ou
         print("  ".join(_fit(str(row.get(key, "")), w) for key, _, w in columns).rstrip(), file=out)
 
 
+def _max_file_mb(value: str) -> float:
+    try:
+        mb = float(value)
+    except ValueError:
+        mb = 0.0
+    if not mb > 0 or mb != mb or mb == float("inf"):
+        raise argparse.ArgumentTypeError(f"应为大于 0 的数字（单位 MB），而不是「{value}」")
+    return mb
+
+
+def _add_size_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-file-mb", type=_max_file_mb, metavar="MB",
+                   help="单个文件的大小上限（MB，默认 200；也可用环境变量 IPQA_MAX_FILE_MB）")
+
+
+def _apply_size_limit(args) -> None:
+    """--max-file-mb wins over IPQA_MAX_FILE_MB; set in the environment so parallel loaders see it too."""
+    import os
+
+    from corpus.loaders import max_file_bytes
+
+    if getattr(args, "max_file_mb", None):
+        os.environ["IPQA_MAX_FILE_MB"] = repr(args.max_file_mb)
+    max_file_bytes()  # a bad IPQA_MAX_FILE_MB stops here with a Chinese message
+
+
 def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collection", action="append", metavar="NAME",
                    help="内置文档集：policies（地方政策）或 laws（国家法律法规），可重复；默认两者都用")
@@ -100,6 +126,7 @@ def cmd_docs_list(args) -> int:
 def cmd_docs_add(args) -> int:
     from assistant import add_files
 
+    _apply_size_limit(args)
     report = add_files(args.files, args.index_dir or None, progress=not args.quiet)
     print(report.summary())
     return 0 if not report.failures else 1
@@ -122,6 +149,7 @@ def cmd_docs_remove(args) -> int:
 def cmd_index(args) -> int:
     from assistant import ALL_BUNDLED, default_index_dir, index_sources
 
+    _apply_size_limit(args)
     collections = args.collection if args.collection else ([] if args.corpus else list(ALL_BUNDLED))
     index_dir = args.index_dir or default_index_dir()
     print(f"正在建立索引：{index_dir}（文档集：{'、'.join(collections) or '无'}；文件夹：{'、'.join(args.corpus) or '无'}）",
@@ -295,8 +323,10 @@ def _print_answer(answer) -> None:
 
 
 def cmd_ask(args) -> int:
-    from assistant.service import Assistant
+    from assistant.service import Assistant, check_question
 
+    if args.question and not args.batch:
+        check_question(args.question)  # a bad question is refused before the index opens
     assistant = Assistant.open(args.index_dir or None)
     try:
         if args.batch:
@@ -342,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help=".txt .md .html .pdf .docx 文件")
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
     p.add_argument("--quiet", action="store_true", help="不显示进度条")
+    _add_size_arg(p)
     p.set_defaults(func=cmd_docs_add)
     p = docs_sub.add_parser("remove", help="从索引中删除文档")
     p.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="文档ID（见 ipqa docs list --index-dir）")
@@ -359,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="向量模型：e5-small（默认，离线）、bge-small-zh，或 sentence-transformers 模型名/本地路径")
     p.add_argument("--rebuild", action="store_true", help="丢弃现有索引，全部重建")
     p.add_argument("--quiet", action="store_true", help="不显示进度条")
+    _add_size_arg(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="检索条款（向量、关键词或混合检索）")
@@ -416,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index；不存在时自动建立）")
     p.add_argument("--data-dir", metavar="DIR", help="上传文件、反馈、导出和评测报告的目录（默认索引目录的上一级）")
     p.add_argument("--quiet", action="store_true", help="少输出")
+    _add_size_arg(p)
     p.set_defaults(func=cmd_serve)
     return parser
 
@@ -460,6 +493,7 @@ def cmd_serve(args) -> int:
     for noisy in ("faiss.loader", "httpx", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     auth = _auth(args.auth)
+    _apply_size_limit(args)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not auth:
         print(f"警告：服务将在 {args.host} 上对其他机器开放，但没有设置 --auth，任何能访问该地址的人都可以使用和修改知识库。",
               file=sys.stderr)

@@ -20,6 +20,39 @@ from index.core import Filters, KnowledgeIndex
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 500
 
+# Terminal escape sequences (colours, cursor moves) go whole, not just their ESC byte.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# Control characters, bidi overrides/isolates, zero-width characters and BOMs: invisible,
+# they only confuse tokenization or hide text; tabs and newlines become spaces.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f"
+                        "\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+# Full-width letters and digits (ＰＣＴ２０２５) are the ASCII ones typed with a Chinese IME.
+_FULL_WIDTH_ALNUM = {c: c - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+                     for c in range(r[0], r[1] + 1)}
+
+
+def clean_question(text: str | None) -> str:
+    """A question as typed, without control/invisible characters and with ASCII letters and digits."""
+    text = _ANSI.sub("", str(text or ""))
+    text = _INVISIBLE.sub("", text).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    return text.translate(_FULL_WIDTH_ALNUM).strip()
+
+
+def check_question(question: str | None) -> str:
+    """The cleaned question, or ``InvalidQuestion`` with a Chinese reason. Cheap: call it before
+    opening an index so a bad question never waits for one."""
+    raw = str(question or "")
+    if len(raw) > 20 * MAX_QUESTION_CHARS:  # do not even clean a pasted document
+        raise InvalidQuestion(f"问题太长（{len(raw)} 字），请控制在 {MAX_QUESTION_CHARS} 字以内")
+    cleaned = clean_question(raw)
+    if not cleaned:
+        if raw.strip():
+            raise InvalidQuestion("问题中只有控制字符或不可见字符，请输入要咨询的文字内容")
+        raise InvalidQuestion("问题为空，请输入要咨询的内容")
+    if len(cleaned) > MAX_QUESTION_CHARS:
+        raise InvalidQuestion(f"问题太长（{len(cleaned)} 字），请控制在 {MAX_QUESTION_CHARS} 字以内")
+    return cleaned
+
 
 @dataclass(frozen=True)
 class AbstainSettings:
@@ -60,11 +93,9 @@ class Assistant:
     # --- pieces ---
 
     def understand(self, question: str, history: Sequence[dict] = ()) -> Understanding:
-        question = (question or "").strip()
-        if not question:
-            raise InvalidQuestion("问题为空，请输入要咨询的内容")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise InvalidQuestion(f"问题太长（{len(question)} 字），请控制在 {MAX_QUESTION_CHARS} 字以内")
+        question = check_question(question)
+        history = [{**turn, "content": clean_question(turn.get("content"))} for turn in history
+                   if isinstance(turn, dict)]
         return self.reader.read(question, history)
 
     def search(self, question: str, *, history: Sequence[dict] = (), k: int = 10, mode: str = "hybrid",
@@ -111,6 +142,7 @@ class Assistant:
         """Answer one question; ``history`` is the earlier turns [{"role", "content"}]."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        question = check_question(question)
         u = self.understand(question, history)
         timings["understand_ms"] = (time.perf_counter() - started) * 1000
         t = time.perf_counter()
