@@ -33,11 +33,15 @@ def safe_file_name(name: str) -> str:
     """A file name that stays inside the uploads folder: no directories, no dot files,
     only word characters, CJK and a few punctuation marks."""
     base = re.split(r"[\\/]", name or "")[-1]
-    base = _UNSAFE.sub("_", base).strip(" .")
+    base = _UNSAFE.sub("_", base)
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, ""
-    stem = stem[:80].strip(" .") or "upload"
+    ext = ext.strip(" ")[:10]
+    stem = stem[:80]
+    while len(stem.encode("utf-8")) > 200:  # file systems allow 255 bytes; some \w letters take 4
+        stem = stem[:-1]
+    stem = stem.strip(" .") or "upload"
     return f"{stem}.{ext.lower()}" if ext else stem
 
 
@@ -57,7 +61,8 @@ class Changed:
 
     message: str
     ok: bool
-    added: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)  # added or updated
+    updated: list[str] = field(default_factory=list)  # of those, the ones that replaced a document
     removed: list[str] = field(default_factory=list)
 
 
@@ -207,7 +212,8 @@ class Backend:
         lines += errors
         ok = bool(report and (report.added or report.updated)) and not errors and not (report and report.failures)
         return Changed("\n".join(lines) or "没有可导入的文件。", ok=ok,
-                       added=(report.added + report.updated) if report else [])
+                       added=(report.added + report.updated) if report else [],
+                       updated=list(report.updated) if report else [])
 
     def remove(self, doc_ids: Sequence[str]) -> Changed:
         doc_ids = [d for d in doc_ids if d]

@@ -3,15 +3,22 @@ so nothing anyone types or uploads can run in the page."""
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable, Sequence
 
 from corpus.types import Answer, Citation, Document, Hit
 
 
+# Characters that make Markdown syntax: links and images ([x](javascript:…), ![x](…), [x]: url),
+# code, emphasis, tables, headings and math. The chat renders Markdown, so user and document text
+# gets them as character references: they look the same and mean nothing.
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;",
+                         **{c: f"&#{ord(c)};" for c in "[]()!`*_~|#$\\"}})
+
+
 def esc(text: object) -> str:
-    return html.escape("" if text is None else str(text), quote=True)
+    """``text`` safe inside HTML and Markdown: tags, attributes and Markdown syntax all inert."""
+    return ("" if text is None else str(text)).translate(_ESCAPES)
 
 
 def _spans(text: str, needles: Sequence[str]) -> list[tuple[int, int]]:
@@ -73,7 +80,8 @@ def answer_markdown(answer: Answer) -> str:
             items = "".join(f"<li>{esc(c.citation)}：{esc(_short(c.quote, 60))}</li>" for c in answer.related)
             parts.append(f'<div class="ipqa-related"><b>可能相关（不是答案）</b><ul>{items}</ul></div>')
     else:
-        body = _MARK.sub(lambda m: f"<sup>[{m.group(1)}]</sup>", esc(answer.text))
+        body = "".join(f"<sup>[{piece}]</sup>" if i % 2 else esc(piece)
+                       for i, piece in enumerate(_MARK.split(answer.text)))
         parts.append(f'<div class="ipqa-answer">{body}</div>')
         if answer.citations:
             items = "".join(f"<li>[{c.n}] {esc(c.citation)}</li>" for c in answer.citations)
