@@ -13,6 +13,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,6 +325,19 @@ def _read_docx(data: bytes, path: Path) -> str:
                 raise UnsupportedDocument(path, "文件解压后过大，疑似压缩炸弹，已拒绝")
             if "word/document.xml" not in zf.namelist():
                 raise UnsupportedDocument(path, "不是有效的 .docx 文件（缺少 word/document.xml）")
+            # The sizes above are what the archive claims. Inflate every member once, a chunk at a
+            # time: zipfile stops at the claimed size and a member that holds more fails its CRC, so
+            # a lying archive is refused here instead of being inflated whole by python-docx.
+            for info in infos:
+                try:
+                    with zf.open(info) as member:
+                        while member.read(1 << 16):
+                            pass
+                except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+                    raise UnsupportedDocument(
+                        path, "文件解压后的内容与压缩包记录的大小不符，疑似压缩炸弹或已损坏，已拒绝") from exc
+                except NotImplementedError as exc:  # an unusual compression method or encryption
+                    raise UnsupportedDocument(path, f".docx 文件使用了不支持的压缩方式（{exc}）") from exc
     except zipfile.BadZipFile as exc:
         raise UnsupportedDocument(path, "不是有效的 .docx 文件（压缩包已损坏）") from exc
 
