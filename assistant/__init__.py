@@ -4,7 +4,7 @@ Importing it stays light: no torch, faiss or gradio at import time.
 """
 
 from assistant.library import ALL_BUNDLED, collection_names, describe, load_documents
-from corpus.errors import IndexMismatch, IndexNotBuilt, InvalidQuestion, IpqaError, UnsupportedDocument
+from corpus.errors import IndexDamaged, IndexMismatch, IndexNotBuilt, InvalidQuestion, IpqaError, UnsupportedDocument
 
 
 def __getattr__(name):
@@ -18,5 +18,5 @@ def __getattr__(name):
 
 
 __all__ = ["ALL_BUNDLED", "collection_names", "describe", "load_documents", "add_files", "default_index_dir",
-           "index_sources", "open_index", "read_file", "remove_documents", "Filters", "IndexMismatch", "IndexNotBuilt",
-           "InvalidQuestion", "IpqaError", "UnsupportedDocument"]
+           "index_sources", "open_index", "read_file", "remove_documents", "Filters", "IndexDamaged", "IndexMismatch",
+           "IndexNotBuilt", "InvalidQuestion", "IpqaError", "UnsupportedDocument"]

@@ -74,6 +74,20 @@ class IndexMismatch(IpqaError):
         return f"索引无法使用：{self.reason}。请运行：{self.command}"
 
 
+class IndexDamaged(IndexMismatch):
+    """A file of the index is missing, truncated or corrupt; ``file`` names it (relative to the index)."""
+
+    def __init__(self, file: str, detail: str, index_dir: str | Path, *, extra: str = "", note: str = ""):
+        self.file = file
+        self.detail = detail  # Chinese, for users
+        self.note = note  # Chinese, for users: what a rebuild does not bring back
+        super().__init__(f"索引文件「{file}」已损坏（{detail}）", index_dir, extra=extra)
+
+    @property
+    def user_message(self) -> str:
+        return super().user_message + (f"。{self.note}" if self.note else "")
+
+
 class InvalidQuestion(IpqaError):
     """A question that cannot be searched (empty, too long, ...)."""
 
