@@ -9,16 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.servers import serve
 from ui.backend import safe_file_name
 from ui.render import document_html, highlight, search_html
 
@@ -70,50 +66,13 @@ def test_search_results_without_hits_say_so():
 # --- slow: the real app ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ipqa serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"ipqa serve did not start in {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`ipqa serve` as a first run: no index yet, so it builds one over the bundled knowledge base."""
-    work = tmp_path_factory.mktemp("serve")
-    port = _free_port()
-    log = work / "serve.log"
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    env.pop("IPQA_LLM_BASE_URL", None)
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--index-dir", str(work / "index"),
-                                 "--data-dir", str(work / "data"), "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(url + "/", proc, log)
-        started = log.read_text(errors="replace")
+    with serve(tmp_path_factory.mktemp("serve")) as srv:
+        started = srv["log"].read_text(errors="replace")
         assert "首次运行：正在为内置知识库建立索引" in started and "17 个文件已就绪" in started
-        yield {"url": url, "data": work / "data", "log": log}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        yield srv
 
 
 @pytest.fixture(scope="module")
