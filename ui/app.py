@@ -11,10 +11,13 @@ import io
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+from gradio.data_classes import FileData  # noqa: E402
+from gradio.utils import get_upload_folder  # noqa: E402
 
 from assistant import Filters, IpqaError  # noqa: E402
 from assistant.records import answer_json, hit_json  # noqa: E402
@@ -261,6 +264,37 @@ class App:
             raise gr.Error(exc.user_message) from None
         return {"query": query, "hits": [hit_json(h) for h in hits]}
 
+    def api_add_documents(self, files: list[FileData]) -> dict:
+        """Add files to the knowledge base (.txt .md .html .pdf .docx, uploaded with gradio_client.handle_file).
+        A file with the name of an uploaded document replaces it. Returns {"ok", "message", "added", "updated"}
+        (added: the doc_ids added or replaced; updated: those that replaced a document)."""
+        paths = []
+        for f in files or []:
+            path = _uploaded_path(f)
+            if path is None:
+                raise gr.Error("只接受通过 gradio_client.handle_file 上传的文件")
+            paths.append(path)
+        changed = self.backend.add(paths)
+        return {"ok": changed.ok, "message": changed.message, "added": changed.added, "updated": changed.updated}
+
+    def api_remove_documents(self, doc_ids: list[str]) -> dict:
+        """Remove documents from the knowledge base by doc_id. Returns {"ok", "message", "removed"}."""
+        changed = self.backend.remove([str(d) for d in (doc_ids or [])])
+        return {"ok": changed.ok, "message": changed.message, "removed": changed.removed}
+
+
+def _uploaded_path(value) -> str | None:
+    """The path of a file the client uploaded to this server, or None: a path the request names
+    itself (``"/etc/passwd"``, a FileData pointing outside Gradio's upload folder) is not read."""
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
+    if not isinstance(path, str) or not path:
+        return None
+    folder = Path(get_upload_folder()).resolve()
+    resolved = Path(path).resolve()
+    if not resolved.is_file() or not resolved.is_relative_to(folder):
+        return None
+    return str(resolved)
+
 
 def _history(history) -> list[dict]:
     out = []
@@ -389,6 +423,10 @@ def build_app(backend: Backend) -> gr.Blocks:
 
         gr.api(app.api_ask, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
         gr.api(app.api_search, api_name="search", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
+        # The 文件管理 tab's add and remove for scripts; behind the same login as the page, which already
+        # lets every user change the knowledge base. Uploads are copied into <data-dir>/uploads/.
+        gr.api(app.api_add_documents, api_name="add_documents", concurrency_id="write")
+        gr.api(app.api_remove_documents, api_name="remove_documents", concurrency_id="write")
     return demo
 
 
