@@ -441,6 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true", help="不跑 LangChain 默认做法的对照")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser("loadtest", help="负载测试：多个模拟用户通过 gradio_client 同时使用正在运行的网页版（多轮追问、检索、加入/删除文件）")
+    p.add_argument("--url", default="http://127.0.0.1:7860", help="网页版地址（默认 http://127.0.0.1:7860）")
+    p.add_argument("--users", type=int, default=50, metavar="N", help="并发模拟用户数（默认 50）")
+    p.add_argument("--seconds", type=float, default=60, metavar="S", help="持续秒数（默认 60）")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="登录账号与密码（服务设置了 --auth 时；也可用环境变量 IPQA_AUTH）")
+    p.add_argument("--doc", metavar="FILE", help="反复加入又删除的文件（默认一个临时生成的小文件；不能是知识库中已有的文件）")
+    p.add_argument("--out", metavar="FILE.json", help="把全部结果写入该 JSON 文件")
+    p.set_defaults(func=cmd_loadtest)
+
     p = sub.add_parser("serve", help="启动网页版问答助手（首次运行时为内置知识库建立索引）")
     p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，只允许本机访问）")
     p.add_argument("--port", type=int, default=7860, help="端口（默认 7860）")
@@ -468,6 +477,31 @@ def cmd_bench(args) -> int:
     print(bench.table(result))
     print(f"结果已写入 {args.out}/bench.md、bench.json、bench.png")
     return 0
+
+
+def cmd_loadtest(args) -> int:
+    from pathlib import Path
+
+    from ui import loadtest
+
+    if args.users < 1 or args.seconds <= 0:
+        print("错误：--users 至少为 1，--seconds 必须大于 0", file=sys.stderr)
+        return 2
+    doc = Path(args.doc) if args.doc else None
+    if doc is not None and not doc.is_file():
+        print(f"错误：文件不存在：{doc}", file=sys.stderr)
+        return 2
+    print(f"负载测试 load test：{args.users} 个用户 users，{args.seconds:g} 秒 s，{args.url}", file=sys.stderr, flush=True)
+    figures = loadtest.run(args.url, users=args.users, seconds=args.seconds, auth=_auth(args.auth), doc=doc)
+    print(loadtest.report(figures))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(figures, ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"结果已写入 results written to {args.out}")
+    failed = figures["errors"] or figures["mixups"]
+    if failed:
+        print("负载测试未通过 FAILED：有失败的请求或串话", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _auth(value: str | None) -> tuple[str, str] | None:
