@@ -46,7 +46,7 @@ def test_gbk(tmp_path, reference):
     assert any("GB18030" in n for n in doc.notes)
 
 
-@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "gb18030"])
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "gb18030"])
 def test_other_encodings(tmp_path, reference, encoding):
     path = _same_name(tmp_path, ".txt")
     path.write_bytes(SEED.read_text(encoding="utf-8").encode(encoding))
