@@ -423,3 +423,52 @@ def test_cli_refuses_a_huge_question_before_opening_any_index(tmp_path):
     assert "问题太长（20000 字）" in result.stderr and "还没有建立索引" not in result.stderr
     assert "Traceback" not in result.stderr
     assert time.perf_counter() - started < 60
+
+
+# --- questions and the chat: real model --------------------------------------------------------
+
+from tests.test_assistant import assistant  # noqa: E402,F401  (the real-index fixture)
+
+JINGMEN = "荆门高新区对通过贯标认证的企业有奖励吗？"
+JINGMEN_CLAUSE = "jingmen-hitech-2023:四、/(四)/15."
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", [
+    "荆门\x00高新区\x1b[31m对通过\x1b[0m贯标\u202e认证\u200b的企业\u2066有奖励吗？",  # control/bidi/zero-width
+    "荆门高新区对通过贯标认证的企业有奖励吗？😀🙏",  # emoji
+    "<script>alert(1)</script>荆门高新区对通过贯标认证的企业有奖励吗？",  # markup in the question
+    "[x](javascript:alert(1)) 荆门高新区对通过贯标认证的企业有奖励吗？<img src=x onerror=alert(1)>",
+])
+def test_odd_questions_get_the_same_answer(assistant, question):
+    answer = assistant.ask(question)
+    assert not answer.abstained and [c.clause_id for c in answer.citations] == [JINGMEN_CLAUSE]
+    assert "\x00" not in answer.question and "\x1b" not in answer.question and "\u202e" not in answer.question
+
+
+@pytest.mark.slow
+def test_mixed_scripts_and_full_width(assistant):
+    answer = assistant.ask("荆门高新区到２０２５年ＰＣＴ专利 annual 年申请量要达到多少？")
+    assert "PCT专利年申请量达到80件以上" in answer.text
+
+
+@pytest.mark.slow
+def test_chat_shows_injected_markup_as_text(assistant, tmp_path):
+    """The chatbot gets the user's bubble and the answer as escaped HTML/Markdown (ui/app.py's
+    respond, driven directly), and the sources panel beside it."""
+    from ui.app import App
+    from ui.backend import Backend
+    from ui.render import answer_markdown, sources_html
+
+    app = App(Backend(tmp_path / "ix", data_dir=tmp_path, assistant=assistant))
+    for evil in EVIL_MARKUP:
+        steps = list(app.respond(evil + JINGMEN, [], [], {}, None, None, None))
+        chat, sources = steps[-1][1], steps[-1][4]
+        assert [m["role"] for m in chat] == ["user", "assistant"]
+        for message in chat:
+            assert_inert(message["content"], markdown=True)
+        assert_inert(sources)
+        assert "贯标认证" in chat[1]["content"]
+    answer = assistant.ask(EVIL_MARKUP[2] + JINGMEN)
+    assert_inert(answer_markdown(answer), markdown=True)
+    assert_inert(sources_html(answer, lambda _: ""))
