@@ -11,10 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant.understanding import Understanding
+from corpus.metadata import LAW_KINDS
 from corpus.types import Citation, Hit
 from index.text import tokenize
 
 _SENTENCE = re.compile(r"[^。；;！!？?\n]+[。；;！!？?]?")
+# In a law's article a "；" joins the parts of one rule (a fine and its alternative,
+# a right and its exception): only full stops end a sentence there.
+_LEGAL_SENTENCE = re.compile(r"[^。！!？?\n]+[。！!？?]?")
 _FIGURE = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:年|日|个月|倍|件|家|项|名|元|万元|亿元|%)")
 _MONEY = re.compile(r"\d[\d.,]*\s*(?:万|亿)?元|[一二三四五六七八九十百千万两]+(?:万|亿)?元")
 _INTENT_WORDS = {
@@ -38,13 +42,17 @@ class Picked:
     hit: Hit
 
 
+_EVERY_PLACE = re.compile(r"各地|哪些地方|哪几个地方|哪些地区|哪些城市|哪些市")
+WHOLE_ARTICLE_CHARS = 400  # a law's article up to this length is quoted whole (one chunk at most)
 _ITEM_LINE = re.compile(r"^(?:[(（][一二三四五六七八九十\d]+[)）]|\d+[.、．]|[①-⑳])")
 
 
-def sentences(text: str) -> list[tuple[int, str]]:
+def sentences(text: str, *, legal: bool = False) -> list[tuple[int, str]]:
     """(offset, sentence) pairs of a clause. Table rows are sentences of their own; a sentence
-    that announces a list ("有下列情形之一的：") keeps its items, or it would say nothing."""
-    raw = [(m.start(), m.group(0).strip()) for m in _SENTENCE.finditer(text) if m.group(0).strip()]
+    that announces a list ("有下列情形之一的：") keeps its items, or it would say nothing.
+    ``legal``: the clause is a law's article, whose sentences end only at full stops."""
+    pattern = _LEGAL_SENTENCE if legal else _SENTENCE
+    raw = [(m.start(), m.group(0).strip()) for m in pattern.finditer(text) if m.group(0).strip()]
     out: list[tuple[int, str]] = []
     i = 0
     while i < len(raw):
@@ -126,11 +134,12 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
     if u.articles and clauses[0].chunk.clause_id and not wanted - set(tokenize(" ".join(a.law or "" for a in u.articles))):
         # "商标法第63条讲什么": the article itself, from its beginning.
         h = clauses[0]
-        return [Picked(0, off, s, h) for off, s in sentences(h.chunk.text)[:3]]
+        return [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=_legal(h))[:3]]
     if u.multi:
         sources, docs = [], set()
         named = set(u.exact_region_docs) if len(set(u.exact_region_docs)) >= 2 else set()
-        limit = max(2, min(max_sentences, len(named) or 3))
+        # "各地…" asks about every place: as many strong sources as an answer holds.
+        limit = min(max_sentences, len(named)) if named else (max_sentences if _EVERY_PLACE.search(u.query) else 3)
         for h in clauses:
             # Every place the question names gets its own source; otherwise only strong ones.
             strong = not sources or h.score >= 0.75 * sources[0].score
@@ -142,18 +151,31 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
         per_clause = 1
     else:
         sources, per_clause = clauses[:1], 3
+    if not u.multi and _legal(sources[0]) and len(sources[0].chunk.text) <= WHOLE_ARTICLE_CHARS:
+        # A short article is quoted whole: its 款 qualify each other (a rule and its
+        # exception, a minimum and the case it applies to), and a lawyer reads them together.
+        h = sources[0]
+        return [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=True)[:max_sentences + 1]]
     for rank, h in enumerate(sources):
-        scored = [(_sentence_score(s, wanted, u.intent, u.query), off, s) for off, s in sentences(h.chunk.text)]
-        body = [x for x in scored if not _is_heading_line(x[2], h)] or scored
+        # A long clause is split into chunks; its other retrieved chunks are part of it too
+        # (a target table's rows come in several chunks of one clause).
+        pieces = [h] + [x for x in hits if x.chunk.clause_id == h.chunk.clause_id and x is not h]
+        scored = [(_sentence_score(s, wanted, u.intent, u.query), x.chunk.start + off, s, x)
+                  for x in pieces for off, s in sentences(x.chunk.text, legal=_legal(x))]
+        body = [x for x in scored if not _is_heading_line(x[2], x[3])] or scored
         best = sorted(body, key=lambda x: (-x[0], x[1]))[:per_clause]
         top = best[0][0] if best else 0
-        for score, off, s in best:
+        for score, off, s, x in best:
             if score > 0 and score >= 0.5 * top:
-                chosen.append(Picked(rank, off, s, h))
+                chosen.append(Picked(rank, off, s, x))
         if not any(p.clause_rank == rank for p in chosen) and best:
-            chosen.append(Picked(rank, best[0][1], best[0][2], h))
+            chosen.append(Picked(rank, best[0][1], best[0][2], best[0][3]))
     chosen.sort(key=lambda p: (p.clause_rank, p.position))
     return chosen[:max_sentences]
+
+
+def _legal(hit: Hit) -> bool:
+    return hit.kind in LAW_KINDS
 
 
 def best_sentence_score(text: str, wanted: set[str], u: Understanding) -> float:
@@ -194,12 +216,15 @@ def compose(u: Understanding, picked: Sequence[Picked]) -> tuple[str, list[Citat
         if cid not in numbers:
             numbers[cid] = len(numbers) + 1
         quotes.setdefault(cid, []).append(p.sentence)
-    by_clause = {p.hit.chunk.clause_id: p.hit for p in picked}
+    chunks: dict[str, dict[int, Hit]] = {}
+    for p in picked:
+        chunks.setdefault(p.hit.chunk.clause_id, {})[p.hit.chunk.start] = p.hit
     for cid, n in numbers.items():
-        h = by_clause[cid]
+        parts_of = [chunks[cid][start] for start in sorted(chunks[cid])]
+        h = parts_of[0]
         citations.append(Citation(
             n=n, clause_id=cid, doc_id=h.chunk.doc_id, title=h.title, doc_number=h.doc_number, path=h.path,
-            citation=h.citation, quote="……".join(quotes[cid]), text=h.chunk.text))
+            citation=h.citation, quote="……".join(quotes[cid]), text="\n".join(x.chunk.text for x in parts_of)))
     parts = []
     last_doc = None
     several_docs = len({p.hit.chunk.doc_id for p in picked}) > 1

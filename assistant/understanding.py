@@ -22,7 +22,7 @@ _ARTICLE = re.compile(rf"第\s*([{CN_NUMERAL_CHARS}\d]+)\s*条(?:之([{CN_NUMERA
 _LAW_NAME = re.compile(r"《?([\u4e00-\u9fa5]{2,30}?(?:法|条例|细则|解释|规定|办法|规划|方案|要点))》?")
 # Places outside China that users ask about; no bundled document covers them.
 _FOREIGN = re.compile(r"美国|欧盟|欧洲|日本|韩国|德国|英国|法国|俄罗斯|印度|新加坡|澳大利亚|加拿大|东南亚|海外国家")
-_MULTI = re.compile(r"哪些地方|哪几个地方|哪些地区|各地|哪些文件|哪几份|哪些城市|哪些市|分别|各是|各自|一样吗|有什么不同|有何不同|区别")
+_MULTI = re.compile(r"哪些地方|哪几个地方|哪些地区|各地|哪些文件|哪几份|哪些城市|哪些市|分别|各是|各自|各定|各有|各为|对比|比较一下|一样吗|有什么不同|有何不同|区别")
 _FOLLOWUP_MARK = re.compile(r"^(?:那|那么|那要是|那如果|还有|另外|再问|它|其|这个|该|此)|呢[？?。!！]*$|呢[？?，,]")
 _PRONOUN = re.compile(r"它|这个文件|该文件|这份文件|这个规划|这个方案")
 _QUESTION_TAIL = re.compile(

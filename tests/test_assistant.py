@@ -118,6 +118,26 @@ def test_clause_number_lookup(assistant):
     assert law63.hits[0].chunk.clause_id == "商标法(2019-04-23):第7章/第63条"
 
 
+def test_short_article_is_quoted_whole_with_its_semicolon_parts(assistant):
+    # 细则第93条: the minimum bonuses are in the sentence after the one that matches best.
+    answer = assistant.ask("单位没跟发明人约定奖励，职务发明授权后至少要发多少奖金？")
+    assert answer.citations[0].clause_id == "专利法实施细则(2023-12-11):第7章/第93条"
+    assert "4000元" in answer.text and "1500元" in answer.text
+    # 专利法第68条: the fine without illegal income follows a "；" inside the sentence.
+    fine = assistant.ask("在产品上乱标专利号（假冒专利）会被怎么罚款？")
+    assert "五倍以下的罚款" in fine.text and "二十五万元以下的罚款" in fine.text
+    for citation in (*answer.citations, *fine.citations):
+        for part in citation.quote.split("……"):
+            assert part in citation.text
+
+
+def test_each_named_place_answers_for_itself(assistant):
+    answer = assistant.ask("万人高价值发明专利拥有量，湖北、荆门高新区、乌海各定了多少")
+    docs = [c.doc_id for c in answer.citations]
+    assert sorted(docs) == ["hubei-2023", "jingmen-hitech-2023", "wuhai-2022"]
+    assert "8件以上" in answer.text and "0.6件" in answer.text
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
