@@ -137,19 +137,25 @@ class OnnxInt8Embedder:
         if self._session is not None:
             return self
         import onnxruntime as ort
-        import transformers
+        from tokenizers import Tokenizer
 
         from index.e5_convert import ensure_e5_model, ensure_e5_onnx_int8
 
-        transformers.utils.logging.disable_progress_bar()
         model_dir = ensure_e5_model()
         path = ensure_e5_onnx_int8(model_dir)
         started = time.perf_counter()
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, os.cpu_count() or 1)
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self._tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir))
+        # The fast tokenizer's own file, without importing transformers (a second of start-up):
+        # the same ids as AutoTokenizer (tests/test_onnx_embedder.py checks).
         self._max_length = json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
+        special = json.loads((model_dir / "tokenizer_config.json").read_text())
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=self._max_length)
+        pad = special.get("pad_token", "<pad>")
+        tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
+        self._tokenizer = tokenizer
         self._dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
         log.info("loaded embedder %s (dim %d) in %.1fs", self.name, self._dim, time.perf_counter() - started)
         return self
@@ -172,10 +178,9 @@ class OnnxInt8Embedder:
             starts = tqdm(starts, desc="Batches", unit="batch")
         for start in starts:
             rows = order[start:start + self.batch_size]
-            batch = self._tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                    max_length=self._max_length, return_tensors="np")
-            feed = {"input_ids": batch["input_ids"].astype(np.int64),
-                    "attention_mask": batch["attention_mask"].astype(np.int64)}
+            batch = self._tokenizer.encode_batch([texts[i] for i in rows])
+            feed = {"input_ids": np.asarray([e.ids for e in batch], dtype=np.int64),
+                    "attention_mask": np.asarray([e.attention_mask for e in batch], dtype=np.int64)}
             out[rows] = self._session.run(None, feed)[0]
         return out
 

@@ -79,3 +79,19 @@ def test_dense_top_hit_is_the_same_clause(embedders, chunks):
         scores = emb.encode_queries(questions) @ emb.encode_passages(texts).T
         top = [pool[int(i)].clause_id for i in scores.argmax(axis=1)]
         assert top == [EXPECTED[q] for q in questions], (emb.name, top)
+
+
+def test_tokenizer_ids_match_transformers(embedders, chunks):
+    """The int8 embedder tokenizes with the tokenizers library directly (no transformers import);
+    its ids and masks must be those of AutoTokenizer, truncation and padding included."""
+    import transformers
+
+    int8, _ = embedders
+    int8.load()
+    reference = transformers.AutoTokenizer.from_pretrained(str(ensure_e5_model()))
+    texts = ["passage: " + c.indexed_text for c in chunks[::40]] + ["query: 专利法第四十二条", "passage: " + "专利" * 600]
+    ours = int8._tokenizer.encode_batch(texts)
+    theirs = reference(texts, padding=True, truncation=True, max_length=int8._max_length)
+    assert [e.ids for e in ours] == theirs["input_ids"]
+    assert [e.attention_mask for e in ours] == theirs["attention_mask"]
+    assert len(ours[-1].ids) == int8._max_length
