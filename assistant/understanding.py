@@ -179,6 +179,17 @@ class QuestionReader:
         has_subject = bool(self.places(text) or self.named_docs(text) or any(e in text for e in _ENTITY_KINDS[0]))
         return len(text) <= 16 and not has_subject
 
+    def standalone_history(self, history: Sequence[dict]) -> list[dict]:
+        """``history`` with each user follow-up replaced by its standalone form, turn by turn, so a
+        third turn ("那沧州呢？" after "具体有哪些措施？" after a 荆门 question) keeps the subject."""
+        out: list[dict] = []
+        for turn in history:
+            content = turn.get("content") if isinstance(turn, dict) else None
+            if turn.get("role") == "user" and content and self.is_followup(_clean(content), out):
+                turn = {**turn, "content": self.rewrite(_clean(content), out)}
+            out.append(turn)
+        return out
+
     def rewrite(self, text: str, history: Sequence[dict]) -> str:
         """A standalone question from a follow-up and the last user turn."""
         prev = next((t["content"] for t in reversed(history) if t.get("role") == "user" and t.get("content")), "")
@@ -222,7 +233,7 @@ class QuestionReader:
         rewritten = False
         query = text
         if self.is_followup(text, history):
-            query = self.rewrite(text, history)
+            query = self.rewrite(text, self.standalone_history(history))
             rewritten = query != text
         places = self.places(query)
         region_docs: set[str] = set()

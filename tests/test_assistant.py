@@ -83,6 +83,15 @@ def test_follow_up_keeps_the_subject(reader):
     assert not standalone.rewritten
 
 
+def test_third_turn_keeps_the_subject_of_the_first(reader):
+    # The second turn is itself a follow-up: it is made standalone before the third is read.
+    history = [{"role": "user", "content": "荆门高新区知识产权质押融资有什么措施？"}, {"role": "assistant", "content": "……"},
+               {"role": "user", "content": "具体有哪些？"}, {"role": "assistant", "content": "……"}]
+    u = reader.read("那沧州呢？", history)
+    assert u.rewritten and "沧州" in u.query and "质押融资" in u.query and "荆门" not in u.query
+    assert u.region_docs == ("cangzhou-2017",)
+
+
 # --- answers ------------------------------------------------------------------------------
 
 
