@@ -14,4 +14,4 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first, pinned: this machine has its CPU build on disk; an unpinned torch
 # (asked for by sentence-transformers) would pull the CUDA build instead.
 .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e ".[test]"
+.venv/bin/pip install -q -c constraints.txt -e ".[test]"
