@@ -140,10 +140,20 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
         named = set(u.exact_region_docs) if len(set(u.exact_region_docs)) >= 2 else set()
         # "各地…" asks about every place: as many strong sources as an answer holds.
         limit = min(max_sentences, len(named)) if named else (max_sentences if _EVERY_PLACE.search(u.query) else 3)
+        # "专利和商标…分别": every legal domain named gets one source, from its own laws.
+        domains = [set(d) for _, d in u.domains] if not named and len(u.domains) >= 2 else []
+        if domains:
+            limit = min(max_sentences, len(domains))
         for h in clauses:
             # Every place the question names gets its own source; otherwise only strong ones.
             strong = not sources or h.score >= 0.75 * sources[0].score
-            if h.chunk.doc_id not in docs and ((h.chunk.doc_id in named) if named else strong):
+            if domains:
+                wanted_here = [i for i, d in enumerate(domains) if h.chunk.doc_id in d]
+                if not wanted_here:
+                    continue
+                domains[wanted_here[0]] = set()
+                sources.append(h)
+            elif h.chunk.doc_id not in docs and ((h.chunk.doc_id in named) if named else strong):
                 docs.add(h.chunk.doc_id)
                 sources.append(h)
             if len(sources) == limit:

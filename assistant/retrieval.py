@@ -37,6 +37,7 @@ class RetrievalSettings:
     rerank_depth: int = 3  # rerank this many top chunks by their best-matching sentence (0: off)
     rerank_weight: float = 0.3
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
+    domain_boost: float = 0.15  # laws outside the legal domains the question names go down (外观设计 → 专利法 …)
     law_dense_weight: float | None = 0.7  # dense share for chunks of laws and regulations (None: dense_weight)
     article_score: float = 10.0  # a clause named by number ranks first
     scope_by_place: bool = True
@@ -126,6 +127,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
     chunks = ix.catalog.chunks(ids.tolist()) if len(ids) else {}
     document_question = bool(_DOCUMENT_QUESTION.search(query))
     exact = set(u.exact_region_docs)
+    in_domain = {d for _, docs in u.domains for d in docs}
     if settings.mode == "hybrid":
         for i, cid in enumerate(ids.tolist()):
             chunk = chunks[cid]
@@ -139,6 +141,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.definition_boost
             if settings.statute_boost and ix.doc_info(chunk.doc_id).kind == "法律":
                 fused[i] += settings.statute_boost
+            if in_domain and chunk.doc_id not in in_domain and ix.doc_info(chunk.doc_id).kind in LAW_KINDS:
+                fused[i] -= settings.domain_boost
 
     ranked = sorted(zip(ids.tolist(), fused.tolist()), key=lambda x: (-x[1], x[0]))
     if settings.rerank_depth and settings.mode == "hybrid" and ranked:

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from corpus.numerals import CN_NUMERAL_CHARS, normalize_number
 from corpus.regions import gazetteer, short_name
+from corpus.metadata import LAW_KINDS
 from index.catalog import DocInfo
+from index.text import law_domains
 
 INTENTS = ("goal", "subsidy", "procedure", "definition", "amount", "fact")
 _FIVE_YEAR = {"十一五": (2006, 2010), "十二五": (2011, 2015), "十三五": (2016, 2020), "十四五": (2021, 2025),
@@ -22,7 +24,7 @@ _ARTICLE = re.compile(rf"第\s*([{CN_NUMERAL_CHARS}\d]+)\s*条(?:之([{CN_NUMERA
 _LAW_NAME = re.compile(r"《?([\u4e00-\u9fa5]{2,30}?(?:法|条例|细则|解释|规定|办法|规划|方案|要点))》?")
 # Places outside China that users ask about; no bundled document covers them.
 _FOREIGN = re.compile(r"美国|欧盟|欧洲|日本|韩国|德国|英国|法国|俄罗斯|印度|新加坡|澳大利亚|加拿大|东南亚|海外国家")
-_MULTI = re.compile(r"哪些地方|哪几个地方|哪些地区|各地|哪些文件|哪几份|哪些城市|哪些市|分别|各是|各自|各定|各有|各为|对比|比较一下|一样吗|有什么不同|有何不同|区别")
+_MULTI = re.compile(r"哪些地方|哪几个地方|哪些地区|各地|(?<!准备)(?<!提交)(?<!交)(?<!带)哪些文件|哪几份|哪些城市|哪些市|分别|各是|各自|各定|各有|各为|对比|比较一下|一样吗|有什么不同|有何不同|区别")
 _FOLLOWUP_MARK = re.compile(r"^(?:那|那么|那要是|那如果|还有|另外|再问|它|其|这个|该|此)|呢[？?。!！]*$|呢[？?，,]")
 _PRONOUN = re.compile(r"它|这个文件|该文件|这份文件|这个规划|这个方案")
 _QUESTION_TAIL = re.compile(
@@ -73,6 +75,8 @@ class Understanding:
     years: tuple[int, int] | None = None
     intent: str = "fact"
     multi: bool = False
+    # Legal domains the question names (专利, 商标 …) and, per domain, the laws in it.
+    domains: tuple[tuple[str, tuple[str, ...]], ...] = ()
     notes: tuple[str, ...] = field(default=())
 
 
@@ -100,6 +104,8 @@ class QuestionReader:
         self._place_re = re.compile("|".join(sorted(map(re.escape, self._place_names), key=len, reverse=True))) \
             if self._place_names else None
         self._titles = {d.doc_id: d.title for d in self.documents}
+        self._domains = [(key, words, tuple(d.doc_id for d in self.documents if d.kind in LAW_KINDS and key in d.title))
+                         for key, words in law_domains()]
 
     # --- single pieces ---
 
@@ -152,6 +158,15 @@ class QuestionReader:
                 law = names[-1].group(1).removeprefix("中华人民共和国")
             refs.append(ArticleRef(number, law))
         return refs
+
+    def domains(self, text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The legal domains ``text`` names that some law of the index is in, in order of mention."""
+        found = []
+        for key, words, docs in self._domains:
+            positions = [text.find(w) for w in words if w in text]
+            if docs and positions:
+                found.append((min(positions), key, docs))
+        return tuple((key, docs) for _, key, docs in sorted(found))
 
     @staticmethod
     def years(text: str) -> tuple[int, int] | None:
@@ -243,8 +258,10 @@ class QuestionReader:
             exact |= self._exact_names.get(p, set())
         unknown = None if places else self.foreign_place(query)
         articles = self.articles(query)
+        domains = self.domains(query)
+        multi = bool(_MULTI.search(query))
         return Understanding(
             question=question, query=query, rewritten=rewritten, places=tuple(dict.fromkeys(places)),
             region_docs=tuple(sorted(region_docs)), exact_region_docs=tuple(sorted(exact)),
             unknown_place=unknown, doc_ids=tuple(self.named_docs(query)), articles=tuple(articles),
-            years=self.years(query), intent=self.intent(query), multi=bool(_MULTI.search(query)))
+            years=self.years(query), intent=self.intent(query), multi=multi, domains=domains)

@@ -43,6 +43,18 @@ def expand_colloquial(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
+def law_domains() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(title word, question words) per legal domain, from data/law_domains.txt."""
+    rules = []
+    for line in _data("law_domains.txt").splitlines():
+        if not line.strip() or line.startswith("#") or "=>" not in line:
+            continue
+        title_word, words = line.split("=>", 1)
+        rules.append((title_word.strip(), tuple(w.strip() for w in words.split("|") if w.strip())))
+    return tuple(rules)
+
+
+@lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
     return frozenset(w.strip() for w in _data("stopwords.txt").splitlines() if w.strip())
 

@@ -92,6 +92,19 @@ def test_third_turn_keeps_the_subject_of_the_first(reader):
     assert u.region_docs == ("cangzhou-2017",)
 
 
+def test_legal_domains_of_a_question(reader):
+    domains = lambda q: [key for key, _ in reader.read(q).domains]  # noqa: E731
+    assert domains("专利和商标的侵权赔偿额分别怎么算？") == ["专利", "商标"]
+    assert domains("卖盗版书和卖假冒商标的货，行政罚款标准一样吗？") == ["著作权", "商标"]
+    assert domains("被人抄了我的外观设计，法院最多能判多少钱？") == ["专利"]
+    assert domains("荆门高新区质押融资目标是多少？") == []
+    [(_, patent_laws)] = reader.read("发明专利保护多久").domains
+    assert set(patent_laws) == {"专利法(2020-10-17)", "专利法实施细则(2023-12-11)"}
+    # "准备哪些文件" asks for application papers, not for a comparison of documents.
+    assert not reader.read("申请发明专利要准备哪些文件？").multi
+    assert reader.read("哪些文件提到要推动企业申请PCT国际专利？").multi
+
+
 # --- answers ------------------------------------------------------------------------------
 
 
@@ -145,6 +158,16 @@ def test_each_named_place_answers_for_itself(assistant):
     docs = [c.doc_id for c in answer.citations]
     assert sorted(docs) == ["hubei-2023", "jingmen-hitech-2023", "wuhai-2022"]
     assert "8件以上" in answer.text and "0.6件" in answer.text
+
+
+def test_domain_picks_the_law(assistant):
+    # 外观设计 is a patent: the patent law's damages article, not the copyright law's twin.
+    answer = assistant.ask("被人抄了我的外观设计，损失和对方赚多少都算不清，法院最多能判多少钱？")
+    assert answer.citations[0].clause_id == "专利法(2020-10-17):第7章/第71条"
+    assert "五百万元以下" in answer.text
+    # Two domains compared: one source from each, and no third law.
+    both = assistant.ask("员工上班时搞出的发明和开发的软件，权利分别归谁？")
+    assert [c.doc_id for c in both.citations] == ["专利法(2020-10-17)", "计算机软件保护条例(2013-01-30)"]
 
 
 def test_follow_up_answer(assistant):
