@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from assistant.understanding import Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.types import Citation, Hit
-from index.text import tokenize
+from index.text import colloquial_matches, tokenize
 
 _SENTENCE = re.compile(r"[^。；;！!？?\n]+[。；;！!？?]?")
 # In a law's article a "；" joins the parts of one rule (a fine and its alternative,
@@ -212,7 +212,13 @@ def coverage(u: Understanding, text: str, *, vocabulary=None) -> float:
         wanted = {t for t in wanted if t in vocabulary}
     if not wanted:
         return 1.0
-    found = sum(len(t) for t in wanted if t in text.lower())
+    text = text.lower()
+    # A colloquial phrase ("拿专利去银行贷款", "版权") is covered by the document's word for it.
+    explained: set[str] = set()
+    for phrase, terms in colloquial_matches(u.query):
+        if any(t in text for t in terms):
+            explained.update(tokenize(phrase))
+    found = sum(len(t) for t in wanted if t in text or t in explained)
     return found / sum(len(t) for t in wanted)
 
 

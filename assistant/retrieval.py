@@ -37,6 +37,7 @@ class RetrievalSettings:
     rerank_depth: int = 3  # rerank this many top chunks by their best-matching sentence (0: off)
     rerank_weight: float = 0.3
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
+    term_boost: float = 0.15  # "能保护多少年": the clause that states the term ("…的期限为二十年")
     domain_boost: float = 0.15  # laws outside the legal domains the question names go down (外观设计 → 专利法 …)
     law_dense_weight: float | None = 0.7  # dense share for chunks of laws and regulations (None: dense_weight)
     article_score: float = 10.0  # a clause named by number ranks first
@@ -45,6 +46,9 @@ class RetrievalSettings:
 
 
 DEFAULT_SETTINGS = RetrievalSettings()
+# A question after how long a right lasts, and the sentence that says it.
+_ASKS_TERM = re.compile(r"(?:保护|有效|能用|管)[^，,。？?]{0,3}(?:多少年|多久|几年|多长|到什么时候|到哪年)|保护期|有效期")
+_STATES_TERM = re.compile(r"(?:期限|有效期|保护期)为")
 _DEFINES = re.compile(r"是指|所称|指的是|称为")
 _DOCUMENT_QUESTION = re.compile(r"文号|印发|发文|哪个部门发|哪天发|什么时候发|发布日期|成文日期")
 
@@ -126,6 +130,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
 
     chunks = ix.catalog.chunks(ids.tolist()) if len(ids) else {}
     document_question = bool(_DOCUMENT_QUESTION.search(query))
+    term_question = bool(_ASKS_TERM.search(query))
     exact = set(u.exact_region_docs)
     in_domain = {d for _, docs in u.domains for d in docs}
     if settings.mode == "hybrid":
@@ -141,6 +146,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.definition_boost
             if settings.statute_boost and ix.doc_info(chunk.doc_id).kind == "法律":
                 fused[i] += settings.statute_boost
+            if term_question and _STATES_TERM.search(chunk.text):
+                fused[i] += settings.term_boost
             if in_domain and chunk.doc_id not in in_domain and ix.doc_info(chunk.doc_id).kind in LAW_KINDS:
                 fused[i] -= settings.domain_boost
 

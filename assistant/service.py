@@ -128,7 +128,9 @@ class Assistant:
         if missing:
             return f"相关条款没有写明具体{missing}"
         known = self.index.keywords.vocabulary()
-        if compose.coverage(u, "\n".join(sources), vocabulary=known) < self.abstain_settings.min_coverage:
+        # The clauses' titles and headings count: "不正当竞争" is in 《反不正当竞争法》's title, not its 第六条.
+        context = [f"{h.title} {' '.join(h.path)}" for h in [*compose.clause_hits(hits)[:1], *(p.hit for p in picked)]]
+        if compose.coverage(u, "\n".join(sources + context), vocabulary=known) < self.abstain_settings.min_coverage:
             return "相关条款与问题的关键内容不符"
         best_dense = max((h.scores.get("dense", 0.0) for h in hits[:3]), default=0.0)
         if best_dense < self.abstain_settings.min_dense:

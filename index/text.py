@@ -35,6 +35,16 @@ def _colloquial() -> list[tuple[tuple[str, ...], str]]:
     return rules
 
 
+def colloquial_matches(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(phrase found in ``text``, the document words for it) for every colloquial rule that applies."""
+    out = []
+    for phrases, terms in _colloquial():
+        found = next((p for p in phrases if p in text), None)
+        if found:
+            out.append((found, tuple(terms.split())))
+    return out
+
+
 def expand_colloquial(text: str) -> str:
     """``text`` plus the document words for the colloquial phrases it uses
     ("能保护多少年" adds "期限 保护期 有效期"); unchanged when none match."""

@@ -170,6 +170,18 @@ def test_domain_picks_the_law(assistant):
     assert [c.doc_id for c in both.citations] == ["专利法(2020-10-17)", "计算机软件保护条例(2013-01-30)"]
 
 
+def test_how_long_a_right_lasts(assistant):
+    # The clause that states the term, not its neighbours on renewal or on how periods are counted;
+    # "版权" is the copyright law's "著作权" (colloquial.txt), so this is answered, not abstained.
+    novel = assistant.ask("我自己写的小说，版权能保护到什么时候？")
+    assert not novel.abstained
+    assert novel.citations[0].clause_id == "著作权法(2020-11-11):第2章/第3节/第23条"
+    assert "作者终生及其死亡后五十年" in novel.text
+    patent = assistant.ask("我们公司刚拿到一个发明专利，能保护多少年？从哪天开始算？")
+    assert patent.citations[0].clause_id == "专利法(2020-10-17):第5章/第42条"
+    assert "二十年" in patent.text and "自申请日起计算" in patent.text
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
