@@ -106,7 +106,7 @@ def _sentence_score(sentence: str, wanted: set[str], intent: str, query: str = "
         score += 2.0
     for asks, answers in _ASKS_ABOUT_DOCUMENT:
         if asks.search(query) and answers.search(sentence):
-            score += 10.0
+            score += 50.0  # the line that answers a question about the document itself comes first
     # A question after a quantity ("至少发多少奖金", "保护多久") wants the sentence that states one.
     if _ASKS_QUANTITY.search(query) and _QUANTITY.search(sentence):
         score += 3.0

@@ -32,6 +32,7 @@ class RetrievalSettings:
     exact_region_boost: float = 0.15  # the document whose own region is the place named
     figure_boost: float = 0.1  # questions after a target or amount: clauses that state figures
     notice_boost: float = 0.3  # questions about 文号/印发: the notice clause
+    notice_penalty: float = 0.2  # other questions: the notice clause goes down
     definition_boost: float = 0.15  # "什么是…": clauses that define ("…是指…", "本法所称…")
     expand_dense: bool = False  # also give the colloquial expansion to the vector search
     rerank_depth: int = 3  # rerank this many top chunks by their best-matching sentence (0: off)
@@ -140,8 +141,9 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.exact_region_boost
             if (u.intent in ("goal", "amount") or u.years) and _FIGURE.search(chunk.text):
                 fused[i] += settings.figure_boost
-            if document_question and chunk.clause_id.endswith(":通知"):
-                fused[i] += settings.notice_boost
+            if chunk.clause_id.endswith(":通知"):
+                # The notice that issues a plan answers questions about the document, not its content.
+                fused[i] += settings.notice_boost if document_question else -settings.notice_penalty
             if u.intent == "definition" and _DEFINES.search(chunk.text):
                 fused[i] += settings.definition_boost
             if settings.statute_boost and ix.doc_info(chunk.doc_id).kind == "法律":

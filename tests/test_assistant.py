@@ -182,6 +182,15 @@ def test_how_long_a_right_lasts(assistant):
     assert "二十年" in patent.text and "自申请日起计算" in patent.text
 
 
+def test_notice_clause_answers_questions_about_the_document_only(assistant):
+    number = assistant.ask("芙蓉区知识产权强区实施方案的文号是多少？")
+    assert number.citations[0].clause_id == "changsha-furong-2017:通知"
+    assert "芙政办发〔2017〕33号" in number.text
+    # "落实" is in the notice's "请认真抓好贯彻落实", but the plan's own clause answers.
+    oversight = assistant.ask("沧州专利规划落实得好不好，怎么监督？")
+    assert oversight.citations[0].clause_id == "cangzhou-2017:五、/(四)"
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
