@@ -144,7 +144,11 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
         domains = [set(d) for _, d in u.domains] if not named and len(u.domains) >= 2 else []
         if domains:
             limit = min(max_sentences, len(domains))
+        # A term the user quoted ("“蓝天”整治哪些文件里有提") must be in every source, if any has it.
+        quoted = [q for q in u.quoted if any(q in h.chunk.text for h in clauses)]
         for h in clauses:
+            if quoted and not all(q in h.chunk.text for q in quoted):
+                continue
             # Every place the question names gets its own source; otherwise only strong ones.
             strong = not sources or h.score >= 0.75 * sources[0].score
             if domains:

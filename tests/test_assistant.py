@@ -105,6 +105,14 @@ def test_legal_domains_of_a_question(reader):
     assert reader.read("哪些文件提到要推动企业申请PCT国际专利？").multi
 
 
+def test_places_named_together_and_quoted_terms(reader):
+    both = reader.read("湖北和荆门高新区对质押融资每年增长幅度怎么要求的")
+    assert both.multi and set(both.exact_region_docs) == {"hubei-2023", "jingmen-hitech-2023"}
+    # "湖北省专利奖" names an award, not a second place to compare.
+    assert not reader.read("荆门高新区打算拿几个国家专利奖和湖北省专利奖？").multi
+    assert reader.read("代理行业“蓝天”整治哪些文件里有提").quoted == ("蓝天",)
+
+
 # --- answers ------------------------------------------------------------------------------
 
 
@@ -189,6 +197,12 @@ def test_notice_clause_answers_questions_about_the_document_only(assistant):
     # "落实" is in the notice's "请认真抓好贯彻落实", but the plan's own clause answers.
     oversight = assistant.ask("沧州专利规划落实得好不好，怎么监督？")
     assert oversight.citations[0].clause_id == "cangzhou-2017:五、/(四)"
+
+
+def test_quoted_term_is_in_every_source(assistant):
+    answer = assistant.ask("代理行业“蓝天”整治哪些文件里有提")
+    assert {c.doc_id for c in answer.citations} == {"hubei-2023", "wuhai-2022"}
+    assert all("蓝天" in c.text for c in answer.citations)
 
 
 def test_follow_up_answer(assistant):
