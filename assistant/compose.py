@@ -184,6 +184,13 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
                 chosen.append(Picked(rank, off, s, x))
         if not any(p.clause_rank == rank for p in chosen) and best:
             chosen.append(Picked(rank, best[0][1], best[0][2], best[0][3]))
+        mine = [p for p in chosen if p.clause_rank == rank]
+        if per_clause > 1 and mine and all(_is_first_line(p) for p in mine):
+            # A clause's heading line ("(二)重点推进阶段(2018年1月—2019年7月)") says when, not what:
+            # its best body sentence goes with it.
+            rest = sorted((x for x in body if x[1] not in {p.position for p in mine}), key=lambda x: (-x[0], x[1]))
+            if rest:
+                chosen.append(Picked(rank, rest[0][1], rest[0][2], rest[0][3]))
     chosen.sort(key=lambda p: (p.clause_rank, p.position))
     return chosen[:max_sentences]
 
@@ -195,6 +202,14 @@ def _legal(hit: Hit) -> bool:
 def best_sentence_score(text: str, wanted: set[str], u: Understanding) -> float:
     """Score of a chunk's best sentence for a question (see ``_sentence_score``)."""
     return max((_sentence_score(s, wanted, u.intent, u.query) for _, s in sentences(text)), default=0.0)
+
+
+def _is_first_line(p: Picked) -> bool:
+    """The picked sentence is the heading line a clause starts with (and not all of it)."""
+    text = p.hit.chunk.text
+    first = text.split("\n", 1)[0].strip()
+    return p.position == p.hit.chunk.start and p.sentence == first and len(text) > len(first) + 5 \
+        and p.hit.chunk.clause_id.rsplit(":", 1)[-1] not in ("前言", "通知")
 
 
 def _is_heading_line(sentence: str, hit: Hit) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 
 from assistant.understanding import QuestionReader, Understanding
 from corpus.metadata import LAW_KINDS
+from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int
 from corpus.types import Hit
 from index.core import Filters, KnowledgeIndex
 from index.text import expand_colloquial, tokenize
@@ -39,6 +40,7 @@ class RetrievalSettings:
     rerank_weight: float = 0.3
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
     term_boost: float = 0.15  # "能保护多少年": the clause that states the term ("…的期限为二十年")
+    ordinal_boost: float = 0.5  # "第二阶段": the clause numbered (二) whose heading names a 阶段
     domain_boost: float = 0.15  # laws outside the legal domains the question names go down (外观设计 → 专利法 …)
     law_dense_weight: float | None = 0.7  # dense share for chunks of laws and regulations (None: dense_weight)
     article_score: float = 10.0  # a clause named by number ranks first
@@ -148,6 +150,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.definition_boost
             if settings.statute_boost and ix.doc_info(chunk.doc_id).kind == "法律":
                 fused[i] += settings.statute_boost
+            if u.ordinal and _is_nth(chunk, *u.ordinal):
+                fused[i] += settings.ordinal_boost
             if term_question and _STATES_TERM.search(chunk.text):
                 fused[i] += settings.term_boost
             if in_domain and chunk.doc_id not in in_domain and ix.doc_info(chunk.doc_id).kind in LAW_KINDS:
@@ -162,6 +166,20 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
     ranked = ranked[:k]
     per = {"dense": {c: v[0] for c, v in scores.items()}, "bm25": {c: v[1] for c, v in scores.items()}}
     return ix.hits(ranked, per)
+
+
+_LABEL_NUMBER = re.compile(rf"^[(（]?([{CN_NUMERAL_CHARS}\d]+)[)）]?[、.．]?$")
+
+
+def _is_nth(chunk, n: int, noun: str) -> bool:
+    """The chunk is of a clause numbered ``n`` in its list ("(二)", "二、", "2.") whose first
+    line (its heading) names ``noun``."""
+    label = chunk.clause_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+    m = _LABEL_NUMBER.match(label)
+    if not m:
+        return False
+    number = int(m.group(1)) if m.group(1).isdigit() else cn_to_int(m.group(1))
+    return number == n and noun in chunk.text.split("\n", 1)[0]
 
 
 def _rerank_by_sentence(u: Understanding, ranked: list[tuple[int, float]], chunks: dict,

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from corpus.numerals import CN_NUMERAL_CHARS, normalize_number
+from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int, normalize_number
 from corpus.regions import gazetteer, short_name
 from corpus.metadata import LAW_KINDS
 from index.catalog import DocInfo
@@ -26,6 +26,7 @@ _LAW_NAME = re.compile(r"《?([\u4e00-\u9fa5]{2,30}?(?:法|条例|细则|解释|
 _FOREIGN = re.compile(r"美国|欧盟|欧洲|日本|韩国|德国|英国|法国|俄罗斯|印度|新加坡|澳大利亚|加拿大|东南亚|海外国家")
 _MULTI = re.compile(r"哪些地方|哪几个地方|哪些地区|各地|(?<!准备)(?<!提交)(?<!交)(?<!带)哪些文件|哪几份|哪些城市|哪些市|分别|各是|各自|各定|各有|各为|对比|比较一下|一样吗|有什么不同|有何不同|区别")
 _QUOTED = re.compile(r"[“\"「『]([^”\"」』]{2,20})[”\"」』]")
+_ORDINAL = re.compile(rf"第([{CN_NUMERAL_CHARS}\d]{{1,3}})(?:个|项|大)?(阶段|工程|任务|措施|方面|部分|步|行动|重点|目标|计划)")
 _FOLLOWUP_MARK = re.compile(r"^(?:那|那么|那要是|那如果|还有|另外|再问|它|其|这个|该|此)|呢[？?。!！]*$|呢[？?，,]")
 _PRONOUN = re.compile(r"它|这个文件|该文件|这份文件|这个规划|这个方案")
 _QUESTION_TAIL = re.compile(
@@ -78,6 +79,8 @@ class Understanding:
     multi: bool = False
     # Legal domains the question names (专利, 商标 …) and, per domain, the laws in it.
     domains: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # "第二阶段重点干什么": the n-th item of a list and what it is (2, "阶段").
+    ordinal: tuple[int, str] | None = None
     quoted: tuple[str, ...] = ()  # terms the user put in quotes (“蓝天”): an answer must contain them
     notes: tuple[str, ...] = field(default=())
 
@@ -266,9 +269,13 @@ class QuestionReader:
             "(?:{0})(?:和|与|跟|及|、|同)(?:{0})".format("|".join(map(re.escape, places))), query))
         multi = bool(_MULTI.search(query)) or named_together
         quoted = tuple(dict.fromkeys(q for q in _QUOTED.findall(query) if len(q) >= 2))
+        ordinal = None
+        if (m := _ORDINAL.search(query)) is not None:
+            n = int(m.group(1)) if m.group(1).isdigit() else cn_to_int(m.group(1))
+            ordinal = (n, m.group(2)) if n > 0 else None
         return Understanding(
             question=question, query=query, rewritten=rewritten, places=tuple(dict.fromkeys(places)),
             region_docs=tuple(sorted(region_docs)), exact_region_docs=tuple(sorted(exact)),
             unknown_place=unknown, doc_ids=tuple(self.named_docs(query)), articles=tuple(articles),
             years=self.years(query), intent=self.intent(query), multi=multi, domains=domains,
-            quoted=quoted)
+            quoted=quoted, ordinal=ordinal)

@@ -205,6 +205,19 @@ def test_quoted_term_is_in_every_source(assistant):
     assert all("蓝天" in c.text for c in answer.citations)
 
 
+def test_ordinal_follow_up_finds_the_nth_item(assistant):
+    # "第二阶段" is the clause numbered (二) under the stages; its heading gives the dates and
+    # its body what is done then.
+    stages = [{"role": "user", "content": "芙蓉区知识产权强区建设分几个阶段？"},
+              {"role": "assistant", "content": "分基础搭建、重点推进、验收总结三个阶段。"}]
+    answer = assistant.ask("第二阶段重点干什么？", stages)
+    assert answer.citations[0].clause_id == "changsha-furong-2017:三、/(二)"
+    assert "2018年1月—2019年7月" in answer.text and "提升知识产权创造和运用水平" in answer.text
+    projects = [{"role": "user", "content": "沧州专利十三五规划有哪些重点工程？"}]
+    first = assistant.ask("第一个工程要选多少家企业？", projects)
+    assert first.citations[0].clause_id == "cangzhou-2017:四、/(一)" and "80家" in first.text
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
