@@ -93,6 +93,7 @@ _ASKS_ABOUT_DOCUMENT = [
 ]
 
 
+_DEFINED_TERM = re.compile(r"([^，,。；：:“”]{2,20})[”]?[，,]?(?:是指|指的是)")
 _ASKS_QUANTITY = re.compile(r"多少|几|多久|多长|上限|最高|最多|最少|至少|比例|倍")
 _QUANTITY = re.compile(r"\d[\d.]*\s*(?:%|件|家|个|项|名|亿|万|元|次|倍|年|月|日|天)|"
                        r"[一二三四五六七八九十百千万两]+(?:倍|年|个月|日|元|万元|亿元|件|家)")
@@ -104,6 +105,11 @@ def _sentence_score(sentence: str, wanted: set[str], intent: str, query: str = "
     pattern = _INTENT_WORDS.get(intent)
     if pattern and pattern.search(sentence):
         score += 2.0
+    # "证明商标是什么意思": the sentence that defines that very term ("本法所称证明商标，是指…").
+    if intent == "definition":
+        defined = _DEFINED_TERM.search(sentence)
+        if defined and any(t in defined.group(1) for t in wanted if len(t) >= 2):
+            score += 10.0
     for asks, answers in _ASKS_ABOUT_DOCUMENT:
         if asks.search(query) and answers.search(sentence):
             score += 50.0  # the line that answers a question about the document itself comes first
@@ -163,9 +169,11 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
             if len(sources) == limit:
                 break
         per_clause = 1
+        if len(sources) == 1:  # only one document answers after all: answer as for one
+            per_clause = 3
     else:
         sources, per_clause = clauses[:1], 3
-    if not u.multi and _legal(sources[0]) and len(sources[0].chunk.text) <= WHOLE_ARTICLE_CHARS:
+    if len(sources) == 1 and _legal(sources[0]) and len(sources[0].chunk.text) <= WHOLE_ARTICLE_CHARS:
         # A short article is quoted whole: its 款 qualify each other (a rule and its
         # exception, a minimum and the case it applies to), and a lawyer reads them together.
         h = sources[0]

@@ -239,6 +239,16 @@ class QuestionReader:
                 return prev.replace(old, new, 1)
         # Otherwise: the previous question's subject, then this question.
         context = _QUESTION_TAIL.sub("", prev).rstrip("，,的了要")
+        # "报酬呢？没约定的话怎么给？" after a question on 奖金: the subject with the entity swapped,
+        # then the new question.
+        lead = re.match(r"^(?:搞|是|要是|如果是|换成|对于)?(.{2,8}?)呢[？?，,]+(.+)$", body)
+        if lead:
+            for kind in _ENTITY_KINDS:
+                new = lead.group(1) if lead.group(1) in kind else None
+                old = next((e for e in sorted(kind, key=len, reverse=True) if e in context), None)
+                if new and old and new != old:
+                    subject = re.sub(r"(?:要|需要|应当|应该|得|能|可以)?(?:在|去|到|向)?$", "", context)
+                    return f"{subject.replace(old, new, 1)}，{lead.group(2)}"
         pronoun_target = next((e for kind in _ENTITY_KINDS for e in sorted(kind, key=len, reverse=True) if e in prev),
                               None) or context
         body = _PRONOUN.sub(pronoun_target, body)

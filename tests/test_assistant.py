@@ -70,6 +70,8 @@ def test_clause_references_and_intent(reader):
     ("湖北省2023年知识产权质押融资目标是多少？", "那沧州呢？", "沧州知识产权质押融资目标是多少？"),
     ("发明专利保护期多久？", "那外观设计呢？", "外观设计专利保护期多久？"),
     ("沧州十三五要培育几家知识产权服务机构？", "乌海呢？", "乌海要培育几家知识产权服务机构？"),
+    # An entity swapped, then a new question about it.
+    ("商标续展要在什么时候办？", "异议呢？找哪个部门？", "商标异议，找哪个部门？"),
 ])
 def test_follow_ups_are_rewritten(reader, history, question, expected):
     u = reader.read(question, [{"role": "user", "content": history}])
@@ -216,6 +218,17 @@ def test_ordinal_follow_up_finds_the_nth_item(assistant):
     projects = [{"role": "user", "content": "沧州专利十三五规划有哪些重点工程？"}]
     first = assistant.ask("第一个工程要选多少家企业？", projects)
     assert first.citations[0].clause_id == "cangzhou-2017:四、/(一)" and "80家" in first.text
+
+
+def test_definition_and_swapped_follow_up_answers(assistant):
+    # The sentence that defines the term asked about, though the article's first sentence names it too.
+    mark = assistant.ask("证明商标是什么意思，跟普通商标有啥区别？")
+    assert mark.citations[0].clause_id == "商标法(2019-04-23):第1章/第3条"
+    assert "监督能力" in mark.text and "原产地" in mark.text
+    # "报酬呢？…" after a question on 奖金: 报酬 replaces 奖金, so 第94条 answers, not 第93条.
+    pay = assistant.ask("报酬呢？没约定的话怎么给？", [{"role": "user", "content": "职务发明的奖金最少发多少？"}])
+    assert "报酬" in pay.rewritten_query and "奖金" not in pay.rewritten_query
+    assert pay.citations[0].clause_id == "专利法实施细则(2023-12-11):第7章/第94条"
 
 
 def test_follow_up_answer(assistant):
