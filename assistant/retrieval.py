@@ -32,6 +32,7 @@ class RetrievalSettings:
     dense_weight: float = 0.3  # share of the normalised dense score in the fused score (policies)
     exact_region_boost: float = 0.15  # the document whose own region is the place named
     figure_boost: float = 0.1  # questions after a target or amount: clauses that state figures
+    subsidy_boost: float = 0.3  # questions after money or support: a policy's clauses that grant it (给予…奖励)
     notice_boost: float = 0.3  # questions about 文号/印发: the notice clause
     notice_penalty: float = 0.2  # other questions: the notice clause goes down
     definition_boost: float = 0.15  # "什么是…": clauses that define ("…是指…", "本法所称…")
@@ -52,6 +53,7 @@ DEFAULT_SETTINGS = RetrievalSettings()
 # A question after how long a right lasts, and the sentence that says it.
 _ASKS_TERM = re.compile(r"(?:保护|有效|能用|管)[^，,。？?]{0,3}(?:多少年|多久|几年|多长|到什么时候|到哪年)|保护期|有效期")
 _STATES_TERM = re.compile(r"(?:期限|有效期|保护期)为")
+_GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
 _DEFINES = re.compile(r"是指|所称|指的是|称为")
 _DOCUMENT_QUESTION = re.compile(r"文号|印发|发文|哪个部门发|哪天发|什么时候发|发布日期|成文日期")
 
@@ -143,6 +145,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.exact_region_boost
             if (u.intent in ("goal", "amount") or u.years) and _FIGURE.search(chunk.text):
                 fused[i] += settings.figure_boost
+            if u.intent == "subsidy" and _GRANTS.search(chunk.text) and ix.doc_info(chunk.doc_id).kind not in LAW_KINDS:
+                fused[i] += settings.subsidy_boost
             if chunk.clause_id.endswith(":通知"):
                 # The notice that issues a plan answers questions about the document, not its content.
                 fused[i] += settings.notice_boost if document_question else -settings.notice_penalty

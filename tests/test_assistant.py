@@ -231,6 +231,14 @@ def test_definition_and_swapped_follow_up_answers(assistant):
     assert pay.citations[0].clause_id == "专利法实施细则(2023-12-11):第7章/第94条"
 
 
+def test_support_question_finds_the_clause_that_grants_it(assistant):
+    # "有扶持吗": the clause that gives 经费扶持 to enterprises with a patent loan, not the one
+    # that talks of 政策扶持 for service firms.
+    answer = assistant.ask("在沧州靠专利押给银行贷到款了，政府有扶持吗？")
+    assert answer.citations[0].clause_id == "cangzhou-2017:三、/(二)"
+    assert "对通过专利权质押成功融资的企业给予经费扶持" in answer.text
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
