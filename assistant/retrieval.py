@@ -33,6 +33,7 @@ class RetrievalSettings:
     exact_region_boost: float = 0.15  # the document whose own region is the place named
     figure_boost: float = 0.1  # questions after a target or amount: clauses that state figures
     subsidy_boost: float = 0.3  # questions after money or support: a policy's clauses that grant it (给予…奖励)
+    heading_boost: float = 0.2  # the question names a clause by its heading ("那个工作推进期" → "2.工作推进(…)")
     notice_boost: float = 0.3  # questions about 文号/印发: the notice clause
     notice_penalty: float = 0.2  # other questions: the notice clause goes down
     definition_boost: float = 0.15  # "什么是…": clauses that define ("…是指…", "本法所称…")
@@ -145,6 +146,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.exact_region_boost
             if (u.intent in ("goal", "amount") or u.years) and _FIGURE.search(chunk.text):
                 fused[i] += settings.figure_boost
+            if settings.heading_boost and _named_heading(chunk.text, query):
+                fused[i] += settings.heading_boost
             if u.intent == "subsidy" and _GRANTS.search(chunk.text) and ix.doc_info(chunk.doc_id).kind not in LAW_KINDS:
                 fused[i] += settings.subsidy_boost
             if chunk.clause_id.endswith(":通知"):
@@ -173,6 +176,18 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
 
 
 _LABEL_NUMBER = re.compile(rf"^[(（]?([{CN_NUMERAL_CHARS}\d]+)[)）]?[、.．]?$")
+
+
+_HEADING_NUMBER = re.compile(rf"^(?:[(（][{CN_NUMERAL_CHARS}\d]+[)）]|[{CN_NUMERAL_CHARS}\d]+[、.．])\s*")
+
+
+def _named_heading(text: str, query: str) -> bool:
+    """The clause's own heading (its first line without number, dates or full stop) is in the question."""
+    first = text.split("\n", 1)[0]
+    if not _HEADING_NUMBER.match(first):
+        return False
+    heading = re.split(r"[(（。,，:：]", _HEADING_NUMBER.sub("", first), maxsplit=1)[0].strip()
+    return len(heading) >= 3 and heading in query
 
 
 def _is_nth(chunk, n: int, noun: str) -> bool:

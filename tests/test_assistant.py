@@ -239,6 +239,16 @@ def test_support_question_finds_the_clause_that_grants_it(assistant):
     assert "对通过专利权质押成功融资的企业给予经费扶持" in answer.text
 
 
+def test_clause_named_by_its_heading_and_yearly_dates(assistant):
+    # "那个工作推进期" names the sub-clause "2.工作推进(2017年7月—2017年12月)", not its parent stage.
+    answer = assistant.ask("芙蓉区2017年下半年那个工作推进期要干些什么")
+    assert answer.citations[0].clause_id == "changsha-furong-2017:三、/(一)/2."
+    assert "2017年7月—2017年12月" in answer.text
+    # "每年底" is a date: the question is answered, not refused for a missing date.
+    yearly = assistant.ask("掇刀区领导小组成员单位什么时候交下一年的工作计划？")
+    assert not yearly.abstained and "每年底" in yearly.text
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
