@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from assistant.understanding import Understanding
+from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.types import Citation, Hit
 from index.text import colloquial_matches, tokenize
@@ -110,6 +110,8 @@ def _sentence_score(sentence: str, wanted: set[str], intent: str, query: str = "
         defined = _DEFINED_TERM.search(sentence)
         if defined and any(t in defined.group(1) for t in wanted if len(t) >= 2):
             score += 10.0
+    if "牵头" in sentence and ASKS_LEAD.search(query):
+        score += 5.0
     for asks, answers in _ASKS_ABOUT_DOCUMENT:
         if asks.search(query) and answers.search(sentence):
             score += 50.0  # the line that answers a question about the document itself comes first

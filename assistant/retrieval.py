@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from assistant.understanding import QuestionReader, Understanding
+from assistant.understanding import ASKS_LEAD, QuestionReader, Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int
 from corpus.types import Hit
@@ -34,6 +34,7 @@ class RetrievalSettings:
     figure_boost: float = 0.1  # questions after a target or amount: clauses that state figures
     subsidy_boost: float = 0.3  # questions after money or support: a policy's clauses that grant it (给予…奖励)
     heading_boost: float = 0.2  # the question names a clause by its heading ("那个工作推进期" → "2.工作推进(…)")
+    lead_boost: float = 0.2  # "由谁牵头": the clause that names who leads (…牵头…)
     notice_boost: float = 0.3  # questions about 文号/印发: the notice clause
     notice_penalty: float = 0.2  # other questions: the notice clause goes down
     definition_boost: float = 0.15  # "什么是…": clauses that define ("…是指…", "本法所称…")
@@ -137,6 +138,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
     chunks = ix.catalog.chunks(ids.tolist()) if len(ids) else {}
     document_question = bool(_DOCUMENT_QUESTION.search(query))
     term_question = bool(_ASKS_TERM.search(query))
+    lead_question = bool(ASKS_LEAD.search(query))
     exact = set(u.exact_region_docs)
     in_domain = {d for _, docs in u.domains for d in docs}
     if settings.mode == "hybrid":
@@ -146,6 +148,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.exact_region_boost
             if (u.intent in ("goal", "amount") or u.years) and _FIGURE.search(chunk.text):
                 fused[i] += settings.figure_boost
+            if lead_question and "牵头" in chunk.text:
+                fused[i] += settings.lead_boost
             if settings.heading_boost and _named_heading(chunk.text, query):
                 fused[i] += settings.heading_boost
             if u.intent == "subsidy" and _GRANTS.search(chunk.text) and ix.doc_info(chunk.doc_id).kind not in LAW_KINDS:

@@ -27,6 +27,8 @@ _FOREIGN = re.compile(r"美国|欧盟|欧洲|日本|韩国|德国|英国|法国|
 _MULTI = re.compile(r"哪些地方|哪几个地方|哪些地区|各地|(?<!准备)(?<!提交)(?<!交)(?<!带)哪些文件|哪几份|哪些城市|哪些市|分别|各是|各自|各定|各有|各为|对比|比较一下|一样吗|有什么不同|有何不同|区别")
 _QUOTED = re.compile(r"[“\"「『]([^”\"」』]{2,20})[”\"」』]")
 _ORDINAL = re.compile(rf"第([{CN_NUMERAL_CHARS}\d]{{1,3}})(?:个|项|大)?(阶段|工程|任务|措施|方面|部分|步|行动|重点|目标|计划)")
+# "由谁牵头": who leads, which a clause says with "牵头".
+ASKS_LEAD = re.compile(r"谁牵头|哪个部门牵头|哪个单位牵头|牵头部门|牵头单位|由谁负责|哪个部门负责|谁来负责|谁负责")
 _FOLLOWUP_MARK = re.compile(r"^(?:那|那么|那要是|那如果|还有|另外|再问|它|其|这个|该|此)|呢[？?。!！]*$|呢[？?，,]")
 _PRONOUN = re.compile(r"它|这个文件|该文件|这份文件|这个规划|这个方案")
 _QUESTION_TAIL = re.compile(

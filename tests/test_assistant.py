@@ -249,6 +249,12 @@ def test_clause_named_by_its_heading_and_yearly_dates(assistant):
     assert not yearly.abstained and "每年底" in yearly.text
 
 
+def test_who_leads(assistant):
+    answer = assistant.ask("乌海十四五知识产权规划由谁牵头落实？")
+    assert answer.citations[0].clause_id == "wuhai-2022:五、/(一)"
+    assert "市市场监督管理局(知识产权局)" in answer.text
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
