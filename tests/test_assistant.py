@@ -255,6 +255,14 @@ def test_who_leads(assistant):
     assert "市市场监督管理局(知识产权局)" in answer.text
 
 
+def test_how_to_question_finds_the_way_in(assistant):
+    # "怎么申请复审": the article that says the applicant "可以…向商标评审委员会申请复审" within
+    # fifteen days, not the regulation on how the board then hears the case.
+    answer = assistant.ask("商标注册申请被驳回，怎么申请复审？")
+    assert answer.citations[0].clause_id == "商标法(2019-04-23):第3章/第34条"
+    assert "十五日内" in answer.text and "商标评审委员会" in answer.text
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
