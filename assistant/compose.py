@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
+from corpus.numerals import int_to_cn
 from corpus.types import Citation, Hit
 from index.text import colloquial_matches, tokenize
 
@@ -179,7 +180,9 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
         # A short article is quoted whole: its 款 qualify each other (a rule and its
         # exception, a minimum and the case it applies to), and a lawyer reads them together.
         h = sources[0]
-        return [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=True)[:max_sentences + 1]]
+        detail = _implementing_detail(u, h, clauses, wanted)
+        whole = [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=True)]
+        return whole[:max_sentences + 1 - len(detail)] + detail
     for rank, h in enumerate(sources):
         # A long clause is split into chunks; its other retrieved chunks are part of it too
         # (a target table's rows come in several chunks of one clause).
@@ -202,7 +205,39 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
             if rest:
                 chosen.append(Picked(rank, rest[0][1], rest[0][2], rest[0][3]))
     chosen.sort(key=lambda p: (p.clause_rank, p.position))
+    if len(sources) == 1 and _legal(sources[0]):
+        return chosen[:max_sentences - 1] + _implementing_detail(u, sources[0], clauses, wanted)
     return chosen[:max_sentences]
+
+
+def _implementing_detail(u: Understanding, statute: Hit, clauses: Sequence[Hit], wanted: set[str]) -> list[Picked]:
+    """"要交什么材料", "什么时候提": the law says what, its implementing rule says how and when.
+    The best sentence of a retrieved regulation article that cites ``statute`` (or nothing)."""
+    if not _DETAIL.search(u.query):
+        return []
+    # The citing article whose best sentence fits the question best (rank order breaks ties).
+    scored = [(_sentence_score(s, wanted, u.intent, u.query) + (10.0 if _states_needed(u, s) else 0.0), -rank, off, s, rule)
+              for rank, rule in enumerate(implementing_rules(statute, clauses))
+              for off, s in sentences(rule.chunk.text, legal=True)]
+    if not scored:
+        return []
+    _, _, off, sentence, rule = max(scored, key=lambda x: (x[0], x[1], -x[2]))
+    return [Picked(1, rule.chunk.start + off, sentence, rule)]
+
+
+# Questions after the practical details an implementing regulation gives (papers, deadlines, who decides).
+_DETAIL = re.compile(r"材料|文件|什么时候|何时|多长时间|几天|几日|多少天|期限内|怎么提|怎么办|如何办理|具体怎么|算不算|是否属于")
+
+
+def implementing_rules(statute: Hit, clauses: Sequence[Hit]) -> list[Hit]:
+    """Among the first ten retrieved clauses, the regulations' articles that implement ``statute``
+    by citing it ("依照专利法第四十五条的规定…", "专利法第六条所称…"), in rank order."""
+    m = re.search(r"第(\d+)条$", statute.chunk.clause_id or "")
+    if statute.kind != "法律" or not m:
+        return []
+    cited = f"{statute.title.removeprefix('中华人民共和国')}第{int_to_cn(int(m.group(1)))}条"
+    return [h for h in clauses[:10] if h.kind != "法律" and _legal(h) and h.chunk.doc_id != statute.chunk.doc_id
+            and cited in h.chunk.text]
 
 
 def _legal(hit: Hit) -> bool:
@@ -323,6 +358,14 @@ def missing_figure(u: Understanding, texts: Sequence[str]) -> str | None:
             found = has_money(joined) if written is None else bool(written.search(joined))
             return None if found else name
     return None
+
+
+def _states_needed(u: Understanding, sentence: str) -> bool:
+    """``sentence`` states the kind of figure the question asks for (a period for "什么时候提" …)."""
+    for _, asks, written in _NEEDS:
+        if asks.search(u.query):
+            return has_money(sentence) if written is None else bool(written.search(sentence))
+    return False
 
 
 def has_money(text: str) -> bool:

@@ -263,6 +263,19 @@ def test_how_to_question_finds_the_way_in(assistant):
     assert "十五日内" in answer.text and "商标评审委员会" in answer.text
 
 
+def test_law_answer_brings_its_implementing_rule_for_details(assistant):
+    # The law says who may request invalidation; the papers are in the rule citing it
+    # ("依照专利法第四十五条的规定…提交专利权无效宣告请求书和必要的证据一式两份").
+    papers = assistant.ask("想把竞争对手的一件专利搞无效，要交什么材料？")
+    cited = [c.clause_id for c in papers.citations]
+    assert cited[0] == "专利法(2020-10-17):第5章/第45条"
+    assert "专利法实施细则(2023-12-11):第4章/第69条" in cited
+    assert "无效宣告请求书" in papers.text and "一式两份" in papers.text
+    # A question without such details gets the law's article alone.
+    plain = assistant.ask("商标注册申请被驳回，怎么申请复审？")
+    assert len(plain.citations) == 1
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
