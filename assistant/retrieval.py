@@ -34,7 +34,7 @@ class RetrievalSettings:
     figure_boost: float = 0.1  # questions after a target or amount: clauses that state figures
     subsidy_boost: float = 0.3  # questions after money or support: a policy's clauses that grant it (给予…奖励)
     heading_boost: float = 0.2  # the question names a clause by its heading ("那个工作推进期" → "2.工作推进(…)")
-    route_boost: float = 0.1  # "怎么提异议": the clause saying who "可以…向…提出/申请" it
+    route_boost: float = 0.2  # "怎么提异议": the clause saying who "可以…向…提出/申请" it
     lead_boost: float = 0.2  # "由谁牵头": the clause that names who leads (…牵头…)
     notice_boost: float = 0.3  # questions about 文号/印发: the notice clause
     notice_penalty: float = 0.2  # other questions: the notice clause goes down
@@ -58,7 +58,7 @@ _ASKS_TERM = re.compile(r"(?:保护|有效|能用|管)[^，,。？?]{0,3}(?:多�
 _STATES_TERM = re.compile(r"(?:期限|有效期|保护期)为")
 _GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
 # "怎么申请复审": the way in, which a law writes as "…可以…向…申请/提出/请求".
-_HOW = re.compile(r"怎么|怎样|如何")
+_HOW = re.compile(r"(?:怎么|怎样|如何)(?:在[^，,。？?]{0,8})?(?:申请|提|办理|办|备案|登记|操作|请求|交|做)")
 _ROUTE = re.compile(r"可以[^。；]{0,40}向[^。；]{0,30}(?:申请|提出|请求)")
 _DEFINES = re.compile(r"是指|所称|指的是|称为")
 _DOCUMENT_QUESTION = re.compile(r"文号|印发|发文|哪个部门发|哪天发|什么时候发|发布日期|成文日期")
@@ -143,7 +143,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
     document_question = bool(_DOCUMENT_QUESTION.search(query))
     term_question = bool(_ASKS_TERM.search(query))
     lead_question = bool(ASKS_LEAD.search(query))
-    how_question = u.intent == "procedure" and bool(_HOW.search(query))
+    how_question = bool(_HOW.search(query))
     exact = set(u.exact_region_docs)
     in_domain = {d for _, docs in u.domains for d in docs}
     if settings.mode == "hybrid":

@@ -261,6 +261,12 @@ def test_how_to_question_finds_the_way_in(assistant):
     answer = assistant.ask("商标注册申请被驳回，怎么申请复审？")
     assert answer.citations[0].clause_id == "商标法(2019-04-23):第3章/第34条"
     assert "十五日内" in answer.text and "商标评审委员会" in answer.text
+    customs = assistant.ask("我们的商标怎么在海关备案？")
+    assert customs.citations[0].clause_id == "知识产权海关保护条例(2018-03-19):第2章/第7条"
+    assert "向海关总署申请备案" in customs.text
+    # "法院怎么认定" is not a way in for the asker: the damages article still answers.
+    damages = assistant.ask("故意侵犯专利要赔几倍？法院怎么认定是不是故意？")
+    assert damages.citations[0].clause_id == "专利法(2020-10-17):第7章/第71条"
 
 
 def test_law_answer_brings_its_implementing_rule_for_details(assistant):
