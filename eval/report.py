@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval.runner import METRICS, EvalRun, to_json
+from eval.runner import METRICS, EvalRun, target_status, to_json
 
 _HEADERS = ["hit@1", "hit@3", "hit@5", "hit@10", "MRR@10", "nDCG@10", "recall@10", "p50 ms", "p95 ms", "n"]
 
@@ -49,7 +49,19 @@ def console_table(run: EvalRun) -> str:
     text = _plain_table(["dataset", "pipeline"] + _HEADERS, summary_rows(run))
     if run.answers:
         text += "\n\nanswers (ipqa, extractive):\n" + _plain_table(["dataset"] + _ANSWER_HEADERS, answer_rows(run))
+    targets = target_rows(run)
+    if targets:
+        missed = sum(1 for r in targets if r[-1] != "是")
+        text += f"\n\n目标（{len(targets) - missed}/{len(targets)} 项达到）：\n" + _plain_table(_TARGET_HEADERS, targets)
     return text
+
+
+_TARGET_HEADERS = ["dataset", "metric", "target", "result", "met"]
+
+
+def target_rows(run: EvalRun) -> list[list[str]]:
+    return [[ds, metric, target, f"{result:.3f}" if result < 10 else f"{result:.1f}", "是" if met else "否"]
+            for ds, metric, target, result, met in target_status(run)]
 
 
 def worst_types(run: EvalRun, pipeline: str, n: int = 3) -> list[tuple[str, str, float, int]]:
@@ -166,6 +178,8 @@ def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[st
                 rewritten = f"（改写为：{a.rewritten_query}）" if a.rewritten_query else ""
                 parts.append(f"- **{a.dataset}/{a.id}** [{a.type}] {why}：{a.question}{rewritten}\n  - 回答：{a.answer[:160]}")
             parts.append("")
+    if target_rows(run):
+        parts += ["## 目标", "", markdown_table(_TARGET_HEADERS, target_rows(run)), ""]
     if baseline:
         parts += ["## 与基线比较", "", f"容差 {baseline.get('tolerance')}（{baseline.get('recorded_at', '')} 记录）", ""]
         if check_failures is None:

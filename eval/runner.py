@@ -192,6 +192,32 @@ def baseline_figures(run_: EvalRun, pipelines: Sequence[str]) -> dict:
     }
 
 
+# The product's targets (issue 5): (dataset, metric, "min"/"max", value). Retrieval metrics are the
+# hybrid pipeline's; answer metrics the extractive assistant's. Reported by every run; the exit
+# code of --check follows the baseline only, so a target not met yet is shown, not hidden.
+TARGETS: tuple[tuple[str, str, str, float], ...] = (
+    ("policies_qa", "hit@1", "min", 0.85), ("policies_qa", "hit@5", "min", 0.97),
+    ("laws_qa", "hit@1", "min", 0.75), ("laws_qa", "hit@5", "min", 0.92),
+    *((ds, metric, kind, value) for ds in ("policies_qa", "laws_qa") for metric, kind, value in (
+        ("keywords", "min", 0.85), ("citation_precision", "min", 0.90), ("number_faithfulness", "min", 1.0),
+        ("abstain_on_unanswerable", "min", 0.80), ("abstain_on_answerable", "max", 0.05), ("p95_ms", "max", 150.0))),
+)
+
+
+def target_status(run_: EvalRun, pipeline: str = "ipqa-hybrid") -> list[tuple[str, str, str, float, bool]]:
+    """(dataset, metric, target as text, result, met) for every target this run measured."""
+    summary, answers = run_.summary(), run_.answer_summary()
+    out = []
+    for ds, metric, kind, value in TARGETS:
+        source = summary.get(ds, {}).get(pipeline, {}) if metric.startswith("hit@") else answers.get(ds, {})
+        if metric not in source:
+            continue
+        result = float(source[metric])
+        met = result >= value if kind == "min" else result <= value
+        out.append((ds, metric, f"{'≥' if kind == 'min' else '≤'} {value:g}", result, met))
+    return out
+
+
 def check(run_: EvalRun, baseline: dict) -> list[str]:
     """Metrics that dropped below the baseline by more than its tolerance (empty: pass)."""
     tolerance = float(baseline.get("tolerance", DEFAULT_TOLERANCE))

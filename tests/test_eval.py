@@ -109,6 +109,18 @@ def test_check_flags_drops_beyond_tolerance():
     assert check(_run(0.7), {"tolerance": 0.15, "metrics": baseline["metrics"]}) == []
 
 
+def test_targets_are_reported_met_or_not():
+    from eval.runner import target_status
+
+    rows = {(ds, m): (target, result, met) for ds, m, target, result, met in target_status(_run(0.8))}
+    assert rows == {}  # dataset "d" has no targets
+    run = _run(0.8)
+    for r in run.results:
+        r.dataset = "laws_qa"
+    status = {m: (result, met) for ds, m, _, result, met in target_status(run)}
+    assert status["hit@1"] == (0.8, True) and status["hit@5"] == (0.8, False)  # laws: ≥ 0.75 / ≥ 0.92
+
+
 @pytest.mark.slow
 def test_ipqa_eval_end_to_end(real_index, tmp_path):
     """`ipqa eval --check` on both datasets against the real index, then a check that must fail."""
@@ -118,6 +130,7 @@ def test_ipqa_eval_end_to_end(real_index, tmp_path):
     result = subprocess.run(cmd + ["--check"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "回归检查通过" in result.stdout
+    assert "目标（" in result.stdout and "citation_precision" in result.stdout
     for pipeline in ("ipqa-hybrid", "ipqa-dense", "ipqa-bm25", "bm25-alone", "naive-langchain"):
         assert pipeline in result.stdout
     report = (out / "report.md").read_text(encoding="utf-8")
