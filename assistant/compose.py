@@ -216,7 +216,8 @@ def _implementing_detail(u: Understanding, statute: Hit, clauses: Sequence[Hit],
     if not _DETAIL.search(u.query):
         return []
     # The citing article whose best sentence fits the question best (rank order breaks ties).
-    scored = [(_sentence_score(s, wanted, u.intent, u.query) + (10.0 if _states_needed(u, s) else 0.0), -rank, off, s, rule)
+    scored = [(_sentence_score(s, wanted, u.intent, u.query) + (10.0 if _states_needed(u, s) else 0.0),
+               -rank, off, s, rule)
               for rank, rule in enumerate(implementing_rules(statute, clauses))
               for off, s in sentences(rule.chunk.text, legal=True)]
     if not scored:

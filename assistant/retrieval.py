@@ -45,7 +45,7 @@ class RetrievalSettings:
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
     term_boost: float = 0.15  # "能保护多少年": the clause that states the term ("…的期限为二十年")
     ordinal_boost: float = 0.5  # "第二阶段": the clause numbered (二) whose heading names a 阶段
-    domain_boost: float = 0.15  # laws outside the legal domains the question names go down (外观设计 → 专利法 …)
+    domain_penalty: float = 0.15  # laws outside the legal domains the question names go down (外观设计 → 专利法 …)
     law_dense_weight: float | None = 0.7  # dense share for chunks of laws and regulations (None: dense_weight)
     article_score: float = 10.0  # a clause named by number ranks first
     scope_by_place: bool = True
@@ -173,7 +173,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
             if term_question and _STATES_TERM.search(chunk.text):
                 fused[i] += settings.term_boost
             if in_domain and chunk.doc_id not in in_domain and ix.doc_info(chunk.doc_id).kind in LAW_KINDS:
-                fused[i] -= settings.domain_boost
+                fused[i] -= settings.domain_penalty
 
     ranked = sorted(zip(ids.tolist(), fused.tolist()), key=lambda x: (-x[1], x[0]))
     if settings.rerank_depth and settings.mode == "hybrid" and ranked:
@@ -187,8 +187,6 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
 
 
 _LABEL_NUMBER = re.compile(rf"^[(（]?([{CN_NUMERAL_CHARS}\d]+)[)）]?[、.．]?$")
-
-
 _HEADING_NUMBER = re.compile(rf"^(?:[(（][{CN_NUMERAL_CHARS}\d]+[)）]|[{CN_NUMERAL_CHARS}\d]+[、.．])\s*")
 
 

@@ -10,9 +10,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from corpus.metadata import LAW_KINDS
 from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int, normalize_number
 from corpus.regions import gazetteer, short_name
-from corpus.metadata import LAW_KINDS
 from index.catalog import DocInfo
 from index.text import law_domains
 
