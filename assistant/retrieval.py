@@ -58,8 +58,8 @@ _ASKS_TERM = re.compile(r"(?:保护|有效|能用|管)[^，,。？?]{0,3}(?:多�
 _STATES_TERM = re.compile(r"(?:期限|有效期|保护期)为")
 _GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
 # "怎么申请复审": the way in, which a law writes as "…可以…向…申请/提出/请求".
-_HOW = re.compile(r"(?:怎么|怎样|如何)(?:在[^，,。？?]{0,8})?(?:申请|提|办理|办|备案|登记|操作|请求|交|做)")
-_ROUTE = re.compile(r"可以[^。；]{0,40}向[^。；]{0,30}(?:申请|提出|请求)")
+_HOW = re.compile(r"(?:怎么|怎样|如何)(?:在[^，,。？?]{0,8})?(申请|提出|提|办理|办|备案|登记|操作|请求|交|做)([^，,。？?！!]{0,6})")
+_ROUTE = re.compile(r"可以[^。；]{0,40}向[^。；]{0,30}(?:申请|提出|请求)[^。；，,]{0,12}")
 _DEFINES = re.compile(r"是指|所称|指的是|称为")
 _DOCUMENT_QUESTION = re.compile(r"文号|印发|发文|哪个部门发|哪天发|什么时候发|发布日期|成文日期")
 
@@ -143,7 +143,9 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
     document_question = bool(_DOCUMENT_QUESTION.search(query))
     term_question = bool(_ASKS_TERM.search(query))
     lead_question = bool(ASKS_LEAD.search(query))
-    how_question = bool(_HOW.search(query))
+    how = _HOW.search(query)
+    # What is to be done: the verb's object ("提异议" → 异议), or the verb itself ("备案").
+    route_object = ((how.group(2).removesuffix("呢").removesuffix("吗") or how.group(1)) if how else "")
     exact = set(u.exact_region_docs)
     in_domain = {d for _, docs in u.domains for d in docs}
     if settings.mode == "hybrid":
@@ -153,7 +155,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.exact_region_boost
             if (u.intent in ("goal", "amount") or u.years) and _FIGURE.search(chunk.text):
                 fused[i] += settings.figure_boost
-            if how_question and _ROUTE.search(chunk.text):
+            if route_object and _states_route(chunk.text, route_object):
                 fused[i] += settings.route_boost
             if lead_question and "牵头" in chunk.text:
                 fused[i] += settings.lead_boost
@@ -188,6 +190,11 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
 
 _LABEL_NUMBER = re.compile(rf"^[(（]?([{CN_NUMERAL_CHARS}\d]+)[)）]?[、.．]?$")
 _HEADING_NUMBER = re.compile(rf"^(?:[(（][{CN_NUMERAL_CHARS}\d]+[)）]|[{CN_NUMERAL_CHARS}\d]+[、.．])\s*")
+
+
+def _states_route(text: str, thing: str) -> bool:
+    """A sentence of ``text`` says who "可以…向…申请/提出/请求" ``thing``."""
+    return any(thing in m.group(0) for m in _ROUTE.finditer(text))
 
 
 def _named_heading(text: str, query: str) -> bool:

@@ -264,6 +264,10 @@ def test_how_to_question_finds_the_way_in(assistant):
     customs = assistant.ask("我们的商标怎么在海关备案？")
     assert customs.citations[0].clause_id == "知识产权海关保护条例(2018-03-19):第2章/第7条"
     assert "向海关总署申请备案" in customs.text
+    # The way in must be for the thing asked: 第三十三条 "可以向商标局提出异议", not 第三十五条,
+    # whose "可以…向商标评审委员会请求宣告…无效" is another procedure.
+    objection = assistant.ask("发现有人申请的商标跟我们的很像，已经初审公告了，怎么提异议？")
+    assert objection.citations[0].clause_id == "商标法(2019-04-23):第3章/第33条"
     # "法院怎么认定" is not a way in for the asker: the damages article still answers.
     damages = assistant.ask("故意侵犯专利要赔几倍？法院怎么认定是不是故意？")
     assert damages.citations[0].clause_id == "专利法(2020-10-17):第7章/第71条"
