@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
-from corpus.numerals import int_to_cn
+from corpus.numerals import cn_to_int, int_to_cn
 from corpus.types import Citation, Hit
 from index.text import colloquial_matches, tokenize
 
@@ -215,10 +215,17 @@ def _implementing_detail(u: Understanding, statute: Hit, clauses: Sequence[Hit],
     The best sentence of a retrieved regulation article that cites ``statute`` (or nothing)."""
     if not _DETAIL.search(u.query):
         return []
+    rules = implementing_rules(statute, clauses)
+    # "审查拖太久了，期限补偿" is about 第四十二条's second paragraph: an article implementing
+    # only its third (新药) is not the detail asked for.
+    paragraph = _asked_paragraph(statute.chunk.text, wanted)
+    if paragraph:
+        cited = _cited_article(statute)
+        rules = [r for r in rules if paragraph in _cited_paragraphs(r.chunk.text, cited) or not _cited_paragraphs(r.chunk.text, cited)]
     # The citing article whose best sentence fits the question best (rank order breaks ties).
     scored = [(_sentence_score(s, wanted, u.intent, u.query) + (10.0 if _states_needed(u, s) else 0.0),
                -rank, off, s, rule)
-              for rank, rule in enumerate(implementing_rules(statute, clauses))
+              for rank, rule in enumerate(rules)
               for off, s in sentences(rule.chunk.text, legal=True)]
     if not scored:
         return []
@@ -233,12 +240,38 @@ _DETAIL = re.compile(r"材料|文件|什么时候|何时|多长时间|几天|几
 def implementing_rules(statute: Hit, clauses: Sequence[Hit]) -> list[Hit]:
     """Among the first ten retrieved clauses, the regulations' articles that implement ``statute``
     by citing it ("依照专利法第四十五条的规定…", "专利法第六条所称…"), in rank order."""
-    m = re.search(r"第(\d+)条$", statute.chunk.clause_id or "")
-    if statute.kind != "法律" or not m:
+    cited = _cited_article(statute)
+    if not cited:
         return []
-    cited = f"{statute.title.removeprefix('中华人民共和国')}第{int_to_cn(int(m.group(1)))}条"
     return [h for h in clauses[:10] if h.kind != "法律" and _legal(h) and h.chunk.doc_id != statute.chunk.doc_id
             and cited in h.chunk.text]
+
+
+def _cited_article(statute: Hit) -> str:
+    """How a regulation cites ``statute``'s article ("专利法第四十五条"); "" for no law article."""
+    m = re.search(r"第(\d+)条$", statute.chunk.clause_id or "")
+    if statute.kind != "法律" or not m:
+        return ""
+    return f"{statute.title.removeprefix('中华人民共和国')}第{int_to_cn(int(m.group(1)))}条"
+
+
+def _cited_paragraphs(text: str, cited: str) -> set[int]:
+    """The paragraphs (款) of ``cited`` that ``text`` names: "专利法第四十二条第二款、第三款" → {2, 3}."""
+    out: set[int] = set()
+    for m in re.finditer(re.escape(cited) + r"((?:(?:第[一二三四五六七八九十]+款)[、和及或]?)+)", text):
+        out.update(cn_to_int(n) for n in re.findall(r"第([一二三四五六七八九十]+)款", m.group(1)))
+    return out
+
+
+def _asked_paragraph(text: str, wanted: set[str]) -> int:
+    """The paragraph (款, 1-based) of a law article that holds clearly more of the question's
+    words than any other; 0 for a one-paragraph article or no clear winner."""
+    paragraphs = [p for p in text.split("\n") if p.strip()]
+    if len(paragraphs) < 2:
+        return 0
+    found = [sum(len(t) for t in wanted if t in p) for p in paragraphs]
+    ranked = sorted(found, reverse=True)
+    return found.index(ranked[0]) + 1 if ranked[0] > ranked[1] else 0
 
 
 def _legal(hit: Hit) -> bool:

@@ -43,6 +43,7 @@ class RetrievalSettings:
     rerank_depth: int = 3  # rerank this many top chunks by their best-matching sentence (0: off)
     rerank_weight: float = 0.3
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
+    deadline_boost: float = 0.15  # "多长时间内申请扣留": the clause whose period binds that act ("3个工作日内…提出申请")
     term_boost: float = 0.15  # "能保护多少年": the clause that states the term ("…的期限为二十年")
     ordinal_boost: float = 0.5  # "第二阶段": the clause numbered (二) whose heading names a 阶段
     domain_penalty: float = 0.15  # laws outside the legal domains the question names go down (外观设计 → 专利法 …)
@@ -56,6 +57,10 @@ DEFAULT_SETTINGS = RetrievalSettings()
 # A question after how long a right lasts, and the sentence that says it.
 _ASKS_TERM = re.compile(r"(?:保护|有效|能用|管)[^，,。？?]{0,3}(?:多少年|多久|几年|多长|到什么时候|到哪年)|保护期|有效期")
 _STATES_TERM = re.compile(r"(?:期限|有效期|保护期)为")
+# "我们要在多长时间内申请扣留": the act a period is asked for, and a period followed by that act.
+_ASKS_DEADLINE = re.compile(r"(?:多长时间|多久|几天|多少天|几个月|多少个?工作日)(?:之内|以内|内)?(?:要|得|必须|应当|能|可以)?"
+                            r"([\u4e00-\u9fff]{2})")
+_PERIOD = r"(?:\d+|[一二三四五六七八九十百两]+)\s*个?(?:工作日|日|天|月|年)(?:之内|以内|内)"
 _GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
 # "怎么申请复审": the way in, which a law writes as "…可以…向…申请/提出/请求".
 _HOW = re.compile(r"(?:怎么|怎样|如何)(?:在[^，,。？?]{0,8})?(申请|提出|提|办理|办|备案|登记|操作|请求|交|做)([^，,。？?！!]{0,6})")
@@ -142,6 +147,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
     chunks = ix.catalog.chunks(ids.tolist()) if len(ids) else {}
     document_question = bool(_DOCUMENT_QUESTION.search(query))
     term_question = bool(_ASKS_TERM.search(query))
+    deadline = _ASKS_DEADLINE.search(query)
+    deadline_act = re.compile(_PERIOD + r"[^。；;]{0,30}?" + deadline.group(1)) if deadline else None
     lead_question = bool(ASKS_LEAD.search(query))
     how = _HOW.search(query)
     # What is to be done: the verb's object ("提异议" → 异议), or the verb itself ("备案").
@@ -172,6 +179,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.statute_boost
             if u.ordinal and _is_nth(chunk, *u.ordinal):
                 fused[i] += settings.ordinal_boost
+            if deadline_act and deadline_act.search(chunk.text):
+                fused[i] += settings.deadline_boost
             if term_question and _STATES_TERM.search(chunk.text):
                 fused[i] += settings.term_boost
             if in_domain and chunk.doc_id not in in_domain and ix.doc_info(chunk.doc_id).kind in LAW_KINDS:

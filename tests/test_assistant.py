@@ -286,6 +286,26 @@ def test_law_answer_brings_its_implementing_rule_for_details(assistant):
     assert len(plain.citations) == 1
 
 
+def test_implementing_rule_of_the_paragraph_asked(assistant):
+    # 专利法第四十二条 has three paragraphs; "审查拖太久" is its second (不合理延迟). The rule for
+    # that paragraph (细则第七十七条, "依照专利法第四十二条第二款…3个月内") answers, not the one for
+    # the third paragraph's 新药 (第八十一条), although both are retrieved.
+    answer = assistant.ask("发明专利审查拖太久了，要求期限补偿得在什么时候提？")
+    cited = [c.clause_id for c in answer.citations]
+    assert cited[0] == "专利法(2020-10-17):第5章/第42条"
+    assert "专利法实施细则(2023-12-11):第5章/第77条" in cited
+    assert "专利法实施细则(2023-12-11):第5章/第81条" not in cited
+    assert "3个月内" in answer.citations[cited.index("专利法实施细则(2023-12-11):第5章/第77条")].quote
+
+
+def test_period_asked_for_an_act(assistant):
+    # "我们要在多长时间内申请扣留": 第十六条's "3个工作日内…提出申请" binds the period to that act;
+    # 第二十条's "30个工作日内" is the customs' own time to investigate.
+    answer = assistant.ask("海关通知我们发现了疑似侵权货物，我们要在多长时间内申请扣留？")
+    assert answer.citations[0].clause_id == "知识产权海关保护条例(2018-03-19):第3章/第16条"
+    assert "3个工作日内" in answer.text
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
