@@ -286,7 +286,7 @@ def cmd_eval(args) -> int:
             for f in outcome.check_failures:
                 print(f"  - {f}", file=sys.stderr)
             return 1
-        print("回归检查通过：所有指标不低于基线（减去容差）。")
+        print("回归检查通过：质量目标均已达到，所有指标不低于基线（减去容差）。")
     return 0
 
 
@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index；不存在时自动建立）")
     p.add_argument("--out", metavar="DIR", default=".ipqa/eval", help="报告输出目录（默认 .ipqa/eval）")
     p.add_argument("-k", type=int, default=10, help="每题取前 k 个条款（默认 10）")
-    p.add_argument("--check", action="store_true", help="与已提交的基线比较，指标下降超过容差时以非零状态退出")
+    p.add_argument("--check", action="store_true", help="检查质量目标并与已提交的基线比较；目标未达到或指标下降超过容差时以非零状态退出")
     p.add_argument("--update-baseline", action="store_true", help="把本次结果写入基线文件")
     p.add_argument("--baseline", metavar="FILE", help="基线文件（默认 eval/baseline.json）")
     p.add_argument("--quiet", action="store_true", help="不显示进度条")

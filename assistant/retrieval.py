@@ -44,6 +44,7 @@ class RetrievalSettings:
     rerank_weight: float = 0.3
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
     deadline_boost: float = 0.15  # "多长时间内申请扣留": the clause whose period binds that act ("3个工作日内…提出申请")
+    kinds_boost: float = 0.3  # "需要满足哪些特性": the clause listing kinds of it ("新颖性、特异性、一致性和稳定性")
     term_boost: float = 0.15  # "能保护多少年": the clause that states the term ("…的期限为二十年")
     ordinal_boost: float = 0.5  # "第二阶段": the clause numbered (二) whose heading names a 阶段
     domain_penalty: float = 0.15  # laws outside the legal domains the question names go down (外观设计 → 专利法 …)
@@ -61,6 +62,9 @@ _STATES_TERM = re.compile(r"(?:期限|有效期|保护期)为")
 _ASKS_DEADLINE = re.compile(r"(?:多长时间|多久|几天|多少天|几个月|多少个?工作日)(?:之内|以内|内)?(?:要|得|必须|应当|能|可以)?"
                             r"([\u4e00-\u9fff]{2})")
 _PERIOD = r"(?:\d+|[一二三四五六七八九十百两]+)\s*个?(?:工作日|日|天|月|年)(?:之内|以内|内)"
+# "哪些特性": a list is asked for; its items name kinds of 特性, and in Chinese a kind of a thing
+# ends with the thing's head character (新颖性, 稳定性 are 特性).
+_ASKS_KINDS = re.compile(r"哪些([\u4e00-\u9fff]{2})")
 _GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
 # "怎么申请复审": the way in, which a law writes as "…可以…向…申请/提出/请求".
 _HOW = re.compile(r"(?:怎么|怎样|如何)(?:在[^，,。？?]{0,8})?(申请|提出|提|办理|办|备案|登记|操作|请求|交|做)([^，,。？?！!]{0,6})")
@@ -147,6 +151,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
     chunks = ix.catalog.chunks(ids.tolist()) if len(ids) else {}
     document_question = bool(_DOCUMENT_QUESTION.search(query))
     term_question = bool(_ASKS_TERM.search(query))
+    kinds = _ASKS_KINDS.search(query)
+    kinds_list = _kinds_list(kinds.group(1)[-1]) if kinds else None
     deadline = _ASKS_DEADLINE.search(query)
     deadline_act = re.compile(_PERIOD + r"[^。；;]{0,30}?" + deadline.group(1)) if deadline else None
     lead_question = bool(ASKS_LEAD.search(query))
@@ -181,6 +187,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.ordinal_boost
             if deadline_act and deadline_act.search(chunk.text):
                 fused[i] += settings.deadline_boost
+            if kinds_list and kinds_list.search(chunk.text):
+                fused[i] += settings.kinds_boost
             if term_question and _STATES_TERM.search(chunk.text):
                 fused[i] += settings.term_boost
             if in_domain and chunk.doc_id not in in_domain and ix.doc_info(chunk.doc_id).kind in LAW_KINDS:
@@ -204,6 +212,12 @@ _HEADING_NUMBER = re.compile(rf"^(?:[(（][{CN_NUMERAL_CHARS}\d]+[)）]|[{CN_NUM
 def _states_route(text: str, thing: str) -> bool:
     """A sentence of ``text`` says who "可以…向…申请/提出/请求" ``thing``."""
     return any(thing in m.group(0) for m in _ROUTE.finditer(text))
+
+
+def _kinds_list(head: str) -> re.Pattern:
+    """Three or more items ending with ``head``, joined by 、/和/及/或者 ("新颖性、特异性、一致性和稳定性")."""
+    item = rf"[\u4e00-\u9fff]{{1,6}}{re.escape(head)}"
+    return re.compile(rf"{item}(?:、{item}){{1,}}(?:、|和|及|以及|或者|或){item}")
 
 
 def _named_heading(text: str, query: str) -> bool:

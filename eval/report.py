@@ -187,7 +187,7 @@ def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[st
         elif check_failures:
             parts += [f"- 未通过：{f}" for f in check_failures]
         else:
-            parts.append("全部指标不低于基线减容差：通过。")
+            parts.append("质量目标均已达到，全部指标不低于基线减容差：通过。")
         parts.append("")
     parts += [f"## {main_pipeline} 未把期望条款排在第一位的问题", ""] + _failures(run, main_pipeline, citations)
     paths["md"].write_text("\n".join(parts) + "\n", encoding="utf-8")

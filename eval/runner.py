@@ -193,8 +193,9 @@ def baseline_figures(run_: EvalRun, pipelines: Sequence[str]) -> dict:
 
 
 # The product's targets (issue 5): (dataset, metric, "min"/"max", value). Retrieval metrics are the
-# hybrid pipeline's; answer metrics the extractive assistant's. Reported by every run; the exit
-# code of --check follows the baseline only, so a target not met yet is shown, not hidden.
+# hybrid pipeline's; answer metrics the extractive assistant's. Reported by every run; --check fails
+# on any quality target not met. Latency is reported only: it is an aim, and a shared machine's
+# timings are not a pass/fail figure (ipqa bench measures it).
 TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("policies_qa", "hit@1", "min", 0.85), ("policies_qa", "hit@5", "min", 0.97),
     ("laws_qa", "hit@1", "min", 0.75), ("laws_qa", "hit@5", "min", 0.92),
@@ -202,6 +203,7 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
         ("keywords", "min", 0.85), ("citation_precision", "min", 0.90), ("number_faithfulness", "min", 1.0),
         ("abstain_on_unanswerable", "min", 0.80), ("abstain_on_answerable", "max", 0.05), ("p95_ms", "max", 150.0))),
 )
+UNGATED_TARGETS = ("p95_ms",)
 
 
 def target_status(run_: EvalRun, pipeline: str = "ipqa-hybrid") -> list[tuple[str, str, str, float, bool]]:
@@ -219,10 +221,12 @@ def target_status(run_: EvalRun, pipeline: str = "ipqa-hybrid") -> list[tuple[st
 
 
 def check(run_: EvalRun, baseline: dict) -> list[str]:
-    """Metrics that dropped below the baseline by more than its tolerance (empty: pass)."""
+    """Quality targets not met, and metrics that dropped below the baseline by more than its
+    tolerance (empty: pass)."""
     tolerance = float(baseline.get("tolerance", DEFAULT_TOLERANCE))
     summary = run_.summary()
-    failures = []
+    failures = [f"{ds} / target / {metric}: {result:.3f}, target {target}"
+                for ds, metric, target, result, met in target_status(run_) if not met and metric not in UNGATED_TARGETS]
     for ds, pipes in baseline.get("metrics", {}).items():
         for pipe, metrics in pipes.items():
             current = summary.get(ds, {}).get(pipe)

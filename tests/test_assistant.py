@@ -298,6 +298,14 @@ def test_implementing_rule_of_the_paragraph_asked(assistant):
     assert "3个月内" in answer.citations[cited.index("专利法实施细则(2023-12-11):第5章/第77条")].quote
 
 
+def test_which_kinds_finds_the_list(assistant):
+    # "需要满足哪些特性": 第二条 lists them ("新颖性、特异性、一致性和稳定性"); 第十四至十七条
+    # each define one of them and share more words with the question.
+    answer = assistant.ask("受保护的植物新品种需要满足哪些特性？")
+    assert answer.citations[0].clause_id == "植物新品种保护条例(2014-07-29):第1章/第2条"
+    assert "新颖性、特异性、一致性和稳定性" in answer.text
+
+
 def test_period_asked_for_an_act(assistant):
     # "我们要在多长时间内申请扣留": 第十六条's "3个工作日内…提出申请" binds the period to that act;
     # 第二十条's "30个工作日内" is the customs' own time to investigate.

@@ -119,6 +119,9 @@ def test_targets_are_reported_met_or_not():
         r.dataset = "laws_qa"
     status = {m: (result, met) for ds, m, _, result, met in target_status(run)}
     assert status["hit@1"] == (0.8, True) and status["hit@5"] == (0.8, False)  # laws: ≥ 0.75 / ≥ 0.92
+    # --check fails on a target not met, even when the baseline holds no figure for it.
+    failures = check(run, {"tolerance": 0.02, "metrics": {}})
+    assert failures == ["laws_qa / target / hit@5: 0.800, target ≥ 0.92"]
 
 
 @pytest.mark.slow
