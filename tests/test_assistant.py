@@ -314,6 +314,11 @@ def test_period_asked_for_an_act(assistant):
     assert "3个工作日内" in answer.text
 
 
+def test_rate_question_is_answered_where_a_rate_is_written(assistant):
+    answer = assistant.ask("荆门高新区知识产权每年工作经费占本级财政公共预算支出的比例是多少？")
+    assert not answer.abstained and "0.3%以上" in answer.text
+
+
 def test_follow_up_answer(assistant):
     answer = assistant.ask("那PCT呢？", [{"role": "user", "content": "荆门高新区到2025年专利年授权量目标是多少？"}])
     assert answer.rewritten_query and "荆门高新区" in answer.rewritten_query
@@ -330,6 +335,8 @@ def test_procedure_answer_keeps_dates(assistant):
     ("荆门高新区企业通过贯标认证，具体能奖励多少万元？", "金额"),
     ("芙蓉区知识产权投诉举报热线电话是多少？", "电话号码"),
     ("美国的发明专利保护期是多少年？", "美国"),
+    # The bonus articles name no rate: a tax rate is not in the documents.
+    ("职务发明拿到的奖金要交个人所得税吗？税率多少？", "比例"),
 ])
 def test_abstains_honestly(assistant, question, reason):
     answer = assistant.ask(question)
