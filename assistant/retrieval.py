@@ -45,6 +45,7 @@ class RetrievalSettings:
     statute_boost: float = 0.1  # a law (法律) before the regulations that implement it
     deadline_boost: float = 0.15  # "多长时间内申请扣留": the clause whose period binds that act ("3个工作日内…提出申请")
     kinds_boost: float = 0.3  # "需要满足哪些特性": the clause listing kinds of it ("新颖性、特异性、一致性和稳定性")
+    owner_penalty: float = 0.15  # "想用别人的专利": clauses on what the right holder does (专利权人…声明) go down
     term_boost: float = 0.15  # "能保护多少年": the clause that states the term ("…的期限为二十年")
     ordinal_boost: float = 0.5  # "第二阶段": the clause numbered (二) whose heading names a 阶段
     domain_penalty: float = 0.15  # laws outside the legal domains the question names go down (外观设计 → 专利法 …)
@@ -65,6 +66,10 @@ _PERIOD = r"(?:\d+|[一二三四五六七八九十百两]+)\s*个?(?:工作日|�
 # "哪些特性": a list is asked for; its items name kinds of 特性, and in Chinese a kind of a thing
 # ends with the thing's head character (新颖性, 稳定性 are 特性).
 _ASKS_KINDS = re.compile(r"哪些([\u4e00-\u9fff]{2})")
+# The asker uses someone else's right ("想用别人开放许可的专利"), and a clause about what the
+# holder of a right does ("专利权人自愿…声明").
+_OTHERS_RIGHT = re.compile(r"(?:用|使用|实施|许可)(?:别人|他人)|(?:别人|他人)的[^，,。？?]{0,8}(?:专利|商标|作品|品种)")
+_HOLDER_ACTS = re.compile(rf"^(?:第[{CN_NUMERAL_CHARS}\d]+条\s*)?(?:专利权人|商标注册人|著作权人|品种权人|知识产权权利人|权利人)")
 _GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
 # "怎么申请复审": the way in, which a law writes as "…可以…向…申请/提出/请求".
 _HOW = re.compile(r"(?:怎么|怎样|如何)(?:在[^，,。？?]{0,8})?(申请|提出|提|办理|办|备案|登记|操作|请求|交|做)([^，,。？?！!]{0,6})")
@@ -151,6 +156,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
     chunks = ix.catalog.chunks(ids.tolist()) if len(ids) else {}
     document_question = bool(_DOCUMENT_QUESTION.search(query))
     term_question = bool(_ASKS_TERM.search(query))
+    others_right = bool(_OTHERS_RIGHT.search(query))
     kinds = _ASKS_KINDS.search(query)
     kinds_list = _kinds_list(kinds.group(1)[-1]) if kinds else None
     deadline = _ASKS_DEADLINE.search(query)
@@ -189,6 +195,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
                 fused[i] += settings.deadline_boost
             if kinds_list and kinds_list.search(chunk.text):
                 fused[i] += settings.kinds_boost
+            if others_right and _HOLDER_ACTS.search(chunk.text):
+                fused[i] -= settings.owner_penalty
             if term_question and _STATES_TERM.search(chunk.text):
                 fused[i] += settings.term_boost
             if in_domain and chunk.doc_id not in in_domain and ix.doc_info(chunk.doc_id).kind in LAW_KINDS:

@@ -306,6 +306,17 @@ def test_which_kinds_finds_the_list(assistant):
     assert "新颖性、特异性、一致性和稳定性" in answer.text
 
 
+def test_asker_using_someone_elses_right(assistant):
+    # "想用别人开放许可的专利": the asker is the licensee. 第五十一条 says what "任何单位或者个人"
+    # does to use it; 第五十条 is what the 专利权人 does to offer it.
+    answer = assistant.ask("想用别人开放许可的专利，具体怎么操作？")
+    assert answer.citations[0].clause_id == "专利法(2020-10-17):第6章/第51条"
+    assert "书面方式通知专利权人" in answer.text and "支付许可使用费" in answer.text
+    # The holder's own question still gets the holder's article.
+    holder = assistant.ask("我们想把自己的专利开放许可，怎么声明？")
+    assert holder.citations[0].clause_id == "专利法(2020-10-17):第6章/第50条"
+
+
 def test_period_asked_for_an_act(assistant):
     # "我们要在多长时间内申请扣留": 第十六条's "3个工作日内…提出申请" binds the period to that act;
     # 第二十条's "30个工作日内" is the customs' own time to investigate.
