@@ -61,6 +61,12 @@ def bundled_datasets() -> list[str]:
     return sorted(p.stem for p in dataset_dir().glob("*.jsonl"))
 
 
+def holdout_paths() -> list[Path]:
+    """Held-out sets: written by someone who had not seen the assistant's rules, and never used to
+    tune them. ``ipqa eval eval/holdout/laws_holdout.jsonl`` measures how far the tuning generalises."""
+    return sorted((Path(str(resources.files("eval"))) / "holdout").glob("*.jsonl"))
+
+
 def load_dataset(name_or_path: str | Path) -> Dataset:
     """A dataset by bundled name ("policies_qa") or path to a .jsonl file."""
     path = Path(name_or_path)
@@ -134,8 +140,9 @@ def main() -> int:
 
     docs = {d.doc_id: d for name in ("policies", "laws") for d in load_collection(name).documents}
     total = 0
-    for name in bundled_datasets():
+    for name in [*bundled_datasets(), *holdout_paths()]:
         ds = load_dataset(name)
+        name = ds.name
         problems = validate(ds, docs)
         counts: dict[str, int] = {}
         for q in ds.questions:

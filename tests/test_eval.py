@@ -41,6 +41,16 @@ def test_datasets_are_sound(docs, name, minimum):
     assert low / len(answerable) >= 0.25
 
 
+def test_holdout_set_is_sound(docs):
+    from eval.questions import holdout_paths
+
+    [path] = holdout_paths()
+    dataset = load_dataset(path)
+    assert validate(dataset, docs) == []
+    assert len([q for q in dataset.questions if q.gold]) >= 20
+    assert any(q.type == "unanswerable" for q in dataset.questions)
+
+
 def test_policy_questions_name_places(docs):
     dataset = load_dataset("policies_qa")
     places = ("荆门", "掇刀", "沧州", "乌海", "长沙", "芙蓉", "湖北", "全省")
