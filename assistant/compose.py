@@ -221,7 +221,7 @@ def _implementing_detail(u: Understanding, statute: Hit, clauses: Sequence[Hit],
     paragraph = _asked_paragraph(statute.chunk.text, wanted)
     if paragraph:
         cited = _cited_article(statute)
-        rules = [r for r in rules if paragraph in _cited_paragraphs(r.chunk.text, cited) or not _cited_paragraphs(r.chunk.text, cited)]
+        rules = [r for r in rules if paragraph in (_cited_paragraphs(r.chunk.text, cited) or {paragraph})]
     # The citing article whose best sentence fits the question best (rank order breaks ties).
     scored = [(_sentence_score(s, wanted, u.intent, u.query) + (10.0 if _states_needed(u, s) else 0.0),
                -rank, off, s, rule)

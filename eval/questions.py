@@ -142,12 +142,11 @@ def main() -> int:
     total = 0
     for name in [*bundled_datasets(), *holdout_paths()]:
         ds = load_dataset(name)
-        name = ds.name
         problems = validate(ds, docs)
         counts: dict[str, int] = {}
         for q in ds.questions:
             counts[q.type] = counts.get(q.type, 0) + 1
-        print(f"{name}: {len(ds.questions)} questions {counts}; {len(problems)} problems")
+        print(f"{ds.name}: {len(ds.questions)} questions {counts}; {len(problems)} problems")
         for p in problems:
             print("  " + p)
         total += len(problems)

@@ -195,7 +195,7 @@ def baseline_figures(run_: EvalRun, pipelines: Sequence[str]) -> dict:
 # The product's targets (issue 5): (dataset, metric, "min"/"max", value). Retrieval metrics are the
 # hybrid pipeline's; answer metrics the extractive assistant's. Reported by every run; --check fails
 # on any quality target not met. Latency is reported only: it is an aim, and a shared machine's
-# timings are not a pass/fail figure (ipqa bench measures it).
+# timings are not a pass/fail figure.
 TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("policies_qa", "hit@1", "min", 0.85), ("policies_qa", "hit@5", "min", 0.97),
     ("laws_qa", "hit@1", "min", 0.75), ("laws_qa", "hit@5", "min", 0.92),
