@@ -106,3 +106,39 @@ class InvalidSetting(IpqaError):
     @property
     def user_message(self) -> str:
         return f"设置 {self.setting} 的值「{self.value}」无效：{self.expected}"
+
+
+class NotAnIndex(IpqaError):
+    """A folder given as an index directory that holds something else: refused, never touched."""
+
+    def __init__(self, index_dir: str | Path, what: str, *, advice: str = ""):
+        self.index_dir = str(index_dir)
+        self.what = what  # Chinese, for users: what is there
+        self.advice = advice or "请用 --index-dir 指定一个还不存在的或空的文件夹"  # Chinese, for users
+        super().__init__(f"{self.index_dir} is not an ipqa index ({what}); refusing to touch it")
+
+    @property
+    def user_message(self) -> str:
+        return f"「{self.index_dir}」不是 ipqa 的索引目录（{self.what}）。为免误删其中的内容，没有做任何改动；{self.advice}。"
+
+
+class EmbedderUnavailable(IpqaError):
+    """An embedding model that cannot be used here: unknown name, or not on this machine."""
+
+    CHOICES = "e5-small-int8（默认）、e5-small、hash，或本机上的 sentence-transformers 模型文件夹"
+
+    def __init__(self, name: str, reason: str):
+        self.embedder, self.reason = name, reason  # reason: Chinese, for users
+        super().__init__(f"embedder {name!r} unavailable: {reason}")
+
+    @property
+    def user_message(self) -> str:
+        return f"无法使用向量模型「{self.embedder}」：{self.reason}。可用：{self.CHOICES}"
+
+
+class InvalidParameter(IpqaError):
+    """A search or ask parameter out of range or naming nothing in the index (k, mode, years, filters)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason  # Chinese, for users
+        super().__init__(reason)

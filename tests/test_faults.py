@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -66,8 +65,9 @@ def doc_ids(index_dir: Path) -> set[str]:
 
 
 def leftovers(index_dir: Path) -> list[str]:
+    """Staging copies and the previous version a writer left beside the index."""
     return sorted(p.name for p in index_dir.parent.iterdir()
-                  if p.name.startswith(index_dir.name + ".tmp-") or p.name == index_dir.name + ".old")
+                  if p.name.startswith(f".{index_dir.name}.ipqa-staging-") or p.name == f".{index_dir.name}.ipqa-previous")
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +235,19 @@ def test_verification_cost_on_a_40mb_index(index_copy):
 
 
 # --- killed writers ------------------------------------------------------------------------
+#
+# Each writing command is killed with SIGKILL at five points (IPQA_FAILPOINT, index/folder.py):
+# after embedding (before the lock) or just after taking the lock, after the staging copy, after
+# the stores are written, between the two renames of the swap, and after both. Each time nothing
+# is lost: the index opens, answers exactly as before (or, killed after the swap, as after the
+# change), the next reader or writer clears what was left, and running the command again finishes.
+
+KILL_POINTS = {
+    "index": ["prepared", "staged", "stored", "swap-between-renames", "swap-after-renames"],
+    "docs add": ["prepared", "staged", "stored", "swap-between-renames", "swap-after-renames"],
+    "docs remove": ["locked", "staged", "stored", "swap-between-renames", "swap-after-renames"],
+}
+REMOVED = "wuhai-2022"
 
 
 def _lock_is_free(index_dir: Path) -> bool:
@@ -247,106 +260,66 @@ def _lock_is_free(index_dir: Path) -> bool:
         return True
 
 
-def _kill_while_staging(args: list[str], index_dir: Path, *, after: float = 0.0) -> Path:
-    """Start ``ipqa *args``, SIGKILL it ``after`` seconds once its staging copy exists; the copy's path."""
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    staged = index_dir.with_name(f"{index_dir.name}.tmp-{proc.pid}")
-    deadline = time.monotonic() + 120
-    while not staged.exists():
-        assert proc.poll() is None, "the command ended before it started writing"
-        assert time.monotonic() < deadline, "no staging copy appeared"
-        time.sleep(0.002)
-    time.sleep(after)
-    os.kill(proc.pid, signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL, "the command finished before it was killed"
-    return staged
+def _state(index_dir: Path) -> tuple[set[str], list]:
+    return doc_ids(index_dir), search(index_dir)
 
 
-def test_sigkill_during_ipqa_index_keeps_the_old_index_and_the_next_run_finishes(tmp_path):
-    corpus, index_dir = corpus_copy(tmp_path / "corpus"), tmp_path / "index"
-    built = ipqa("index", "--corpus", str(corpus), "--index-dir", str(index_dir), "--quiet")
-    assert built.returncode == 0, built.stderr
-    before, manifest_before = search(index_dir), (index_dir / "manifest.json").read_bytes()
-    assert before[0][0].startswith(TOP_CLAUSE)
-
-    shutil.copy(NEW_LAW, corpus)
-    staged = _kill_while_staging(["index", "--corpus", str(corpus), "--index-dir", str(index_dir), "--quiet"],
-                                 index_dir)
-    assert staged.exists()  # the killed writer's copy is left behind ...
-    assert _lock_is_free(index_dir)  # ... but not its lock
-    assert (index_dir / "manifest.json").read_bytes() == manifest_before
-    assert search(index_dir) == before  # the old index answers exactly as before
-    assert NEW_DOC not in doc_ids(index_dir)
-
-    again = ipqa("index", "--corpus", str(corpus), "--index-dir", str(index_dir), "--quiet", timeout=120)
-    assert again.returncode == 0, again.stderr
-    assert "新增 1 个文档" in again.stdout and "未变 5 个" in again.stdout
-    assert NEW_DOC in doc_ids(index_dir)
-    assert search(index_dir, "专利法实施细则 国务院专利行政部门")[0][0].startswith(NEW_DOC)
-    assert search(index_dir)[0][0].startswith(TOP_CLAUSE)
-    assert not leftovers(index_dir)
-
-
-def test_sigkill_during_docs_add_keeps_the_old_index_and_the_next_run_finishes(tmp_path):
+def _writing_command(command: str, tmp_path: Path) -> tuple[list[str], Path]:
+    """The CLI arguments of ``command`` against a fresh index of the policies folder, and the index."""
     corpus, index_dir = corpus_copy(tmp_path / "corpus"), tmp_path / "index"
     index_sources(index_dir, collections=[], folders=[corpus], embedder="hash")
-    before = search(index_dir)
+    if command == "index":
+        shutil.copy(NEW_LAW, corpus)
+        return ["index", "--corpus", str(corpus), "--index-dir", str(index_dir), "--quiet"], index_dir
+    if command == "docs add":
+        return ["docs", "add", str(NEW_LAW), "--index-dir", str(index_dir), "--quiet"], index_dir
+    return ["docs", "remove", REMOVED, "--index-dir", str(index_dir)], index_dir
 
-    # Killed a little later than the index test: past the copy, while chunking and tokenising.
-    staged = _kill_while_staging(["docs", "add", str(NEW_LAW), "--index-dir", str(index_dir), "--quiet"],
-                                 index_dir, after=0.2)
-    assert staged.exists() and _lock_is_free(index_dir)
-    assert search(index_dir) == before
-    assert NEW_DOC not in doc_ids(index_dir)
-    cli = ipqa("search", QUESTION, "--index-dir", str(index_dir), "--json")
-    assert cli.returncode == 0 and json.loads(cli.stdout)["hits"][0]["clause_id"] == TOP_CLAUSE
 
-    again = ipqa("docs", "add", str(NEW_LAW), "--index-dir", str(index_dir), "--quiet", timeout=120)
-    assert again.returncode == 0, again.stderr
-    assert "新增 1 个文档" in again.stdout
-    assert NEW_DOC in doc_ids(index_dir)
-    assert search(index_dir)[0][0].startswith(TOP_CLAUSE)
+@pytest.mark.parametrize("command, point", [(c, p) for c, points in KILL_POINTS.items() for p in points])
+def test_sigkill_at_any_point_of_a_write_loses_nothing(tmp_path, command, point):
+    args, index_dir = _writing_command(command, tmp_path)
+    docs_before, hits_before = _state(index_dir)
+    assert REMOVED in docs_before and NEW_DOC not in docs_before
+
+    killed = subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=180, env=dict(ENV, IPQA_FAILPOINT=point))
+    assert killed.returncode == -signal.SIGKILL, (killed.stdout, killed.stderr)
+    assert _lock_is_free(index_dir)
+
+    docs_now, hits_now = _state(index_dir)  # a reader repairs what was left and opens a whole index
+    done = docs_now != docs_before
+    if point == "swap-after-renames":
+        assert done  # the new version was in place when the writer died
+    else:
+        assert not done and hits_now == hits_before  # the previous version, answering exactly as before
+    if done and command == "docs remove":
+        assert docs_now == docs_before - {REMOVED}
+    elif done:
+        assert docs_now == docs_before | {NEW_DOC} and hits_now == hits_before
+    assert not [name for name in leftovers(index_dir) if "previous" in name]
+
+    again = ipqa(*args)
+    if done and command == "docs remove":  # nothing left to do: said so, not done twice
+        assert again.returncode == 2 and f"索引中没有这些文档：{REMOVED}" in again.stderr
+    else:
+        assert again.returncode == 0, again.stderr
+    assert doc_ids(index_dir) == (docs_before - {REMOVED} if command == "docs remove" else docs_before | {NEW_DOC})
+    if command != "docs remove":
+        assert search(index_dir) == hits_before
     assert not leftovers(index_dir)
 
 
-# --- a swap cut between its two renames -------------------------------------------------------
-
-_KILL_ON_SECOND_RENAME = textwrap.dedent("""
-    import os, signal, sys
-    from corpus import load_document
-    from index.core import update_index
-    from index.embedders import HashEmbedder
-
-    real_rename, calls = os.rename, []
-
-    def rename(src, dst):
-        calls.append((src, dst))
-        if len(calls) == 2:  # _swap: index -> index.old done, staged -> index next
-            os.kill(os.getpid(), signal.SIGKILL)
-        real_rename(src, dst)
-
-    os.rename = rename
-    update_index(sys.argv[1], add=[(load_document(sys.argv[2]), "added")], embedder=HashEmbedder())
-""")
-
-
-def test_sigkill_between_the_two_renames_of_the_swap_is_recovered(index_copy):
-    before = search(index_copy)
-    proc = subprocess.run([sys.executable, "-c", _KILL_ON_SECOND_RENAME, str(index_copy), str(NEW_LAW)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    old = index_copy.with_name("index.old")
-    assert not index_copy.exists() and old.is_dir()  # killed with the index renamed away
-    assert any(name.startswith("index.tmp-") for name in leftovers(index_copy))
-
-    # The next reader puts the previous index back and answers as before.
-    assert search(index_copy) == before
-    assert not leftovers(index_copy) and NEW_DOC not in doc_ids(index_copy)
-    # The next writer does the job.
-    report = update_index(index_copy, add=[(load_document(NEW_LAW), "added")], embedder=HashEmbedder())
-    assert report.added == [NEW_DOC] and NEW_DOC in doc_ids(index_copy)
-    assert not leftovers(index_copy)
+def test_a_killed_writers_staging_copy_is_left_for_the_next_writer(tmp_path):
+    """Killed after its staging copy: the copy is ours (marked), so the next writer deletes it."""
+    args, index_dir = _writing_command("docs add", tmp_path)
+    killed = subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, capture_output=True,
+                            timeout=180, env=dict(ENV, IPQA_FAILPOINT="stored"))
+    assert killed.returncode == -signal.SIGKILL
+    staged = [name for name in leftovers(index_dir) if "staging" in name]
+    assert len(staged) == 1 and (index_dir.parent / staged[0] / "ipqa-staging.json").is_file()
+    assert ipqa(*args).returncode == 0
+    assert not leftovers(index_dir) and NEW_DOC in doc_ids(index_dir)
 
 
 def _new_version(index_dir: Path, name: str) -> Path:
@@ -357,28 +330,20 @@ def _new_version(index_dir: Path, name: str) -> Path:
     return scratch.rename(index_dir.with_name(name))
 
 
-def test_swap_killed_after_both_renames_keeps_the_new_index(index_copy):
-    """The new version in place and the previous one still at ``.old``: the new one stays."""
-    new = _new_version(index_copy, "new")
-    index_copy.rename(index_copy.with_name("index.old"))
-    new.rename(index_copy)
-    assert NEW_DOC in doc_ids(index_copy)
-    assert not leftovers(index_copy)
-
-
 def test_reader_waits_for_a_writer_between_renames(index_copy):
     """A reader must not undo a swap that a live writer is doing: it waits for the second rename."""
-    old, staged = index_copy.with_name("index.old"), _new_version(index_copy, "index.tmp-1")
+    previous = index_copy.with_name(".index.ipqa-previous")
+    staged = _new_version(index_copy, ".index.ipqa-staging-1")
     failures = []
     with open(index_copy.parent / ".index.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a writer at work ...
-        os.rename(index_copy, old)  # ... between its two renames
+        os.rename(index_copy, previous)  # ... between its two renames
 
         def finish():
             try:
                 time.sleep(0.5)
                 os.rename(staged, index_copy)
-                shutil.rmtree(old)
+                shutil.rmtree(previous)
             except OSError as exc:
                 failures.append(exc)
             finally:
