@@ -17,6 +17,6 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["ALL_BUNDLED", "collection_names", "describe", "load_documents", "add_files", "default_index_dir",
+__all__ = ["ALL_BUNDLED", "collection_names", "describe", "load_documents", "add_documents", "add_files", "default_index_dir",
            "index_sources", "open_index", "read_file", "remove_documents", "Filters", "IndexDamaged", "IndexMismatch",
            "IndexNotBuilt", "InvalidQuestion", "IpqaError", "UnsupportedDocument"]

@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Sequence
 
 from assistant.records import answer_json, hit_json
-from corpus.errors import IpqaError
+from corpus.errors import InvalidParameter, IpqaError
 
 
 def _width(text: str) -> int:
@@ -162,58 +162,73 @@ def cmd_index(args) -> int:
 
 def _filters(args):
     from assistant import Filters
+    from assistant.params import parse_years
 
-    years = None
-    if args.year:
-        first, _, last = args.year.partition("-")
+    return Filters(region=args.region, doc_ids=tuple(args.doc or ()), kinds=tuple(args.kind or ()),
+                   years=parse_years(args.year), collections=tuple(args.collection or ()))
+
+
+def _batch_lines(path: str):
+    """(line number, row, error) for each non-blank line of a JSON Lines file: a good row has "id" and
+    a "question" text and no error; a bad line gets a Chinese error (and its row, if it was JSON)."""
+    try:
+        data = open(path, "rb").read()
+    except OSError as exc:
+        raise IpqaError(f"无法读取批量文件「{path}」：{exc.strerror or exc}") from exc
+    for n, raw in enumerate(data.split(b"\n"), start=1):
+        if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if not raw.strip():
+            continue
         try:
-            years = (int(first), int(last or first))
-        except ValueError:
-            raise SystemExit(f"错误：--year 应为年份或年份范围，例如 2023 或 2021-2025，而不是「{args.year}」")
-    return Filters(region=args.region, doc_ids=tuple(args.doc or ()), kinds=tuple(args.kind or ()), years=years,
-                   collections=tuple(args.collection or ()))
+            row = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            yield n, {}, f"第 {n} 行不是 UTF-8 编码的文本"
+            continue
+        except ValueError as exc:
+            yield n, {}, f"第 {n} 行不是有效的 JSON（{exc.msg}，第 {exc.colno} 列）"
+            continue
+        if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("question"), str):
+            yield n, row if isinstance(row, dict) else {}, f'第 {n} 行应为含 "id" 和 "question"（文字）的 JSON 对象'
+            continue
+        yield n, row, None
 
 
-class _BadBatchLine(Exception):
-    pass
-
-
-def _batch_rows(path: str, keys: tuple[str, ...]):
-    """The JSON objects of a JSON Lines file, each with ``keys``; a bad line stops with a Chinese message."""
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+def _run_batch(path: str, answer) -> int:
+    """Answer every good line of a batch file (``answer(row) -> dict``), one JSON line out per line in;
+    a bad line gets {"id", "line", "error"}. Exit status 1 when any line failed."""
+    failed = 0
+    for n, row, error in _batch_lines(path):
+        out = None
+        if error is None:
             try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            if not isinstance(row, dict) or any(k not in row for k in keys):
-                wanted = "、".join(f'"{k}"' for k in keys)
-                raise _BadBatchLine(f"错误：{path} 第 {n} 行不是含 {wanted} 的 JSON 对象")
-            yield row
+                out = {"id": row["id"], **answer(row)}
+            except IpqaError as exc:
+                error = exc.user_message
+        if error is not None:
+            out = {"id": row.get("id"), "line": n, "error": error}
+            failed += 1
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+    if failed:
+        print(f"{failed} 行未能处理（见输出中的 error）", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_search(args) -> int:
+    from assistant.params import check_k, check_mode
     from assistant.service import Assistant
 
-    filters = _filters(args)
+    filters, k, mode = _filters(args), check_k(args.k), check_mode(args.mode)
     # The assistant's retrieval: places, documents and clause numbers in the query count too.
     assistant = Assistant.open(args.index_dir or None, llm=None)
     try:
         if args.batch:
-            try:
-                for row in _batch_rows(args.batch, ("id", "question")):
-                    hits = assistant.search(row["question"], k=args.k, mode=args.mode, filters=filters)
-                    print(json.dumps({"id": row["id"], "hits": [hit_json(h) for h in hits]}, ensure_ascii=False))
-            except _BadBatchLine as exc:
-                print(exc, file=sys.stderr)
-                return 2
-            return 0
+            return _run_batch(args.batch, lambda row: {"hits": [hit_json(h) for h in assistant.search(
+                row["question"], k=k, mode=mode, filters=filters)]})
         if not args.query:
             print("错误：请给出检索内容，或用 --batch 指定问题文件。", file=sys.stderr)
             return 2
-        hits = assistant.search(args.query, k=args.k, mode=args.mode, filters=filters)
+        hits = assistant.search(args.query, k=k, mode=mode, filters=filters)
         if args.json:
             print(json.dumps({"query": args.query, "hits": [hit_json(h) for h in hits]}, ensure_ascii=False, indent=2))
             return 0
@@ -322,6 +337,25 @@ def _print_answer(answer) -> None:
             print(f"（{note}）")
 
 
+def _batch_history(value) -> list[dict]:
+    """A batch line's history: [{"role", "content"}] turns, or plain strings (user turns)."""
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise InvalidParameter('"history" 应为对话列表：[{"role": "user", "content": "…"}, …] 或问题文字的列表')
+    turns = []
+    for turn in value:
+        if isinstance(turn, str):
+            turns.append({"role": "user", "content": turn})
+        elif isinstance(turn, dict) and turn.get("role") in ("user", "assistant") and isinstance(turn.get("content"), str):
+            turns.append({"role": turn["role"], "content": turn["content"]})
+        else:
+            raise InvalidParameter('"history" 中的每一轮应为 {"role": "user" 或 "assistant", "content": "…"} 或文字')
+    return turns
+
+
 def cmd_ask(args) -> int:
     from assistant.service import Assistant, check_question
 
@@ -330,17 +364,8 @@ def cmd_ask(args) -> int:
     assistant = Assistant.open(args.index_dir or None)
     try:
         if args.batch:
-            try:
-                for row in _batch_rows(args.batch, ("id", "question")):
-                    try:
-                        out = {"id": row["id"], **answer_json(assistant.ask(row["question"], row.get("history") or []))}
-                    except IpqaError as exc:
-                        out = {"id": row["id"], "error": exc.user_message}
-                    print(json.dumps(out, ensure_ascii=False), flush=True)
-            except _BadBatchLine as exc:
-                print(exc, file=sys.stderr)
-                return 2
-            return 0
+            return _run_batch(args.batch, lambda row: answer_json(assistant.ask(row["question"],
+                                                                                _batch_history(row.get("history")))))
         if not args.question:
             print("错误：请给出问题，或用 --batch 指定问题文件。", file=sys.stderr)
             return 2
@@ -454,6 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，只允许本机访问）")
     p.add_argument("--port", type=int, default=7860, help="端口（默认 7860）")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="登录账号与密码（也可用环境变量 IPQA_AUTH）")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="允许不设登录在本机以外的地址上开放（不建议：任何人都能修改知识库）")
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index；不存在时自动建立）")
     p.add_argument("--data-dir", metavar="DIR", help="上传文件、反馈、导出和评测报告的目录（默认索引目录的上一级）")
     p.add_argument("--quiet", action="store_true", help="少输出")
@@ -517,6 +544,9 @@ def _auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def cmd_serve(args) -> int:
     import logging
 
@@ -528,8 +558,17 @@ def cmd_serve(args) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     auth = _auth(args.auth)
     _apply_size_limit(args)
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not auth:
-        print(f"警告：服务将在 {args.host} 上对其他机器开放，但没有设置 --auth，任何能访问该地址的人都可以使用和修改知识库。",
+    if auth:
+        from ui.access import LoginPolicy
+
+        LoginPolicy.from_env()  # a bad IPQA_LOGIN_* setting stops here, not at the first login
+    if args.host not in LOOPBACK and not auth:
+        if not args.insecure_no_auth:
+            print(f"错误：没有设置登录（--auth 用户名:密码 或环境变量 IPQA_AUTH），不能在 {args.host} 上对其他机器开放："
+                  "任何能访问该地址的人都可以查看、上传和删除知识库中的文件。请设置 --auth；"
+                  "确实要不设登录开放时，加 --insecure-no-auth。", file=sys.stderr)
+            return 2
+        print(f"警告：服务将在 {args.host} 上不设登录对其他机器开放（--insecure-no-auth），任何能访问该地址的人都可以使用和修改知识库。",
               file=sys.stderr)
     elif not auth:
         print("提示：服务只监听本机 127.0.0.1；要让其他机器访问，请加 --host 0.0.0.0 并用 --auth 用户名:密码 设置登录。")
@@ -540,6 +579,9 @@ def cmd_serve(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from index.embedders import ensure_offline
+
+    ensure_offline()  # no model hub is ever asked (IPQA_ALLOW_DOWNLOADS=1 allows it)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

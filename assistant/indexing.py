@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from corpus import Document, load_collection, load_document, load_folder
+from corpus.documents import make_doc_id
 from corpus.errors import UnsupportedDocument
+from index.build import Progress
 from index.core import DEFAULT_INDEX_DIR, BuildReport, Filters, KnowledgeIndex, update_index
 from index.embedders import DEFAULT_EMBEDDER, get_embedder
 
@@ -52,21 +54,33 @@ def index_sources(index_dir: str | Path | None = None, *, collections: Sequence[
     return result
 
 
-def read_file(path: str | Path) -> "Document":
-    """Load one file the way ``add_files`` will (for previews); raises ``UnsupportedDocument``."""
-    return load_document(path, collection="uploads")
+def read_file(path: str | Path, *, stored_as: str | Path | None = None) -> "Document":
+    """Load one file the way ``add_files`` will (for previews); raises ``UnsupportedDocument``.
+    ``stored_as``: where the file will be kept, whose name gives the document id."""
+    return load_document(path, doc_id=make_doc_id(stored_as) if stored_as else None, collection="uploads")
+
+
+def add_documents(docs: Sequence[Document], index_dir: str | Path | None = None, *, progress: bool = False,
+                  on_progress: Progress | None = None) -> BuildReport:
+    """Add (or update) documents already read, without a rebuild. Embedding runs before the index's
+    writers' lock is taken, so a large document never makes other writers wait for it."""
+    if not docs:
+        return BuildReport()
+    return update_index(Path(index_dir or default_index_dir()), add=[(d, "added") for d in docs], progress=progress,
+                        on_progress=on_progress)
 
 
 def add_files(paths: Sequence[str | Path], index_dir: str | Path | None = None, *,
               progress: bool = False) -> BuildReport:
-    """Add (or update) single files in an existing index without a rebuild."""
+    """Add (or update) single files in an existing index without a rebuild; a file that cannot be
+    read is reported in ``failures`` and the others are added."""
     docs, failures = [], []
     for path in paths:
         try:
-            docs.append((read_file(path), "added"))
+            docs.append(read_file(path))
         except UnsupportedDocument as exc:
             failures.append(exc)
-    result = update_index(Path(index_dir or default_index_dir()), add=docs, progress=progress) if docs else BuildReport()
+    result = add_documents(docs, index_dir, progress=progress)
     result.failures = failures + result.failures
     return result
 
@@ -80,5 +94,5 @@ def open_index(index_dir: str | Path | None = None, *, embedder=None) -> Knowled
     return KnowledgeIndex.open(Path(index_dir or default_index_dir()), embedder=embedder or _embedder(None))
 
 
-__all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_files", "default_index_dir", "index_sources",
+__all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_documents", "add_files", "default_index_dir", "index_sources",
            "open_index", "read_file", "remove_documents"]

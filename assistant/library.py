@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from corpus import DEFAULT_COLLECTION, Document, LoadReport, bundled_collections, load_collection, load_folder
+from corpus.loaders import max_file_bytes
 
 ALL_BUNDLED = ("policies", "laws")
 
@@ -52,4 +53,4 @@ def collection_names() -> list[str]:
     return list(bundled_collections())
 
 
-__all__ = ["ALL_BUNDLED", "DEFAULT_COLLECTION", "collection_names", "describe", "load_documents"]
+__all__ = ["ALL_BUNDLED", "DEFAULT_COLLECTION", "collection_names", "describe", "load_documents", "max_file_bytes"]

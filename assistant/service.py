@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from assistant import compose
+from assistant.params import check_filters, check_k, check_mode
 from assistant.llm import Generator, LLMError, LLMSettings, build_messages, check_answer
 from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, retrieve_understood
 from assistant.understanding import QuestionReader, Understanding
@@ -49,6 +51,8 @@ def check_question(question: str | None) -> str:
         if raw.strip():
             raise InvalidQuestion("问题中只有控制字符或不可见字符，请输入要咨询的文字内容")
         raise InvalidQuestion("问题为空，请输入要咨询的内容")
+    if not any(unicodedata.category(ch)[0] in "LN" for ch in cleaned):
+        raise InvalidQuestion("问题中没有可以检索的文字（只有表情符号、标点或符号），请用文字描述您的问题")
     if len(cleaned) > MAX_QUESTION_CHARS:
         raise InvalidQuestion(f"问题太长（{len(cleaned)} 字），请控制在 {MAX_QUESTION_CHARS} 字以内")
     return cleaned
@@ -100,6 +104,10 @@ class Assistant:
 
     def search(self, question: str, *, history: Sequence[dict] = (), k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None) -> list[Hit]:
+        """Clauses for a question or keywords; ``k`` from 1 to 100, ``mode`` hybrid | dense | bm25 (or the
+        page's labels); a filter nothing passes is refused (``InvalidParameter``), not answered empty."""
+        k, mode = check_k(k), check_mode(mode)
+        check_filters(filters, self.index.documents())
         u = self.understand(question, history)
         return retrieve_understood(self.index, u, k=k, settings=replace(self.retrieval, mode=mode), filters=filters)
 
@@ -145,6 +153,7 @@ class Assistant:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         question = check_question(question)
+        check_filters(filters, self.index.documents())
         u = self.understand(question, history)
         timings["understand_ms"] = (time.perf_counter() - started) * 1000
         t = time.perf_counter()

@@ -67,16 +67,18 @@ def load_document(path: str | Path, *, doc_id: str | None = None, collection: st
                   max_bytes: int | None = None) -> Document:
     """Load one file. Raises ``UnsupportedDocument`` (file name + Chinese reason) on any failure."""
     path = Path(path)
-    raw = read_file(path, max_bytes=max_bytes)
     # Collections such as LawRefBook file texts by category (行政法规/, 司法解释/ …).
     folder_hints = tuple(p.name for p in path.resolve().parents)[:4]
     try:
+        raw = read_file(path, max_bytes=max_bytes)
         return document_from_text(raw, path=path, doc_id=doc_id, collection=collection, folder_hints=folder_hints)
     except UnsupportedDocument:
         raise
-    except Exception as exc:  # a parser bug on one odd file must not stop a folder load
-        log.exception("failed to structure %s", path)
-        raise UnsupportedDocument(path, f"解析失败（{type(exc).__name__}: {exc}）") from exc
+    except MemoryError as exc:
+        raise UnsupportedDocument(path, "文件太大，内存不足以读取") from exc
+    except Exception as exc:  # a reader or parser bug on one odd file must not stop the others
+        log.exception("failed to read %s", path)
+        raise UnsupportedDocument(path, f"无法读取或解析（{type(exc).__name__}）") from exc
 
 
 @dataclass

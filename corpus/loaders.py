@@ -27,7 +27,12 @@ _HINTS = {".doc": "旧版 Word（.doc）格式不受支持，请另存为 .docx 
           ".xls": "表格文件不受支持", ".xlsx": "表格文件不受支持",
           ".ofd": "OFD 版式文件不受支持，请导出为 PDF 后再导入",
           ".rtf": "RTF 格式不受支持，请另存为 .docx 后再导入"}
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024  # per file; IPQA_MAX_FILE_MB (or --max-file-mb) changes it
+# Per file; IPQA_MAX_FILE_MB (or --max-file-mb) changes it. A policy is rarely over 2 MB and the
+# longest law of the 3,475 in LawRefBook is 313 KB; PDF and .docx files carry images too.
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+# Characters of text once read: ten times the longest law (105,000 characters). A longer text is a
+# compilation or a data dump that would hold the index writer for minutes; it is refused at once.
+MAX_TEXT_CHARS = 1_000_000
 # A .docx is a zip: refuse archives that would inflate far beyond their size.
 MAX_UNZIPPED_BYTES = 300 * 1024 * 1024
 MAX_ZIP_RATIO = 200
@@ -47,7 +52,7 @@ def supported_suffixes() -> list[str]:
 
 
 def max_file_bytes() -> int:
-    """The per-file size limit: IPQA_MAX_FILE_MB (MB, may be fractional) or 200 MB."""
+    """The per-file size limit: IPQA_MAX_FILE_MB (MB, may be fractional) or 20 MB."""
     value = os.environ.get("IPQA_MAX_FILE_MB", "").strip()
     if not value:
         return DEFAULT_MAX_BYTES
@@ -68,7 +73,8 @@ def _mb(n: int) -> str:
 def read_file(path: str | Path, *, max_bytes: int | None = None) -> RawText:
     """Read one file into text. Raises UnsupportedDocument with a Chinese reason.
 
-    ``max_bytes`` defaults to ``max_file_bytes()`` (IPQA_MAX_FILE_MB, else 200 MB)."""
+    ``max_bytes`` defaults to ``max_file_bytes()`` (IPQA_MAX_FILE_MB, else 20 MB); the text read
+    may hold at most ``MAX_TEXT_CHARS`` characters."""
     path = Path(path)
     max_bytes = max_bytes or max_file_bytes()
     suffix = path.suffix.lower()
@@ -85,13 +91,23 @@ def read_file(path: str | Path, *, max_bytes: int | None = None) -> RawText:
         hint = _HINTS.get(suffix, f"不支持的文件类型「{suffix or '无扩展名'}」")
         raise UnsupportedDocument(path, f"{hint}；支持的类型：{'、'.join(supported_suffixes())}")
     data = path.read_bytes()
+    raw = _read_format(data, _sniff(data, FORMATS[suffix], path), path)
+    if len(raw.text) > MAX_TEXT_CHARS:
+        raise UnsupportedDocument(path, f"文字过多（{len(raw.text) / 10000:.0f} 万字），上限为 {MAX_TEXT_CHARS // 10000} 万字；"
+                                        "一部法律或一份政策通常不超过 10 万字，请拆分成单独的文件后再导入")
+    return raw
+
+
+def _read_format(data: bytes, fmt: str, path: Path) -> RawText:
     digest = hashlib.sha256(data).hexdigest()
-    fmt = _sniff(data, FORMATS[suffix], path)
     if fmt == "pdf":
         text, title = _read_pdf(data, path)
         return RawText(text, "pdf", digest, None, title)
     if fmt == "docx":
         return RawText(_read_docx(data, path), "docx", digest)
+    if fmt in ("txt", "md", "html") and len(data) > 4 * MAX_TEXT_CHARS:  # more characters than allowed in any encoding
+        raise UnsupportedDocument(path, f"文字过多（文件 {_mb(len(data))} MB），上限为 {MAX_TEXT_CHARS // 10000} 万字；"
+                                        "请拆分成单独的文件后再导入")
     text, encoding = decode_text(data, path)
     if fmt == "html":
         body, title = html_to_text(text)
@@ -249,26 +265,37 @@ _PAGE_NUMBER = re.compile(r"^\s*(?:[-—–]\s*\d+\s*[-—–]|第\s*\d+\s*页(?
 _PARA_END = re.compile(r"[。！？；：:!?;」”』）)]$")
 
 
-def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None]:
+def _open_pdf(data: bytes, path: Path):
+    """A PdfReader, decrypted when it is encrypted without a user password (owner-only protection)."""
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import DependencyError
+
+    reader = PdfReader(io.BytesIO(data))
+    if not reader.is_encrypted:
+        return reader
+    try:
+        ok = reader.decrypt("")
+    except DependencyError as exc:  # AES without the cryptography package
+        raise UnsupportedDocument(path, "PDF 使用 AES 加密，缺少解密组件（请安装 cryptography）") from exc
+    except NotImplementedError as exc:
+        raise UnsupportedDocument(path, f"PDF 使用了不支持的加密方式（{exc}）") from exc
+    if not ok:
+        raise UnsupportedDocument(path, "PDF 已加密，需要密码才能读取；请先用密码打开并另存为不加密的 PDF")
+    return reader
+
+
+def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None]:
+    from pypdf.errors import PyPdfError
 
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            try:
-                ok = reader.decrypt("")
-            except Exception as exc:  # pypdf raises several types for unsupported crypto
-                raise UnsupportedDocument(path, "PDF 已加密，无法读取") from exc
-            if not ok:
-                raise UnsupportedDocument(path, "PDF 已加密，需要密码才能读取")
+        reader = _open_pdf(data, path)
         pages = [page.extract_text() or "" for page in reader.pages]
         title = None
         if reader.metadata and reader.metadata.title:
             title = str(reader.metadata.title).strip() or None
     except UnsupportedDocument:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
         raise UnsupportedDocument(path, f"PDF 文件已损坏，无法解析（{type(exc).__name__}）") from exc
     text = pdf_pages_to_text(pages)
     if not text.strip():

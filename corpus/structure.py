@@ -32,7 +32,9 @@ _LAW_LEVELS: list[tuple[str, re.Pattern[str]]] = [
     ("分编", re.compile(rf"^第\s*({_N})\s*分编(?=\s|$)")),
     ("章", re.compile(rf"^第\s*({_N})\s*章(?=\s|$)")),
     ("节", re.compile(rf"^第\s*({_N})\s*节(?=\s|$)")),
-    ("条", re.compile(rf"^第\s*({_N})\s*条(?:之({_N}))?(?=\s|$)")),
+    # "第一条 …", "第一条　…" and, in files typed without a space, "第一条为了…"; not body text
+    # that starts with a reference ("第一条规定的…", "第三条、第四条").
+    ("条", re.compile(rf"^第\s*({_N})\s*条(?:之({_N}))?(?![的、，,和或及与至规所中之])")),
 ]
 _POLICY_LEVELS: list[tuple[str, re.Pattern[str]]] = [
     ("附件", _LAW_LEVELS[0][1]),
@@ -63,9 +65,12 @@ class Heading:
 
 
 def is_article_structured(lines: list[str]) -> bool:
-    """True when a text is organised in articles (第X条), like laws and regulations."""
-    articles = sum(1 for line in lines if _LAW_LEVELS[5][1].match(line))
-    return articles >= 3
+    """True when a text is organised in articles (第X条), like laws and regulations: three or
+    more, or a short text whose articles run 第一条, 第二条 …"""
+    numbers = [normalize_number(m.group(0)) for m in map(_LAW_LEVELS[5][1].match, lines) if m]
+    if len(numbers) >= 3:
+        return True
+    return len(numbers) == 2 and numbers == ["第1条", "第2条"]
 
 
 def _normalise_marker(level: str, m: re.Match[str]) -> str | None:

@@ -21,9 +21,27 @@ from typing import Protocol
 
 import numpy as np
 
+from corpus.errors import EmbedderUnavailable
+
 log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDER = "e5-small-int8"
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def ensure_offline() -> None:
+    """Keep the model-hub libraries off the network: ipqa never downloads a model (set
+    IPQA_ALLOW_DOWNLOADS=1 to let sentence-transformers fetch one). Works after the libraries
+    were imported too (gradio imports huggingface_hub)."""
+    if os.environ.get("IPQA_ALLOW_DOWNLOADS") == "1":
+        return
+    for name in _OFFLINE_VARS:
+        os.environ[name] = "1"
+    import sys
+
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
 
 
 class Embedder(Protocol):
@@ -70,6 +88,7 @@ class SentenceTransformerEmbedder:
     def load(self) -> "SentenceTransformerEmbedder":
         if self._model is not None:
             return self
+        ensure_offline()
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -84,10 +103,9 @@ class SentenceTransformerEmbedder:
         started = time.perf_counter()
         try:
             self._model = SentenceTransformer(source, device="cpu", model_kwargs={"torch_dtype": torch.float32})
-        except OSError as exc:
-            raise RuntimeError(
-                f"cannot load embedding model {source!r}: it is neither a local folder nor cached "
-                f"(this machine may be offline); use the default 'e5-small' or a local path") from exc
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise EmbedderUnavailable(self.name, "本机没有这个模型（既不是本地文件夹，也不在模型缓存中），"
+                                                 "ipqa 不会从网络下载模型") from exc
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self._dim = int(get_dim())
         log.info("loaded embedder %s (dim %d) in %.1fs", self.name, self._dim, time.perf_counter() - started)
@@ -229,5 +247,4 @@ def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
         # A model of the user's: its own config may carry prompts (sentence-transformers
         # reads them); we add none.
         return SentenceTransformerEmbedder(EmbedderSpec(name=name, model=name))
-    valid = sorted(PRESETS) + ["hash", "<sentence-transformers model name or local path>"]
-    raise ValueError(f"unknown embedder {name!r}; choose from {valid}")
+    raise EmbedderUnavailable(name, "没有这个名称的向量模型")
