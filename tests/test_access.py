@@ -9,8 +9,12 @@ the server's output; without it the app listens on 127.0.0.1 only. Users talking
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import serve
+from tests.servers import ROOT, serve
 from tests.test_ui import _ask, browser  # noqa: F401  (browser is a fixture)
 from ui.loadtest import conversation_pool
 
@@ -82,10 +86,17 @@ def test_pages_and_routes_need_the_login(auth_server):
     file_url = f"{url}/gradio_api/file={exported}"
 
     status, page = _get(url + "/")
-    assert '"auth_required":true' in page.replace(" ", "")  # the login page, not the app
-    assert "荆门高新区对通过贯标认证的企业有奖励吗" not in page and "ipqa-question" not in page
-    for path in ("/config", "/gradio_api/info", "/gradio_api/openapi.json", "/gradio_api/queue/data"):
-        assert _get(url + path)[0] == 401, path
+    assert status == 200 and "<h1>请登录</h1>" in page  # a login page that says nothing else
+    for secret in ("荆门高新区对通过贯标认证的企业有奖励吗", "ipqa-question", "add_documents", "remove_documents",
+                   "api_name", "dependencies", "知识产权", "gradio"):
+        assert secret not in page, secret
+    for path in ("/config", "/gradio_api/info", "/gradio_api/openapi.json", "/gradio_api/queue/data", "/info",
+                 "/theme.css", "/assets/index.js", "/manifest.json", "/favicon.ico"):
+        status, body = _get(url + path)
+        assert status == 401 and json.loads(body) == {"detail": "请登录"}, path
+    for path in ("/gradio_api/reset", "/gradio_api/cancel", "/gradio_api/queue/close", "/logout"):
+        assert _get(url + path, data=b'{"event_id": "x", "session_hash": "x", "fn_index": 0}',
+                    content_type="application/json")[0] == 401, path
     assert _get(file_url)[0] in (401, 403)
     ask = json.dumps({"data": ["专利法第四十二条", [], "", "", ""]}).encode()
     for endpoint in ("ask", "search", "add_documents", "remove_documents"):
@@ -102,7 +113,7 @@ def test_pages_and_routes_need_the_login(auth_server):
     cookie = _login(url, USER, PASSWORD)
     assert cookie
     status, page = _get(url + "/", cookie)
-    assert status == 200 and "荆门高新区对通过贯标认证的企业有奖励吗" in page
+    assert status == 200 and "荆门高新区对通过贯标认证的企业有奖励吗" in page and "<h1>请登录</h1>" not in page
     assert _get(url + "/config", cookie)[0] == 200
     assert _get(url + "/gradio_api/info", cookie)[0] == 200
     status, body = _get(file_url, cookie)
@@ -158,6 +169,71 @@ def test_the_password_is_not_logged(auth_server):
     log = auth_server["log"].read_text(errors="replace")
     assert "个文件已就绪" in log  # the log is the server's output
     assert PASSWORD not in log
+
+
+def _login_status(url: str, user: str, password: str) -> tuple[int, str]:
+    data = urllib.parse.urlencode({"username": user, "password": password}).encode()
+    return _get(url + "/login", data=data, content_type="application/x-www-form-urlencoded")
+
+
+@pytest.mark.slow
+def test_wrong_passwords_are_throttled_then_locked_out(index_copy, tmp_path):
+    with serve(tmp_path / "throttle", index_dir=index_copy, args=["--auth", f"{USER}:{PASSWORD}"],
+               env={"IPQA_LOGIN_LOCKOUT_SECONDS": "6"}) as srv:
+        url = srv["url"]
+        started = time.monotonic()
+        answers = [_login_status(url, USER, f"guess-{i}") for i in range(200)]
+        elapsed = time.monotonic() - started
+        statuses = [status for status, _ in answers]
+        assert statuses[:5] == [400] * 5 and set(statuses[5:]) == {429}, statuses[:8]
+        assert "登录失败次数过多，请 1 分钟后再试" in answers[-1][1]
+        assert elapsed > 0.3 + 0.6 + 0.9 + 1.2  # each failure answered later than the one before
+        assert _login_status(url, USER, PASSWORD)[0] == 429  # locked out: even the right password waits
+        time.sleep(6.5)
+        assert _login(url, USER, PASSWORD)  # the lock-out ends
+        log = srv["log"].read_text(errors="replace")
+        assert "failed login from 127.0.0.1 for user 'user' (1 of 5 allowed)" in log
+        assert "login locked out for 127.0.0.1: 5 failed logins" in log
+        assert PASSWORD not in log and "guess-" not in log
+
+
+@pytest.mark.slow
+def test_each_app_keeps_its_uploads_to_itself(auth_server, index_copy, tmp_path):
+    """Two apps on one machine: a file uploaded to one is in that app's own temporary folder, and a
+    logged-in user of the other cannot read it through the other's file route."""
+    with serve(tmp_path / "other", index_dir=index_copy, args=["--auth", f"{USER}:{PASSWORD}"]) as other:
+        cookie_a, cookie_b = _login(auth_server["url"], USER, PASSWORD), _login(other["url"], USER, PASSWORD)
+        boundary = "ipqa"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"秘密.md\"\r\n\r\n"
+                "# 只给本应用的用户看\r\n".encode() + f"\r\n--{boundary}--\r\n".encode())
+        status, listing = _get(auth_server["url"] + "/gradio_api/upload", cookie_a, data=body,
+                               content_type=f"multipart/form-data; boundary={boundary}")
+        assert status == 200, listing
+        stored = Path(json.loads(listing)[0])
+        assert stored.resolve().is_relative_to((auth_server["data"] / "tmp").resolve())
+        assert not stored.resolve().is_relative_to(Path("/tmp/gradio"))
+        route = f"/gradio_api/file={urllib.parse.quote(str(stored))}"
+        assert _get(auth_server["url"] + route, cookie_a) == (200, "# 只给本应用的用户看\r\n")
+        assert _get(other["url"] + route, cookie_b)[0] in (403, 404)
+
+
+def test_serving_beyond_this_machine_needs_a_login(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "IPQA_AUTH"}
+    result = subprocess.run([sys.executable, "-m", "assistant.cli", "serve", "--host", "0.0.0.0", "--index-dir",
+                             str(tmp_path / "index"), "--data-dir", str(tmp_path / "data")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2
+    assert "不能在 0.0.0.0 上对其他机器开放" in result.stderr and "--auth" in result.stderr
+    assert "--insecure-no-auth" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before anything was built
+
+
+@pytest.mark.slow
+def test_serving_without_a_login_beyond_this_machine_must_be_asked_for(real_index, tmp_path):
+    with serve(tmp_path / "open-wide", index_dir=real_index[0], args=["--host", "0.0.0.0", "--insecure-no-auth"]) as srv:
+        log = srv["log"].read_text(errors="replace")
+        assert "警告：服务将在 0.0.0.0 上不设登录对其他机器开放（--insecure-no-auth）" in log
+        assert _get(srv["url"] + "/config")[0] == 200
 
 
 # --- without --auth: this machine only ---------------------------------------------------------

@@ -8,7 +8,9 @@ docs/bad-inputs.md. LLM endpoint failures and prompt injection are in test_assis
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import random
 import struct
@@ -25,6 +27,7 @@ import pytest
 
 from assistant import add_files, index_sources, open_index
 from corpus import UnsupportedDocument, load_document, load_folder
+from assistant.service import check_question
 from corpus.errors import InvalidQuestion
 from tests.conftest import POLICIES, ROOT
 from tests.test_formats import _write_pdf
@@ -197,7 +200,7 @@ def test_size_limit_is_configurable(tmp_path, monkeypatch):
     from corpus.loaders import DEFAULT_MAX_BYTES, max_file_bytes
 
     monkeypatch.delenv("IPQA_MAX_FILE_MB", raising=False)
-    assert max_file_bytes() == DEFAULT_MAX_BYTES == 200 * 1024 * 1024
+    assert max_file_bytes() == DEFAULT_MAX_BYTES == 20 * 1024 * 1024
     path = tmp_path / "hubei.txt"
     path.write_bytes((POLICIES / "hubei-2023.txt").read_bytes())
     assert load_document(path).doc_id == "hubei"
@@ -215,7 +218,7 @@ def test_size_limit_is_configurable(tmp_path, monkeypatch):
 
 def _ipqa(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if k != "IPQA_MAX_FILE_MB"}
-    full.update(IPQA_EMBEDDER="hash", **(env or {}))
+    full.update({"IPQA_EMBEDDER": "hash", **(env or {})})
     return subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env=full)
 
@@ -472,3 +475,337 @@ def test_chat_shows_injected_markup_as_text(assistant, tmp_path):
     answer = assistant.ask(EVIL_MARKUP[2] + JINGMEN)
     assert_inert(answer_markdown(answer), markdown=True)
     assert_inert(sources_html(answer, lambda _: ""))
+
+
+# --- issue 15: readers never sink a batch ------------------------------------------------------
+
+
+def _aes_pdf(path: Path, tmp: Path, *, user_password: str) -> None:
+    """A PDF encrypted with AES-256 (the usual kind); an empty user password means anyone may open it."""
+    from pypdf import PdfReader, PdfWriter
+
+    plain = tmp / f"plain-{path.stem}.pdf"
+    _write_pdf(["某市专利资助办法", "第一条 每件发明专利资助五千元。", "第二条 本办法自发布之日起施行。",
+                "第三条 本办法由市知识产权局负责解释。"], plain)
+    writer = PdfWriter(clone_from=PdfReader(plain))
+    writer.encrypt(user_password=user_password, owner_password="owner-secret", algorithm="AES-256")
+    with open(path, "wb") as fh:
+        writer.write(fh)
+    plain.unlink()
+
+
+def test_aes_encrypted_pdfs_get_a_reason_and_never_sink_the_batch(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in GOOD:
+        (folder / name).write_bytes((POLICIES / name).read_bytes())
+    _aes_pdf(folder / "locked-aes.pdf", tmp_path, user_password="secret")
+    _aes_pdf(folder / "open-aes.pdf", tmp_path, user_password="")  # owner password only: readable
+    report = load_folder(folder)
+    assert {d.doc_id for d in report.documents} == {"hubei-2023", "wuhai-2022", "open-aes"}
+    assert [(f.name, f.reason) for f in report.failures] == [
+        ("locked-aes.pdf", "PDF 已加密，需要密码才能读取；请先用密码打开并另存为不加密的 PDF")]
+    opened = next(d for d in report.documents if d.doc_id == "open-aes")
+    assert "每件发明专利资助五千元" in opened.text
+
+    listed = _ipqa("docs", "list", "--corpus", str(folder), "--json")
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
+    out = json.loads(listed.stdout)
+    assert {d["doc_id"] for d in out["documents"]} == {"hubei-2023", "wuhai-2022", "open-aes"}
+    assert out["failures"] == [{"file": "locked-aes.pdf", "reason": report.failures[0].reason}]
+    ix = tmp_path / "ix"
+    added = _ipqa("docs", "add", *map(str, sorted(folder.iterdir())), "--index-dir", str(ix), "--quiet")
+    assert added.returncode == 1  # one file failed ...
+    assert "新增 3 个文档" in added.stdout and "无法导入：locked-aes.pdf：PDF 已加密，需要密码" in added.stdout
+    indexed = _ipqa("index", "--corpus", str(folder), "--index-dir", str(tmp_path / "ix2"), "--quiet")
+    assert indexed.returncode == 0 and "新增 3 个文档" in indexed.stdout  # ... and the good ones are in
+
+
+def test_a_reader_bug_on_one_file_is_a_reason_not_a_traceback(tmp_path, monkeypatch):
+    """Whatever a parser raises becomes that file's reason; the rest of the folder loads."""
+    import corpus.loaders
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / GOOD[0]).write_bytes((POLICIES / GOOD[0]).read_bytes())
+    (folder / "page.html").write_text("<html><body><p>第一条 测试。</p></body></html>", encoding="utf-8")
+
+    def broken(html):
+        raise LookupError("parser bug")
+
+    monkeypatch.setattr(corpus.loaders, "html_to_text", broken)  # a dependency failing, not the code under test
+    report = load_folder(folder)
+    assert [d.doc_id for d in report.documents] == ["hubei-2023"]
+    assert [(f.name, f.reason) for f in report.failures] == [("page.html", "无法读取或解析（LookupError）")]
+
+
+def test_limits_fit_the_work_and_refuse_early(tmp_path, monkeypatch):
+    """A 50 MB text is refused by its size, a long text by its length, before any parsing."""
+    from corpus.loaders import MAX_TEXT_CHARS
+
+    monkeypatch.delenv("IPQA_MAX_FILE_MB", raising=False)
+    huge = tmp_path / "huge.txt"
+    with open(huge, "wb") as fh:
+        fh.truncate(50 * 1024 * 1024)  # sparse: 50 MB on paper
+    with pytest.raises(UnsupportedDocument, match=r"文件过大（50\.0 MB），上限为 20\.0 MB"):
+        load_document(huge)
+    long = tmp_path / "long.txt"
+    long.write_text("本条为测试文字。\n" * 122_222, encoding="utf-8")  # 1.1 million characters
+    assert long.stat().st_size < 20 * 1024 * 1024
+    with pytest.raises(UnsupportedDocument, match="文字过多（110 万字），上限为 100 万字") as err:
+        load_document(long)
+    assert "请拆分" in err.value.reason
+    # Every law of the bundled collection and the longest law of LawRefBook (105,000 characters) fit.
+    assert max(len(d.text) for d in load_collection_docs("laws")) < MAX_TEXT_CHARS / 5
+
+
+def load_collection_docs(name: str):
+    from corpus import load_collection
+
+    return load_collection(name).documents
+
+
+def test_gbk_text_typed_without_spaces_is_split_into_articles(tmp_path):
+    """"第一条为了…" (no space after 条, as Windows-typed GBK files often have) and a two-article text."""
+    text = "某市专利资助办法\r\n第一条为了鼓励发明创造，制定本办法。\r\n第二条本办法适用于本市企业。\r\n"
+    (tmp_path / "rules.txt").write_bytes(text.encode("gbk"))
+    (tmp_path / "rules-utf8.md").write_text(text, encoding="utf-8")
+    for name in ("rules.txt", "rules-utf8.md"):
+        doc = load_document(tmp_path / name)
+        assert doc.title == "某市专利资助办法"
+        assert [c.heading for c in doc.clauses] == ["题注", "第一条", "第二条"], name
+    quoted = tmp_path / "refs.txt"  # a line that starts with a reference to an article is body text
+    quoted.write_bytes("某市办法\n第一条 总则。\n第二条 范围。\n第三条 程序。\n第一条规定的企业可以申请。\n".encode("gbk"))
+    assert [c.heading for c in load_document(quoted).clauses] == ["题注", "第一条", "第二条", "第三条"]
+
+
+# --- issue 15: batches -----------------------------------------------------------------------
+
+
+def test_every_batch_answers_its_good_lines_and_names_its_bad_ones(tmp_path, real_index):
+    index_dir, _ = real_index
+    batch = tmp_path / "questions.jsonl"
+    lines = [
+        '{"id": 1, "question": "发明专利权的期限是多少年？"}',
+        "这一行不是 JSON",
+        '{"id": 3}',
+        '{"id": 4, "question": "😀🙏"}',
+        '["id", 5]',
+        '{"id": 6, "question": "商标法第三条"}',
+    ]
+    data = ("\n".join(lines[:4]) + "\n").encode("utf-8") + b'{"id": 5, "question": "\xff\xfe bad"}\n' + \
+        ("\n".join(lines[4:]) + "\n\n").encode("utf-8")
+    batch.write_bytes(b"\xef\xbb\xbf" + data)
+    for command in ("search", "ask"):
+        result = _ipqa(command, "--batch", str(batch), "--index-dir", str(index_dir), env={"IPQA_EMBEDDER": ""})
+        assert result.returncode == 1, result.stderr  # some lines failed
+        assert "Traceback" not in result.stderr and "5 行未能处理" in result.stderr
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [r.get("id") for r in rows] == [1, None, 3, 4, None, None, 6]
+        good = [r for r in rows if "error" not in r]
+        assert [r["id"] for r in good] == [1, 6]
+        assert all(("hits" if command == "search" else "answer") in r for r in good)
+        errors = {r.get("line"): r["error"] for r in rows if "error" in r}
+        assert errors == {2: "第 2 行不是有效的 JSON（Expecting value，第 1 列）",
+                          3: '第 3 行应为含 "id" 和 "question"（文字）的 JSON 对象',
+                          4: "问题中没有可以检索的文字（只有表情符号、标点或符号），请用文字描述您的问题",
+                          5: "第 5 行不是 UTF-8 编码的文本",
+                          6: '第 6 行应为含 "id" 和 "question"（文字）的 JSON 对象'}
+    missing = _ipqa("ask", "--batch", str(tmp_path / "nope.jsonl"), "--index-dir", str(index_dir),
+                    env={"IPQA_EMBEDDER": ""})
+    assert missing.returncode == 2 and "无法读取批量文件" in missing.stderr and "Traceback" not in missing.stderr
+
+
+# --- issue 15: questions and parameters, the same everywhere --------------------------------
+
+
+@pytest.mark.parametrize("question", ["😀🙏", "？？？！！", "……", "※★☆", "👍🏻 ✅"])
+def test_a_question_without_words_is_refused(question):
+    with pytest.raises(InvalidQuestion, match="没有可以检索的文字"):
+        check_question(question)
+
+
+BAD_PARAMETERS = [
+    (["-k", "0"], "结果数应为 1 到 100 之间的整数，而不是「0」"),
+    (["-k", "-1"], "结果数应为 1 到 100 之间的整数，而不是「-1」"),
+    (["-k", "101"], "结果数应为 1 到 100 之间的整数，而不是「101」"),
+    (["--year", "2025-2020"], "起始年份 2025 晚于结束年份 2020"),
+    (["--year", "1800"], "年份 1800 不在合理范围（1949–2100）内"),
+    (["--year", "去年"], "年份应为整数，例如 2021，而不是「去年」"),
+    (["--region", "火星"], "收录的文件中没有关于「火星」的文件；可选的地区："),
+    (["--doc", "no-such-doc"], "知识库中没有文档「no-such-doc」"),
+    (["--kind", "童话"], "没有类型为「童话」的文件；可选的类型："),
+    (["--mode", "fuzzy"], "invalid choice"),  # argparse's own check of --mode
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_PARAMETERS)
+def test_cli_refuses_bad_parameters_as_the_api_does(real_index, args, message):
+    result = _ipqa("search", "专利资助", *args, "--index-dir", str(real_index[0]), env={"IPQA_EMBEDDER": ""})
+    assert result.returncode == 2 and message in result.stderr and result.stdout == ""
+
+
+@pytest.mark.slow
+def test_api_refuses_the_same_parameters(real_index, tmp_path):
+    """One validation: the API gives the same messages as the CLI (with the page's mode labels accepted)."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from tests.servers import serve
+
+    with serve(tmp_path / "srv", index_dir=real_index[0]) as srv:
+        client = Client(srv["url"], verbose=False)
+        cases = [(("", "", "", None, None, "hybrid", 0), "结果数应为 1 到 100 之间的整数，而不是「0」"),
+                 (("", "", "", None, None, "hybrid", 101), "结果数应为 1 到 100 之间的整数，而不是「101」"),
+                 (("", "", "", 2025, 2020, "hybrid", 5), "起始年份 2025 晚于结束年份 2020"),
+                 (("火星", "", "", None, None, "hybrid", 5), "收录的文件中没有关于「火星」的文件"),
+                 (("", "", "", None, None, "fuzzy", 5), "检索方式「fuzzy」无效")]
+        for args, message in cases:
+            with pytest.raises(AppError, match=message):
+                client.predict("专利资助", *args, api_name="/search")
+        hits = client.predict("专利资助", "沧州", "", "", None, None, "关键词检索", 3, api_name="/search")["hits"]
+        assert len(hits) == 3 and all(h["doc_id"] == "cangzhou-2017" for h in hits)
+        with pytest.raises(AppError, match="没有可以检索的文字"):
+            client.predict("😀🙏", [], "", "", "", api_name="/ask")
+        with pytest.raises(AppError, match="收录的文件中没有关于「火星」的文件"):
+            client.predict("专利资助", [], "火星", "", "", api_name="/ask")
+
+
+# --- issue 15: uploads that are refused leave nothing behind; writers never queue behind a big one ---
+
+
+def _gradio_upload(temp: Path, name: str, data: bytes) -> Path:
+    """A file as Gradio stores an upload: its own folder in the app's temporary folder."""
+    folder = temp / hashlib.sha1(name.encode() + data[:64]).hexdigest()[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+    return folder / name
+
+
+def test_rejected_uploads_are_deleted_and_the_temp_folder_is_bounded(tmp_path, backend, monkeypatch):
+    monkeypatch.setenv("IPQA_MAX_FILE_MB", "1")
+    temp = backend.temp_dir
+    text = (POLICIES / "wuhai-2022.txt").read_text(encoding="utf-8")
+    good = _gradio_upload(temp, "新政策.txt", ("新版\n" + text).encode("utf-8"))
+    refused = [_gradio_upload(temp, "big.txt", b"x" * (2 * 1024 * 1024)), _gradio_upload(temp, "setup.exe", b"MZ\x90"),
+               _gradio_upload(temp, "broken.pdf", b"%PDF-1.7 garbage"), _gradio_upload(temp, "photo.txt", _png())]
+    changed = backend.add([good, *refused])
+    assert changed.added == ["新政策"] and not changed.ok
+    for name in ("big.txt", "setup.exe", "broken.pdf", "photo.txt"):
+        assert f"文件「{name}」无法导入" in changed.message
+    assert sorted(p.name for p in backend.uploads_dir.iterdir()) == ["新政策.txt"]
+    assert list(temp.iterdir()) == []  # every upload and its folder gone from the temp folder
+
+    # A refused file never replaces the kept copy of a document with its name.
+    kept = (backend.uploads_dir / "新政策.txt").read_bytes()
+    assert not backend.add([_gradio_upload(temp, "新政策.txt", _png())]).ok
+    assert (backend.uploads_dir / "新政策.txt").read_bytes() == kept and list(temp.iterdir()) == []
+    # Nor does a file whose content duplicates another document.
+    other = _gradio_upload(temp, "新政策.txt", (POLICIES / GOOD[0]).read_bytes())
+    assert "未重复导入：新政策 与已有文档 hubei-2023 内容相同" in backend.add([other]).message
+    assert (backend.uploads_dir / "新政策.txt").read_bytes() == kept
+
+    # Uploads never added (previewed, then abandoned) go after an hour, the oldest first past the size bound.
+    now = time.time()
+    old = _gradio_upload(temp, "old.txt", b"a" * 1000)
+    os.utime(old, (now - 7200, now - 7200))
+    young = [_gradio_upload(temp, f"young{i}.txt", bytes([65 + i]) * 400_000) for i in range(3)]
+    for i, path in enumerate(young):
+        os.utime(path, (now - 300 + i, now - 300 + i))
+    assert backend.prune_temp(max_bytes=1_000_000) == 2  # the old one, then the oldest young one
+    assert not old.exists() and not young[0].exists() and young[1].exists() and young[2].exists()
+
+
+def test_a_large_upload_never_makes_a_small_one_wait(tmp_path):
+    """Embedding runs before the writers' lock: a small document added while a large one is being
+    embedded is in the index before the large one's embedding ends, and readers answer throughout."""
+    import threading
+
+    from index.core import KnowledgeIndex, update_index
+    from index.embedders import HashEmbedder
+
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / GOOD[0]).write_bytes((POLICIES / GOOD[0]).read_bytes())
+    ix = tmp_path / "ix"
+    index_sources(ix, collections=[], folders=[folder], embedder="hash")
+    small_done, events = threading.Event(), []
+
+    class SlowEmbedder(HashEmbedder):
+        """Embeds the large document only once the small one is in the index (or after 60 s)."""
+
+        def encode_passages(self, texts, *, progress=False):
+            events.append("large: embedding")
+            small_done.wait(60)
+            events.append("large: embedded")
+            return super().encode_passages(texts)
+
+    large = load_document(ROOT / "corpus" / "laws" / "专利法实施细则(2023-12-11).md")
+    small = load_document(POLICIES / GOOD[1])
+    reports = {}
+    writer = threading.Thread(target=lambda: reports.__setitem__(
+        "large", update_index(ix, add=[(large, "added")], embedder=SlowEmbedder())))
+    writer.start()
+    while not events:
+        time.sleep(0.01)
+    reports["small"] = update_index(ix, add=[(small, "added")], embedder=HashEmbedder())
+    events.append("small: in the index")
+    reader = KnowledgeIndex.open(ix, embedder=HashEmbedder())
+    assert {d.doc_id for d in reader.documents()} == {"hubei-2023", "wuhai-2022"}
+    assert reader.search("知识产权质押融资", 3)
+    reader.close()
+    small_done.set()
+    writer.join(120)
+    assert events == ["large: embedding", "small: in the index", "large: embedded"]
+    assert reports["large"].added == [large.doc_id] and reports["small"].added == ["wuhai-2022"]
+    reader = KnowledgeIndex.open(ix, embedder=HashEmbedder())
+    assert {d.doc_id for d in reader.documents()} == {"hubei-2023", "wuhai-2022", large.doc_id}
+    reader.close()
+
+
+def test_an_index_of_a_model_not_on_this_machine_is_refused_without_the_network(tmp_path):
+    """A manifest naming a model this machine lacks: no model hub is asked (a local stand-in for the hub
+    counts every connection), and the message names the model and the command that rebuilds the index."""
+    import socket
+    import threading
+
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / GOOD[0]).write_bytes((POLICIES / GOOD[0]).read_bytes())
+    ix = tmp_path / "ix"
+    index_sources(ix, collections=[], folders=[folder], embedder="hash")
+    manifest = json.loads((ix / "manifest.json").read_text(encoding="utf-8"))
+    manifest["embedder"] = {"name": "BAAI/bge-small-zh-v1.5", "dim": 512}
+    (ix / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+
+    hub, connections = socket.socket(), []
+    hub.bind(("127.0.0.1", 0))
+    hub.listen()
+    hub.settimeout(0.2)
+
+    def count():
+        while not stop.is_set():
+            try:
+                conn, _ = hub.accept()
+                connections.append(conn)
+                conn.close()
+            except OSError:
+                pass
+
+    stop = threading.Event()
+    watcher = threading.Thread(target=count)
+    watcher.start()
+    try:
+        hub_url = f"http://127.0.0.1:{hub.getsockname()[1]}"
+        for command in (["search", "专利"], ["ask", "专利的期限"]):
+            result = _ipqa(*command, "--index-dir", str(ix), env={"IPQA_EMBEDDER": "", "HF_ENDPOINT": hub_url,
+                                                                   "HF_HUB_OFFLINE": "0"})
+            assert result.returncode == 2, result.stderr
+            assert "索引由向量模型「BAAI/bge-small-zh-v1.5」建立，本机无法使用该模型" in result.stderr
+            assert f"请运行：ipqa index --rebuild --index-dir {ix} --corpus {folder}" in result.stderr
+            assert "Traceback" not in result.stderr
+    finally:
+        stop.set()
+        watcher.join()
+        hub.close()
+    assert connections == []

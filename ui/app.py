@@ -20,9 +20,10 @@ from gradio.data_classes import FileData  # noqa: E402
 from gradio.utils import get_upload_folder  # noqa: E402
 
 from assistant import Filters, IpqaError  # noqa: E402
+from assistant.params import year_range  # noqa: E402
 from assistant.records import answer_json, hit_json  # noqa: E402
 from ui import render  # noqa: E402
-from ui.backend import UPLOAD_TYPES, Backend  # noqa: E402
+from ui.backend import TEMP_MAX_AGE, UPLOAD_TYPES, Backend  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ EXAMPLES = [
 ]
 MODES = [("混合检索", "hybrid"), ("向量检索", "dense"), ("关键词检索", "bm25")]
 ASK_CONCURRENCY = 2  # two cores: more parallel answers only queue inside torch
+WRITE_CONCURRENCY = 3  # uploads prepared at once; a large one never keeps a small one waiting for its turn
+TEMP_SWEEP_SECONDS = 600  # how often Gradio deletes uploads older than TEMP_MAX_AGE from the app's temp folder
 EVAL_DATASETS = [("地方政策 policies_qa", "policies_qa"), ("法律法规 laws_qa", "laws_qa"), ("全部数据集", "all")]
 
 
@@ -50,24 +53,10 @@ def _filters(place: str | None, doc_ids: Sequence[str] | str | None, kinds: Sequ
 
 def _years(first, last) -> tuple[int, int] | None:
     """Year range from two optional number boxes; raises gr.Error with a Chinese message."""
-    def one(v):
-        if v in (None, "", 0):  # an empty number box sends 0
-            return None
-        try:
-            year = int(v)
-        except (TypeError, ValueError):
-            raise gr.Error("年份必须是整数，例如 2021") from None
-        if not 1949 <= year <= 2100:
-            raise gr.Error(f"年份 {year} 不在合理范围（1949–2100）内")
-        return year
-
-    a, b = one(first), one(last)
-    if a is None and b is None:
-        return None
-    a, b = a or 1949, b or 2100
-    if a > b:
-        raise gr.Error(f"起始年份 {a} 晚于结束年份 {b}")
-    return (a, b)
+    try:
+        return year_range(first, last)
+    except IpqaError as exc:
+        raise gr.Error(exc.user_message) from None
 
 
 class App:
@@ -199,9 +188,13 @@ class App:
                 gr.update(choices=docs, value=[]), gr.update(choices=places), gr.update(choices=places),
                 gr.update(choices=kinds), gr.update(choices=kinds), self.status_line())
 
-    def add(self, files):
+    def add(self, files, progress=gr.Progress()):
         paths = [getattr(f, "name", f) for f in (files or [])]
-        changed = self.backend.add(paths)
+
+        def embedded(done: int, total: int) -> None:
+            progress(done / max(total, 1), desc=f"正在向量化：{done}/{total} 个片段")
+
+        changed = self.backend.add(paths, on_progress=embedded)
         if not changed.ok:
             gr.Warning(changed.message.splitlines()[0] if changed.message else "导入失败")
         return (*self._refreshed(changed.message, changed.ok), None, "")
@@ -255,11 +248,9 @@ class App:
     def api_search(self, query: str, place: str = "", doc_id: str = "", kind: str = "", year_from: int | None = None,
                    year_to: int | None = None, mode: str = "hybrid", k: int = 10) -> dict:
         """Search clauses. mode: hybrid | dense | bm25. Returns the hits (the same fields as ``ipqa search --json``)."""
-        if mode not in ("hybrid", "dense", "bm25"):
-            raise gr.Error("mode 只能是 hybrid、dense 或 bm25")
         try:
             hits = self.backend.search(query, filters=_filters(place, doc_id, kind, _years(year_from, year_to)),
-                                       mode=mode, k=max(1, min(int(k), 100)))
+                                       mode=mode, k=k)
         except IpqaError as exc:
             raise gr.Error(exc.user_message) from None
         return {"query": query, "hits": [hit_json(h) for h in hits]}
@@ -319,7 +310,7 @@ def build_app(backend: Backend) -> gr.Blocks:
         return app.open_clause(clause_id)
 
     docs, places, kinds = app.doc_choices(), backend.places(), backend.kinds()
-    with gr.Blocks(title="知识产权政策问答助手") as demo:
+    with gr.Blocks(title="知识产权政策问答助手", delete_cache=(TEMP_SWEEP_SECONDS, int(TEMP_MAX_AGE))) as demo:
         with gr.Row():
             gr.Markdown("## 知识产权政策问答助手\n根据已收录的知识产权政策与法律法规回答问题，每句话都标注出处条款；"
                         "文件中没有的内容会如实说明。")
@@ -397,8 +388,9 @@ def build_app(backend: Backend) -> gr.Blocks:
                 doc_status = gr.HTML(elem_id="ipqa-doc-status")
                 refresh_out = [doc_status, table, c_doc, s_docs, remove_dd, c_place, s_place, c_kind, s_kinds, status]
                 upload.change(app.preview, [upload], [preview], api_visibility="private")
-                add_btn.click(app.add, [upload], refresh_out + [upload, preview], concurrency_id="write",
-                              api_visibility="private")
+                # Several uploads at once: each embeds on its own and holds the index's lock only to swap it in.
+                add_btn.click(app.add, [upload], refresh_out + [upload, preview], concurrency_limit=WRITE_CONCURRENCY,
+                              concurrency_id="write", api_visibility="private")
                 remove_btn.click(app.remove, [remove_dd], refresh_out, concurrency_id="write", api_visibility="private")
 
             with gr.Tab("评测", id="eval"):
@@ -435,11 +427,22 @@ THEME_FONTS = ["PingFang SC", "Microsoft YaHei", "WenQuanYi Zen Hei", "Noto Sans
 
 def launch(backend: Backend, *, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
            block: bool = True, quiet: bool = False):
-    """Start the app. Fonts are local ones: nothing is fetched from the internet."""
+    """Start the app. Fonts are local ones: nothing is fetched from the internet. Uploads go to the
+    app's own temporary folder under its data dir (another app's users cannot read them), at most
+    the per-file size limit each; with ``auth`` every route but the login needs it (``ui.access``)."""
+    from starlette.middleware import Middleware
+
+    from assistant.library import max_file_bytes
+    from ui.access import AccessGuard
+
+    backend.temp_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(backend.temp_dir.resolve())  # read by Gradio when the app is built
+    backend.prune_temp()
     demo = build_app(backend)
     demo.queue(default_concurrency_limit=1, max_size=256)
     theme = gr.themes.Soft(font=THEME_FONTS, font_mono=["ui-monospace", "monospace"])
     demo.launch(server_name=host, server_port=port, auth=auth, auth_message="请输入账号和密码" if auth else None,
                 theme=theme, css=render.CSS, prevent_thread_lock=not block, quiet=quiet, show_error=True,
-                footer_links=["api"], allowed_paths=[str(backend.exports_dir), str(backend.data_dir / "eval")])
+                footer_links=["api"], allowed_paths=[str(backend.exports_dir), str(backend.data_dir / "eval")],
+                max_file_size=max_file_bytes(), app_kwargs={"middleware": [Middleware(AccessGuard)]})
     return demo

@@ -13,12 +13,13 @@ import logging
 import re
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from assistant import (Filters, IndexNotBuilt, UnsupportedDocument, add_files, default_index_dir, index_sources,
-                       open_index, read_file, remove_documents)
+from assistant import (Filters, IndexNotBuilt, UnsupportedDocument, add_documents, default_index_dir,
+                       index_sources, open_index, read_file, remove_documents)
 from assistant.records import answer_json
 from assistant.service import Assistant
 from corpus.types import Answer, Document, Hit
@@ -26,6 +27,10 @@ from corpus.types import Answer, Document, Hit
 log = logging.getLogger(__name__)
 
 UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
+# The app's own temporary upload folder (Gradio's): files not added are deleted after an hour, and the
+# oldest go first once the folder holds more than this.
+TEMP_MAX_AGE = 3600.0
+TEMP_MAX_BYTES = 512 * 1024 * 1024
 _UNSAFE = re.compile(r"[^\w\u3400-\u9fff（）()《》\-. ]+")
 
 
@@ -74,10 +79,11 @@ class Backend:
         self.index_dir = Path(index_dir or default_index_dir())
         self.data_dir = Path(data_dir) if data_dir else self.index_dir.parent
         self.uploads_dir = self.data_dir / "uploads"
+        self.temp_dir = self.data_dir / "tmp"  # this app's own Gradio upload folder (GRADIO_TEMP_DIR)
         self.exports_dir = self.data_dir / "exports"
         self.feedback_file = self.data_dir / "feedback.jsonl"
         self._assistant = assistant
-        self._write_lock = threading.Lock()  # one index change at a time
+        self._reload_lock = threading.Lock()
         self._feedback_lock = threading.Lock()
         self._eval_lock = threading.Lock()
 
@@ -111,10 +117,11 @@ class Backend:
 
     def _reload(self) -> None:
         """Open the index again after a change and swap it in; requests under way keep the old one."""
-        old = self.assistant
-        index = open_index(self.index_dir, embedder=old.index.embedder)
-        self._assistant = Assistant(index, retrieval=old.retrieval, abstain=old.abstain_settings,
-                                    llm=old.llm.settings if old.llm else None)
+        with self._reload_lock:
+            old = self.assistant
+            index = open_index(self.index_dir, embedder=old.index.embedder)
+            self._assistant = Assistant(index, retrieval=old.retrieval, abstain=old.abstain_settings,
+                                        llm=old.llm.settings if old.llm else None)
         # The old catalog is not closed here: a request may still be reading it; it closes when collected.
 
     # --- asking and searching ---
@@ -158,51 +165,57 @@ class Backend:
 
     def preview(self, paths: Sequence[str | Path]) -> list[Preview]:
         """Parse uploaded files without indexing them."""
+        self.prune_temp()
         by_hash = {d.content_hash: d.doc_id for d in self.documents()}
         out = []
         for path in paths:
             name = Path(path).name
             try:
-                doc = read_file(path)
+                doc = self._read_upload(Path(path))
             except UnsupportedDocument as exc:
                 out.append(Preview(name=name, error=exc.user_message))
-                continue
-            except Exception as exc:  # a parser bug must not take the page down
-                log.exception("preview of %s failed", path)
-                out.append(Preview(name=name, error=f"文件「{name}」无法读取：{type(exc).__name__}"))
                 continue
             out.append(Preview(name=name, document=doc, duplicate_of=by_hash.get(doc.content_hash)))
         return out
 
-    def _store_upload(self, path: Path) -> Path:
-        """Copy an uploaded file into the app's uploads folder under a safe name."""
-        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+    def _read_upload(self, path: Path) -> Document:
+        """The document an upload becomes, with the id and source path of its copy in the uploads folder."""
+        if path.suffix.lower() not in UPLOAD_TYPES:
+            raise UnsupportedDocument(path, f"不支持的文件类型（支持 {' '.join(UPLOAD_TYPES)}）")
         target = self.uploads_dir / safe_file_name(path.name)
         if target.resolve().parent != self.uploads_dir.resolve():  # belt and braces
             raise UnsupportedDocument(path, "文件名不合法")
-        shutil.copyfile(path, target)
-        return target
+        return replace(read_file(path, stored_as=target), source_path=str(target))
 
-    def add(self, paths: Sequence[str | Path]) -> Changed:
-        """Add uploaded files to the index (a file with an indexed name replaces that document)."""
+    def add(self, paths: Sequence[str | Path], on_progress: Callable[[int, int], None] | None = None) -> Changed:
+        """Add uploaded files to the index (a file with an indexed name replaces that document).
+
+        Only the files that became documents are kept (copied into the uploads folder); the
+        uploaded copies in the app's temporary folder are deleted either way."""
         if not paths:
             return Changed("请先选择要上传的文件。", ok=False)
-        stored, errors = [], []
-        for p in paths:
-            p = Path(p)
-            if p.suffix.lower() not in UPLOAD_TYPES:
-                errors.append(f"文件「{p.name}」无法导入：不支持的文件类型（支持 {' '.join(UPLOAD_TYPES)}）")
-                continue
-            try:
-                stored.append(self._store_upload(p))
-            except (OSError, UnsupportedDocument) as exc:
-                errors.append(f"文件「{p.name}」无法保存：{getattr(exc, 'reason', exc)}")
-        report = None
-        if stored:
-            with self._write_lock:
-                report = add_files(stored, self.index_dir)
-                if report.added or report.updated:
-                    self._reload()
+        paths = [Path(p) for p in paths]
+        read, errors = {}, []  # doc_id -> (upload, document)
+        try:
+            for p in paths:
+                try:
+                    doc = self._read_upload(p)
+                except UnsupportedDocument as exc:
+                    errors.append(exc.user_message)
+                    continue
+                read[doc.doc_id] = (p, doc)
+            report = add_documents([doc for _, doc in read.values()], self.index_dir,
+                                   on_progress=on_progress) if read else None
+            kept = (report.added + report.updated) if report else []
+            for doc_id in kept:
+                self._keep(*read[doc_id])
+        finally:
+            self._discard(paths)
+        if kept:
+            self._reload()
+        return self._changed(report, errors)
+
+    def _changed(self, report, errors: list[str]) -> Changed:
         lines = []
         if report:
             lines += [f"已加入：{d}" for d in report.added] + [f"已更新：{d}" for d in report.updated]
@@ -215,6 +228,48 @@ class Backend:
                        added=(report.added + report.updated) if report else [],
                        updated=list(report.updated) if report else [])
 
+    def _keep(self, upload: Path, doc: Document) -> None:
+        """Copy an added upload to where its document says it is stored."""
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(upload, doc.source_path)
+
+    def _discard(self, paths: Sequence[Path]) -> None:
+        """Delete uploads that sit in the app's temporary folder (and their emptied folders)."""
+        temp = self.temp_dir.resolve()
+        for p in paths:
+            p = p.resolve()
+            if p.is_relative_to(temp) and p.is_file():
+                p.unlink(missing_ok=True)
+                if p.parent != temp and not any(p.parent.iterdir()):
+                    p.parent.rmdir()
+
+    def prune_temp(self, *, max_age: float = TEMP_MAX_AGE, max_bytes: int = TEMP_MAX_BYTES) -> int:
+        """Bound the app's temporary folder: delete files older than ``max_age`` seconds, then the
+        oldest until it holds at most ``max_bytes``. Returns the number of files deleted."""
+        if not self.temp_dir.is_dir():
+            return 0
+        files = []
+        for p in self.temp_dir.rglob("*"):
+            try:
+                if p.is_file():
+                    st = p.stat()
+                    files.append((st.st_mtime, st.st_size, p))
+            except OSError:
+                continue
+        total, now, deleted = sum(f[1] for f in files), time.time(), 0
+        for mtime, size, p in sorted(files):
+            if now - mtime <= max_age and total <= max_bytes:
+                break
+            p.unlink(missing_ok=True)
+            total -= size
+            deleted += 1
+        for d in sorted((d for d in self.temp_dir.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+            if not any(d.iterdir()):
+                d.rmdir()
+        if deleted:
+            log.info("deleted %d old uploads from %s", deleted, self.temp_dir)
+        return deleted
+
     def remove(self, doc_ids: Sequence[str]) -> Changed:
         doc_ids = [d for d in doc_ids if d]
         if not doc_ids:
@@ -222,9 +277,8 @@ class Backend:
         unknown = [d for d in doc_ids if self.doc_info(d) is None]
         if unknown:
             return Changed(f"知识库中没有文档：{'、'.join(unknown)}", ok=False)
-        with self._write_lock:
-            report = remove_documents(doc_ids, self.index_dir)
-            self._reload()
+        report = remove_documents(doc_ids, self.index_dir)
+        self._reload()
         return Changed("\n".join(f"已删除：{d}" for d in report.removed) or "没有删除任何文档。",
                        ok=bool(report.removed), removed=list(report.removed))
 
