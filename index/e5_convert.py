@@ -817,25 +817,18 @@ def ensure_e5_model(model_dir: Path | None = None) -> Path:
 ONNX_INT8_PATH = "onnx/model_int8.onnx"
 """The int8 ONNX model, relative to the converted model directory."""
 ONNX_INFO_PATH = "onnx/ipqa_onnx.json"
-ONNX_EXPORT_VERSION = 1
-"""Bump when the exported ONNX model changes, so existing copies are rebuilt."""
-
-
-def _has_vnni() -> bool:
-    """Whether the CPU has 8-bit dot-product instructions (AVX512-VNNI / AVX-VNNI)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace").split()
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
+ONNX_EXPORT_VERSION = 2
+"""Bump when the exported ONNX model changes, so existing copies are rebuilt. 2: 7-bit weights on
+every CPU (version 1 chose them by CPU, so the same index ranked differently on different machines)."""
 
 
 def _onnx_info(model_dir: Path) -> dict[str, Any]:
     """What ``ipqa_onnx.json`` must say for the ONNX model in ``model_dir`` to be current."""
     source = _read_source_info(model_dir) or {}
-    # Without VNNI, onnxruntime's u8 x s8 kernels can saturate: use 7-bit weights there.
-    return {"export_version": ONNX_EXPORT_VERSION, "source_sha256": source.get("sha256"),
-            "reduce_range": not _has_vnni()}
+    # 7-bit weights (reduce_range) everywhere: without VNNI, onnxruntime's u8 x s8 kernels saturate on
+    # 8-bit weights, so 8 bits gave other vectors (and other eval figures) on such CPUs. With 7 bits
+    # no kernel saturates and every CPU computes the same integer products.
+    return {"export_version": ONNX_EXPORT_VERSION, "source_sha256": source.get("sha256"), "reduce_range": True}
 
 
 def _onnx_versions() -> dict[str, str]:

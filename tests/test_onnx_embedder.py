@@ -83,7 +83,7 @@ def test_dense_top_hit_is_the_same_clause(embedders, chunks):
 
 def test_tokenizer_ids_match_transformers(embedders, chunks):
     """The int8 embedder tokenizes with the tokenizers library directly (no transformers import);
-    its ids and masks must be those of AutoTokenizer, truncation and padding included."""
+    its ids and masks must be those of AutoTokenizer, truncation included (one text per run: no padding)."""
     import transformers
 
     int8, _ = embedders
@@ -91,7 +91,19 @@ def test_tokenizer_ids_match_transformers(embedders, chunks):
     reference = transformers.AutoTokenizer.from_pretrained(str(ensure_e5_model()))
     texts = ["passage: " + c.indexed_text for c in chunks[::40]] + ["query: 专利法第四十二条", "passage: " + "专利" * 600]
     ours = int8._tokenizer.encode_batch(texts)
-    theirs = reference(texts, padding=True, truncation=True, max_length=int8._max_length)
+    theirs = reference(texts, truncation=True, max_length=int8._max_length)
     assert [e.ids for e in ours] == theirs["input_ids"]
     assert [e.attention_mask for e in ours] == theirs["attention_mask"]
     assert len(ours[-1].ids) == int8._max_length
+
+
+def test_a_texts_vector_does_not_depend_on_its_neighbours(embedders, chunks):
+    """int8 activations are quantized per input: embedded alone or among many (on the per-core
+    sessions), a text gets the same vector, so an index built whole and one built a document at a
+    time agree."""
+    int8, _ = embedders
+    texts = [c.indexed_text for c in chunks[:40]]
+    together = int8.encode_passages(texts)
+    alone = np.stack([int8.encode_passages([t])[0] for t in texts[:5]])
+    assert np.allclose(together[:5], alone, atol=1e-5)
+    assert np.allclose(int8.encode_passages(texts[::-1])[::-1], together, atol=1e-5)
