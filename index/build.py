@@ -29,6 +29,7 @@ from index.folder import (MANIFEST, check_index_dir, discard, failpoint, locked,
                           unmark)
 from index.manifest import (LOAD_ERRORS, check_manifest, damaged, file_digests, new_manifest, read_manifest,
                             reading, verify_files)
+from index.sentences import SentenceStore, sentence_context, sentence_units
 from index.stores import BM25Store, FaissStore
 from index.text import tokenize
 
@@ -52,7 +53,8 @@ class BuildReport:
     unchanged: list[str] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (skipped doc_id, same content as)
     failures: list[UnsupportedDocument] = field(default_factory=list)
-    chunks_embedded: int = 0
+    chunks_embedded: int = 0  # chunks of the documents added
+    texts_embedded: int = 0  # texts that went through the model: chunks and their sentences, each once
     embed_seconds: float = 0.0
     keyword_seconds: float = 0.0  # tokenising chunks and rebuilding the BM25 matrix
     locked_seconds: float = 0.0  # time the writers' lock was held
@@ -63,12 +65,16 @@ class BuildReport:
     def chunks_per_second(self) -> float:
         return self.chunks_embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
+    @property
+    def texts_per_second(self) -> float:
+        return self.texts_embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
     def summary(self) -> str:
         lines = [f"新增 {len(self.added)} 个文档，更新 {len(self.updated)} 个，删除 {len(self.removed)} 个，"
                  f"未变 {len(self.unchanged)} 个。"]
         if self.chunks_embedded:
-            lines.append(f"向量化 {self.chunks_embedded} 个片段，用时 {self.embed_seconds:.1f} 秒"
-                         f"（{self.chunks_per_second:.1f} 片段/秒）。")
+            lines.append(f"向量化 {self.chunks_embedded} 个片段（连同其中的句子共 {self.texts_embedded} 段文字），"
+                         f"用时 {self.embed_seconds:.1f} 秒（{self.chunks_per_second:.1f} 片段/秒）。")
         if self.counts:
             locked = f"（其中独占索引 {self.locked_seconds:.1f} 秒）" if self.locked_seconds >= 0.05 else ""
             lines.append(f"索引现有 {self.counts.get('documents', 0)} 个文档、{self.counts.get('clauses', 0)} 个条款、"
@@ -80,16 +86,36 @@ class BuildReport:
         return "\n".join(lines)
 
 
-def load_stores(folder: Path, manifest: dict, index_dir: Path) -> tuple[FaissStore, BM25Store]:
+@dataclass
+class Stores:
+    """The search stores of one index folder: chunk vectors, sentence vectors, BM25."""
+
+    vectors: FaissStore
+    sentences: SentenceStore
+    keywords: BM25Store
+
+    @classmethod
+    def new(cls, dim: int) -> "Stores":
+        return cls(FaissStore(dim), SentenceStore(dim), BM25Store())
+
+    def save(self, folder: Path) -> None:
+        self.vectors.save(folder)
+        self.sentences.save(folder)
+        self.keywords.save(folder)  # rebuilds the BM25 matrix
+
+
+def load_stores(folder: Path, manifest: dict, index_dir: Path) -> Stores:
     """The stores in ``folder`` (the index or its staging copy); errors name ``index_dir``."""
-    try:
-        vectors = FaissStore.load(folder)
-    except LOAD_ERRORS as exc:
-        file = FaissStore.HNSW_FILE if FaissStore.HNSW_FILE in str(exc) else FaissStore.FILE
-        raise damaged(manifest, index_dir, file, f"无法读取：{type(exc).__name__}") from exc
+    loaded = []
+    for store in (FaissStore, SentenceStore):
+        try:
+            loaded.append(store.load(folder))
+        except LOAD_ERRORS as exc:
+            file = store.HNSW_FILE if store.HNSW_FILE in str(exc) else store.FILE
+            raise damaged(manifest, index_dir, file, f"无法读取：{type(exc).__name__}") from exc
     with reading(index_dir, manifest, BM25Store.DIR + "/"):
         keywords = BM25Store.load(folder)
-    return vectors, keywords
+    return Stores(loaded[0], loaded[1], keywords)
 
 
 # --- phase one: prepare (no lock) ---------------------------------------------------------------
@@ -97,12 +123,13 @@ def load_stores(folder: Path, manifest: dict, index_dir: Path) -> tuple[FaissSto
 
 @dataclass
 class Prepared:
-    """A document ready to store: its chunks with their vectors and BM25 tokens."""
+    """A document ready to store: its chunks with their vectors, sentence vectors and BM25 tokens."""
 
     doc: Document
     origin: str
     chunks: list[Chunk]
     vectors: np.ndarray
+    sentence_vectors: list[np.ndarray]  # per chunk, one row per sentence (index.sentences)
     tokens: list[list[str]]
     embedder: str
 
@@ -124,22 +151,62 @@ def _embed(embedder: Embedder, texts: list[str], progress: bool, on_progress: Pr
     return np.concatenate(parts)
 
 
+@dataclass
+class _Embedding:
+    """What one update embeds: chunk texts (or none) and sentence texts, with their places."""
+
+    texts: list[str] = field(default_factory=list)
+    chunk_rows: list[int | None] = field(default_factory=list)  # per chunk: its row in texts (None: mean)
+    sentence_rows: list[list[int]] = field(default_factory=list)  # per chunk: rows of its sentences
+
+
+def _texts(planned, settings: ChunkerSettings) -> _Embedding:
+    """Every text to embed, once: a chunk of one sentence is embedded once and serves as both."""
+    out = _Embedding()
+    for doc, _, chunks in planned:
+        for chunk in chunks:
+            units = sentence_units(chunk.text) if settings.sentences else []
+            context = sentence_context(doc.title, doc.clause(chunk.clause_id).heading) if units else ""
+            row = None
+            if settings.chunk_vector == "embed" or len(units) <= 1:
+                row = len(out.texts)
+                out.texts.append(chunk.indexed_text)
+            out.chunk_rows.append(row)
+            if len(units) == 1:
+                out.sentence_rows.append([row])
+                continue
+            out.sentence_rows.append(list(range(len(out.texts), len(out.texts) + len(units))))
+            out.texts.extend(f"{context}\n{u}" for u in units)
+    return out
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    mean = vectors.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return (mean / norm if norm else mean).astype(np.float32)
+
+
 def prepare(docs: Sequence[tuple[Document, str]], embedder: Embedder, settings: ChunkerSettings,
             report: BuildReport, *, progress: bool = False, on_progress: Progress | None = None) -> list[Prepared]:
     """Chunk, embed and tokenise documents (with their origin labels): the costly part of an update."""
     planned = [(d, o, chunk_document(d, settings)) for d, o in docs]
-    texts = [c.indexed_text for _, _, chunks in planned for c in chunks]
+    plan = _texts(planned, settings)
     started = time.perf_counter()
-    vectors = _embed(embedder, texts, progress, on_progress)
+    vectors = _embed(embedder, plan.texts, progress, on_progress)
     report.embed_seconds += time.perf_counter() - started
-    report.chunks_embedded += len(texts)
-    out, row = [], 0
+    report.chunks_embedded += sum(len(chunks) for _, _, chunks in planned)
+    report.texts_embedded += len(plan.texts)
+    out, n = [], 0
     for doc, origin, chunks in planned:
         t = time.perf_counter()
         tokens = [tokenize(c.indexed_text) for c in chunks]
         report.keyword_seconds += time.perf_counter() - t
-        out.append(Prepared(doc, origin, chunks, vectors[row:row + len(chunks)], tokens, embedder.name))
-        row += len(chunks)
+        sentences = [vectors[plan.sentence_rows[n + i]] for i in range(len(chunks))]
+        rows = [plan.chunk_rows[n + i] for i in range(len(chunks))]
+        chunk_vectors = np.stack([vectors[r] if r is not None else _unit(sentences[i]) for i, r in enumerate(rows)]) \
+            if chunks else np.zeros((0, embedder.dim), dtype=np.float32)
+        out.append(Prepared(doc, origin, chunks, chunk_vectors, sentences, tokens, embedder.name))
+        n += len(chunks)
     failpoint("prepared")
     return out
 
@@ -157,28 +224,30 @@ class _Staging:
             if fresh:
                 self.manifest = new_manifest(embedder.name, embedder.dim, settings.as_dict(), _now())
                 self.catalog = Catalog(self.staged / "store.sqlite")
-                self.vectors, self.keywords = FaissStore(embedder.dim), BM25Store()
+                self.stores = Stores.new(embedder.dim)
             else:
                 self.manifest = read_manifest(self.staged)
                 with reading(index_dir, self.manifest, "store.sqlite"):
                     self.catalog = Catalog(self.staged / "store.sqlite")
-                self.vectors, self.keywords = load_stores(self.staged, self.manifest, index_dir)
+                self.stores = load_stores(self.staged, self.manifest, index_dir)
         except BaseException:
             discard(self.staged)
             raise
 
     def remove(self, doc_id: str) -> None:
         ids = self.catalog.delete_document(doc_id)
-        self.vectors.delete(ids)
-        self.keywords.delete(ids)
+        self.stores.vectors.delete(ids)
+        self.stores.sentences.delete_chunks(ids)
+        self.stores.keywords.delete(ids)
         self.manifest["documents"].pop(doc_id, None)
 
     def add(self, ready: Sequence[Prepared], report: BuildReport) -> None:
         for p in ready:
             ids = self.catalog.add_document(p.doc, p.chunks, origin=p.origin)
             if len(p.chunks):
-                self.vectors.add(ids, p.vectors)
-                self.keywords.add(ids, p.tokens)
+                self.stores.vectors.add(ids, p.vectors)
+                self.stores.sentences.add_chunks(ids, p.sentence_vectors)
+                self.stores.keywords.add(ids, p.tokens)
             self.manifest["documents"][p.doc.doc_id] = {"content_hash": p.doc.content_hash, "origin": p.origin,
                                                         "chunks": len(p.chunks)}
 
@@ -186,9 +255,8 @@ class _Staging:
         self.catalog.commit()
         counts = self.catalog.counts()
         self.catalog.close()
-        self.vectors.save(self.staged)
         t = time.perf_counter()
-        self.keywords.save(self.staged)  # rebuilds the BM25 matrix
+        self.stores.save(self.staged)
         report.keyword_seconds += time.perf_counter() - t
         failpoint("stored")
         self.manifest.setdefault("generator", "ipqa")

@@ -171,6 +171,16 @@ class Catalog:
                                   start=r[6], end=r[7], part=r[8], parts=r[9])
         return out
 
+    def article_chunk_ids(self, doc_ids: Iterable[str], number: str) -> list[int]:
+        """Chunks of the clauses numbered ``number`` (第42条) in these documents, in document order."""
+        out: list[int] = []
+        for doc_id in doc_ids:
+            rows = self.db.execute(
+                "SELECT ch.id FROM chunks ch JOIN clauses cl ON cl.clause_id = ch.clause_id "
+                "WHERE cl.doc_id = ? AND cl.number = ? ORDER BY ch.id", (doc_id, number)).fetchall()
+            out.extend(r[0] for r in rows if r[0] not in out)
+        return out
+
     def clause_info(self, clause_ids: Iterable[str]) -> dict[str, tuple[tuple[str, ...], str]]:
         """clause_id -> (heading path, copy-ready citation)."""
         ids = list(set(clause_ids))

@@ -15,9 +15,14 @@ SEPARATORS = ["\n", "[。！？!?]", "[；;]", "[，,]", ""]
 @dataclass(frozen=True)
 class ChunkerSettings:
     max_chars: int = 400  # multilingual-e5 reads 512 tokens; Chinese is about one token a character
+    sentences: bool = True  # also embed each sentence of a chunk (index.sentences)
+    # A chunk's own vector: "embed" its text, or the "mean" of its sentence vectors (no second
+    # pass over the same words: about the cost of embedding the chunks alone).
+    chunk_vector: str = "embed"
 
     def as_dict(self) -> dict:
-        return {"max_chars": self.max_chars, "separators": SEPARATORS, "version": 1}
+        return {"max_chars": self.max_chars, "separators": SEPARATORS, "sentences": self.sentences,
+                "chunk_vector": self.chunk_vector, "version": 2}
 
 
 def clause_context(doc: Document, clause: Clause) -> str:

@@ -17,12 +17,11 @@ import numpy as np
 
 from corpus.errors import EmbedderUnavailable, IndexMismatch, InvalidQuestion
 from corpus.types import Hit
-from index.build import BuildReport, Prepared, load_stores, prepare, update_index
+from index.build import BuildReport, Prepared, Stores, load_stores, prepare, update_index
 from index.catalog import Catalog, DocInfo
 from index.embedders import Embedder, get_embedder
 from index.folder import recover_for_reader
 from index.manifest import check_manifest, file_digests, read_manifest, reading, rebuild_arguments, verify_files
-from index.stores import BM25Store, FaissStore
 from index.text import tokenize
 
 log = logging.getLogger(__name__)
@@ -83,13 +82,13 @@ class KnowledgeIndex:
     (or explicitly with ``load_embedder``).
     """
 
-    def __init__(self, index_dir: Path, manifest: dict, catalog: Catalog, vectors: FaissStore,
-                 keywords: BM25Store, embedder: Embedder):
+    def __init__(self, index_dir: Path, manifest: dict, catalog: Catalog, stores: Stores, embedder: Embedder):
         self.index_dir = index_dir
         self.manifest = manifest
         self.catalog = catalog
-        self.vectors = vectors
-        self.keywords = keywords
+        self.vectors = stores.vectors
+        self.sentences = stores.sentences
+        self.keywords = stores.keywords
         self.embedder = embedder
         self._docs = {d.doc_id: d for d in catalog.documents()}
         self._ids_by_doc = catalog.chunk_ids_by_doc()
@@ -114,13 +113,13 @@ class KnowledgeIndex:
             embedder = embedder or get_embedder(name)
         except EmbedderUnavailable as exc:
             raise _unusable_embedder(manifest, index_dir, exc) from exc
-        vectors, keywords = load_stores(index_dir, manifest, index_dir)
+        stores = load_stores(index_dir, manifest, index_dir)
         with reading(index_dir, manifest, "store.sqlite"):
             catalog = Catalog(index_dir / "store.sqlite", readonly=True)
             try:
                 if not verified:
                     _quick_check(catalog)
-                opened = cls(index_dir, manifest, catalog, vectors, keywords, embedder)
+                opened = cls(index_dir, manifest, catalog, stores, embedder)
             except BaseException:
                 catalog.close()
                 raise
@@ -184,6 +183,51 @@ class KnowledgeIndex:
         if len(ids) == 0:
             return np.zeros(0, dtype=np.float32)
         return self.vectors.index.reconstruct_batch(np.asarray(ids, dtype=np.int64)) @ vector
+
+    def sentence_scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Cosine of each chunk's best sentence to the query (index.sentences)."""
+        return self.sentences.best(vector, np.asarray(ids, dtype=np.int64))
+
+    def best_sentences(self, vector: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(cosine of each chunk's best sentence, which sentence: its place in ``sentence_units``)."""
+        return self.sentences.best_with_position(vector, np.asarray(ids, dtype=np.int64))
+
+    def dense_search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        return self.vectors.search(vector, k, allowed)
+
+    def sentence_search(self, vector: np.ndarray, k: int,
+                        allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The ``k`` chunks whose best sentence is closest to the query."""
+        return self.sentences.search_chunks(vector, k, allowed)
+
+    def keyword_scores(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, BM25 score of each) for query tokens."""
+        return self.keywords.scores(tokens)
+
+    def weighted_keyword_scores(self, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        return self.keywords.weighted_scores(weights)
+
+    def term_stats(self, tokens: list[str]) -> tuple[dict[str, int], int]:
+        """({token: chunks holding it}, number of chunks)."""
+        return self.keywords.document_frequencies(tokens)
+
+    def vocabulary(self):
+        """Every keyword of the indexed chunks."""
+        return self.keywords.vocabulary()
+
+    def chunks(self, ids) -> dict:
+        """{chunk id: Chunk}."""
+        return self.catalog.chunks(ids)
+
+    def article_chunk_ids(self, doc_ids, number: str) -> list[int]:
+        return self.catalog.article_chunk_ids(doc_ids, number)
+
+    def clause_paths(self, clause_ids) -> dict[str, tuple[str, ...]]:
+        """{clause id: heading path} (cached)."""
+        missing = [c for c in set(clause_ids) if c not in self._clause_info]
+        if missing:
+            self._clause_info.update(self.catalog.clause_info(missing))
+        return {c: self._clause_info.get(c, ((), ""))[0] for c in clause_ids}
 
     def dense(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         return self.vectors.search(self.query_vector(query), k, allowed)

@@ -21,7 +21,7 @@ from index.embedders import DEFAULT_EMBEDDER, PRESETS
 from index.folder import GENERATOR, MANIFEST, STAGING_MARK, require_index
 from index.text import dictionary_hash
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sentence vectors (sentences.faiss)
 DIGEST = "sha256"  # hashlib name; ~1.5 GB/s with the CPU's SHA extensions: 26 ms for 40 MB here
 
 

@@ -221,6 +221,26 @@ class BM25Store:
             return self._ids, np.zeros(len(self._ids), dtype=np.float32)
         return self._ids, np.asarray(self._retriever.get_scores(known), dtype=np.float32)
 
+    def document_frequencies(self, tokens: list[str]) -> tuple[dict[str, int], int]:
+        """({token: number of chunks holding it}, number of chunks) for the tokens this index knows."""
+        if self._dirty:
+            self._rebuild()
+        if self._retriever is None:
+            return {}, 0
+        vocab, indptr = self._retriever.vocab_dict, self._retriever.scores["indptr"]
+        freqs = {t: int(indptr[vocab[t] + 1] - indptr[vocab[t]]) for t in dict.fromkeys(tokens) if t in vocab}
+        return freqs, int(self._retriever.scores.get("num_docs", len(self._ids)))
+
+    def weighted_scores(self, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, Σ weight × BM25 score of the token) over every chunk: a query whose terms count
+        differently (expansion terms less than the question's own)."""
+        ids, total = self._ids, np.zeros(len(self._ids), dtype=np.float32)
+        for token, weight in weights.items():
+            if weight:
+                _, part = self.scores([token])
+                total += np.float32(weight) * part
+        return ids, total
+
     def search(self, tokens: list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         ids, scores = self.scores(tokens)
         if allowed is not None:

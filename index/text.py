@@ -69,6 +69,10 @@ def _stopwords() -> frozenset[str]:
     return frozenset(w.strip() for w in _data("stopwords.txt").splitlines() if w.strip())
 
 
+def is_stopword(token: str) -> bool:
+    return token in _stopwords()
+
+
 @lru_cache(maxsize=1)
 def _tokenizer():
     import io

@@ -193,15 +193,16 @@ def test_build_writes_manifest_and_layout(built, policies):
     index_dir, report = built
     assert sorted(report.added) == sorted(policies)
     manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["embedder"] == {"name": "hash-bigram-256", "dim": 256}
     assert manifest["chunker"]["max_chars"] == 400
     assert len(manifest["dictionary_hash"]) == 16
     assert manifest["documents"]["wuhai-2022"]["content_hash"] == policies["wuhai-2022"].content_hash
     assert manifest["counts"]["chunks"] == report.chunks_embedded
-    for name in ["store.sqlite", "vectors.faiss", "bm25/tokens.jsonl", "manifest.json"]:
+    assert manifest["chunker"]["sentences"] is True and manifest["chunker"]["chunk_vector"] == "embed"
+    for name in ["store.sqlite", "vectors.faiss", "sentences.faiss", "bm25/tokens.jsonl", "manifest.json"]:
         assert (index_dir / name).exists()
-    assert not list(index_dir.parent.glob("index.tmp-*"))
+    assert not list(index_dir.parent.glob(".index.ipqa-*"))
 
 
 def test_incremental_update_embeds_only_new_documents(built):
@@ -313,3 +314,39 @@ def test_search_modes_filters_and_hits(built):
     with pytest.raises(IpqaError):
         ix.search("   ")
     ix.close()
+
+
+def test_sentence_units_cut_at_sentence_ends_and_join_short_pieces():
+    from index.sentences import MAX_CHARS, sentence_units
+
+    article = ("第六十五条 侵犯专利权的赔偿数额按照权利人因被侵权所受到的实际损失确定；实际损失难以确定的，"
+               "可以按照侵权人因侵权所获得的利益确定。权利人的损失难以确定的，参照该专利许可使用费的倍数合理确定。")
+    assert sentence_units(article) == [
+        "第六十五条 侵犯专利权的赔偿数额按照权利人因被侵权所受到的实际损失确定；实际损失难以确定的，可以按照侵权人因侵权所获得的利益确定。",
+        "权利人的损失难以确定的，参照该专利许可使用费的倍数合理确定。"]
+    items = "第三条 下列行为属于侵权：\n（一）\n擅自使用他人注册商标的；\n（二）销售侵权商品的。"
+    assert sentence_units(items) == ["第三条 下列行为属于侵权：", "（一）擅自使用他人注册商标的；", "（二）销售侵权商品的。"]
+    long = "；".join(["本项为一项很长的列举内容用于测试切分"] * 12) + "。"
+    assert all(len(u) <= MAX_CHARS for u in sentence_units(long)) and "".join(sentence_units(long)) == long
+    assert sentence_units("第五条") == ["第五条"]
+
+
+def test_sentence_store_scores_a_chunk_by_its_best_sentence(tmp_path):
+    from index.sentences import STRIDE, SentenceStore
+
+    emb = HashEmbedder()
+    store = SentenceStore(emb.dim)
+    first = ["专利权的期限为二十年", "外观设计专利权的期限为十五年"]
+    second = ["商标注册的有效期为十年"]
+    store.add_chunks(np.asarray([7, 9]), [emb.encode_passages(first), emb.encode_passages(second)])
+    query = emb.encode_queries(["外观设计专利权的期限"])[0]
+    best = store.best(query, np.asarray([7, 9, 11]))
+    assert best[0] == pytest.approx(float(emb.encode_passages([first[1]])[0] @ query))
+    assert best[0] > best[1] > 0 and best[2] == 0.0
+    assert [c for c, _ in store.search_chunks(query, 2)] == [7, 9]
+    assert [c for c, _ in store.search_chunks(query, 2, allowed=np.asarray([9]))] == [9]
+    store.save(tmp_path)
+    again = SentenceStore.load(tmp_path)
+    assert sorted(again.sentence_ids([7, 9]).tolist()) == [7 * STRIDE, 7 * STRIDE + 1, 9 * STRIDE]
+    again.delete_chunks(np.asarray([7]))
+    assert again.best(query, np.asarray([7]))[0] == 0.0 and len(again) == 1
