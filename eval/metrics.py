@@ -46,6 +46,15 @@ def recall_at(ranked: Sequence[str], gold: set[str], k: int = 10) -> float:
     return len(gold & set(ranked[:k])) / len(gold) if gold else 0.0
 
 
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a proportion ``p`` measured on ``n`` questions."""
+    if n <= 0:
+        return 0.0, 1.0
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def retrieval_metrics(ranked: Sequence[str], gold: set[str]) -> dict[str, float]:
     return {
         "hit@1": hit_at(ranked, gold, 1), "hit@3": hit_at(ranked, gold, 3), "hit@5": hit_at(ranked, gold, 5),

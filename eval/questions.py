@@ -10,16 +10,40 @@ One JSON object per line::
 ``gold`` is empty for unanswerable questions. ``span`` is copied verbatim from
 the clause (the figure or sentence that answers); ``answer_keywords`` are what
 a correct answer must contain, written as the source writes them.
+
+``split`` is fixed once, by a hash of the id (``split_of``): ``dev`` (or ``train`` for STARD) is
+for tuning and reading failures, ``test`` is only reported. Every dataset is split the same way,
+half and half; the validator refuses a question whose recorded split is not its hash's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-TYPES = ("goal", "subsidy", "procedure", "fact", "definition", "multi", "unanswerable", "followup")
+TYPES = ("goal", "subsidy", "procedure", "fact", "definition", "multi", "unanswerable", "followup", "stard")
+TUNING_SPLITS = ("dev", "train")  # the splits whose failures may be read and tuned on
+TRAIN_SPLIT = {"stard": "train"}  # datasets whose tuning half is called train (the ranker learns on it)
+
+
+# The bundled collections each dataset is asked over (the default: the app's knowledge base). STARD is
+# asked over the IP laws and every law its questions cite.
+DEFAULT_COLLECTIONS = ("policies", "laws")
+DATASET_COLLECTIONS = {"stard": ("laws", "stard_laws")}
+
+
+def collections_for(dataset: str) -> tuple[str, ...]:
+    return DATASET_COLLECTIONS.get(dataset, DEFAULT_COLLECTIONS)
+
+
+def split_of(question_id: str, dataset: str = "") -> str:
+    """The fixed split of a question: ``test`` for half the ids (by a hash), ``dev`` (``train``) for the rest."""
+    if int(hashlib.sha256(str(question_id).encode("utf-8")).hexdigest(), 16) % 2:
+        return "test"
+    return TRAIN_SPLIT.get(dataset, "dev")
 
 
 @dataclass(frozen=True)
@@ -41,16 +65,28 @@ class Question:
     gold: tuple[Gold, ...] = ()
     answer_keywords: tuple[str, ...] = ()
     dataset: str = ""
+    split: str = "dev"
 
     @property
     def answerable(self) -> bool:
         return bool(self.gold)
+
+    @property
+    def label(self) -> str:
+        """Where the question's figures are reported: dataset/split (policies_qa/test)."""
+        return f"{self.dataset}/{self.split}"
 
 
 @dataclass
 class Dataset:
     name: str
     questions: list[Question] = field(default_factory=list)
+
+    @property
+    def scores_answers(self) -> bool:
+        """Whether answers are scored too (the dataset says what an answer must contain, or holds
+        questions to refuse); STARD gives only the relevant articles."""
+        return any(q.answer_keywords or not q.gold for q in self.questions)
 
 
 def dataset_dir() -> Path:
@@ -59,12 +95,6 @@ def dataset_dir() -> Path:
 
 def bundled_datasets() -> list[str]:
     return sorted(p.stem for p in dataset_dir().glob("*.jsonl"))
-
-
-def holdout_paths() -> list[Path]:
-    """Held-out sets: written by someone who had not seen the assistant's rules, and never used to
-    tune them. ``ipqa eval eval/holdout/laws_holdout.jsonl`` measures how far the tuning generalises."""
-    return sorted((Path(str(resources.files("eval"))) / "holdout").glob("*.jsonl"))
 
 
 def load_dataset(name_or_path: str | Path) -> Dataset:
@@ -84,7 +114,8 @@ def load_dataset(name_or_path: str | Path) -> Dataset:
                 id=row["id"], question=row["question"], type=row["type"],
                 history=tuple(row.get("history") or ()),
                 gold=tuple(Gold(g["clause_id"], g["span"]) for g in row.get("gold") or ()),
-                answer_keywords=tuple(row.get("answer_keywords") or ()), dataset=path.stem))
+                answer_keywords=tuple(row.get("answer_keywords") or ()), dataset=path.stem,
+                split=row.get("split") or split_of(row["id"], path.stem)))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path.name} line {n}: {exc}") from exc
     return Dataset(path.stem, questions)
@@ -106,6 +137,8 @@ def validate(dataset: Dataset, documents: dict) -> list[str]:
         seen.add(q.id)
         if q.type not in TYPES:
             problems.append(f"{where}: unknown type {q.type!r}")
+        if q.split != split_of(q.id, dataset.name):
+            problems.append(f"{where}: split {q.split!r}, but its id's hash gives {split_of(q.id, dataset.name)!r}")
         if (q.type == "unanswerable") != (not q.gold):
             problems.append(f"{where}: unanswerable questions (and only they) have no gold")
         if q.type == "followup" and not q.history:
@@ -138,15 +171,16 @@ def main() -> int:
 
     from corpus import load_collection
 
-    docs = {d.doc_id: d for name in ("policies", "laws") for d in load_collection(name).documents}
+    docs = {d.doc_id: d for name in ("policies", "laws", "stard_laws") for d in load_collection(name).documents}
     total = 0
-    for name in [*bundled_datasets(), *holdout_paths()]:
+    for name in bundled_datasets():
         ds = load_dataset(name)
         problems = validate(ds, docs)
         counts: dict[str, int] = {}
         for q in ds.questions:
             counts[q.type] = counts.get(q.type, 0) + 1
-        print(f"{ds.name}: {len(ds.questions)} questions {counts}; {len(problems)} problems")
+        splits = {sp: sum(q.split == sp for q in ds.questions) for sp in dict.fromkeys(q.split for q in ds.questions)}
+        print(f"{ds.name}: {len(ds.questions)} questions {counts}, splits {splits}; {len(problems)} problems")
         for p in problems:
             print("  " + p)
         total += len(problems)

@@ -216,17 +216,18 @@ class App:
         except IpqaError as exc:
             raise gr.Error(exc.user_message) from None
         from eval.report import answer_rows, summary_rows
+        from eval.runner import is_test
 
         summary = [[r[0], r[1]] + r[2:] for r in summary_rows(outcome.run)]
         answers = answer_rows(outcome.run)
-        failing = []
+        failing = []  # the dev splits only: test failures are not shown, so nobody tunes to them
         for r in outcome.run.results:
-            if r.pipeline == "ipqa-hybrid" and r.metrics.get("hit@1", 1.0) < 1.0:
+            if r.pipeline == "ipqa-hybrid" and r.metrics.get("hit@1", 1.0) < 1.0 and not is_test(r.dataset):
                 why = "检索前5未命中" if r.metrics.get("hit@5", 1.0) < 1.0 else "检索首条不是标准条款"
                 failing.append([r.dataset, r.id, r.type, r.question, why, "；".join(r.gold),
                                 r.ranked[0] if r.ranked else ""])
         for a in outcome.run.answers:
-            if a.abstained != a.should_abstain:
+            if a.abstained != a.should_abstain and not is_test(a.dataset):
                 why = "不该拒答却拒答" if a.abstained else "应拒答却作答"
                 failing.append([a.dataset, a.id, a.type, a.question, why, "；".join(a.gold), "；".join(a.cited)])
         chart = outcome.paths.get("png")
@@ -399,8 +400,8 @@ def build_app(backend: Backend) -> gr.Blocks:
                     with_baselines = gr.Checkbox(label="同时评测基线方法（BM25、朴素 LangChain；首次较慢）", value=False)
                     run = gr.Button("运行评测", variant="primary", elem_id="ipqa-eval")
                 eval_note = gr.Markdown(elem_id="ipqa-eval-note")
-                eval_summary = gr.Dataframe(headers=["数据集", "方法", "hit@1", "hit@3", "hit@5", "hit@10", "MRR@10",
-                                                     "nDCG@10", "recall@10", "p50 ms", "p95 ms", "题数"],
+                eval_summary = gr.Dataframe(headers=["数据集", "方法", "hit@1", "hit@1 95% 区间", "hit@3", "hit@5", "hit@10",
+                                                     "MRR@10", "nDCG@10", "recall@10", "p50 ms", "p95 ms", "题数"],
                                             label="检索指标", interactive=False, elem_id="ipqa-eval-summary")
                 eval_answers = gr.Dataframe(headers=["数据集", "关键词覆盖", "引用准确率", "引用召回率", "数字可溯源",
                                                      "无答案时拒答", "有答案时拒答", "p50 ms", "p95 ms", "题数"],

@@ -31,6 +31,7 @@ UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 # oldest go first once the folder holds more than this.
 TEMP_MAX_AGE = 3600.0
 TEMP_MAX_BYTES = 512 * 1024 * 1024
+APP_DATASETS = ("policies_qa", "laws_qa")  # asked over the app's own knowledge base (STARD needs its own index)
 _UNSAFE = re.compile(r"[^\w\u3400-\u9fff（）()《》\-. ]+")
 
 
@@ -308,6 +309,7 @@ class Backend:
             raise RuntimeError("另一项评测正在运行，请稍后再试")
         try:
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            datasets = list(datasets) or list(APP_DATASETS)
             return evaluate(datasets, modes=("hybrid",), index=self.assistant.index,
                             out_dir=self.data_dir / "eval" / stamp, progress=False, baselines=baselines)
         finally:
