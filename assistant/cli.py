@@ -475,6 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE.json", help="把全部结果写入该 JSON 文件")
     p.set_defaults(func=cmd_loadtest)
 
+    p = sub.add_parser("train-ranker", help="训练检索重排序模型（只用 STARD 的 train 部分和评测集的 dev 部分；写入 assistant/data）")
+    p.add_argument("--index-dir", metavar="DIR", help="知识库索引目录（默认 .ipqa/index；STARD 用其旁边的索引，不存在时自动建立）")
+    p.add_argument("--out", metavar="DIR", help="模型输出目录（默认 assistant/data）")
+    p.set_defaults(func=cmd_train_ranker)
+
     p = sub.add_parser("serve", help="启动网页版问答助手（首次运行时为内置知识库建立索引）")
     p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，只允许本机访问）")
     p.add_argument("--port", type=int, default=7860, help="端口（默认 7860）")
@@ -487,6 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_size_arg(p)
     p.set_defaults(func=cmd_serve)
     return parser
+
+
+def cmd_train_ranker(args) -> int:
+    from eval import train
+
+    return train.main([*(["--index-dir", args.index_dir] if args.index_dir else []),
+                       *(["--out", args.out] if args.out else [])])
 
 
 def cmd_bench(args) -> int:

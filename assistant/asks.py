@@ -1,0 +1,72 @@
+"""What kind of answer a question asks for, and whether a sentence holds one.
+
+The kinds (amount, count, duration, date, rate, score, who, definition, list, how, yes/no) and their
+patterns are a data table, ``assistant/data/answer_types.tsv``: the words that ask for a kind, and
+what a value of that kind looks like in a clause. The ranker uses it as a feature (the best-matching
+sentence of a clause holds a value of the kind asked); a question asking "多少天" is answered by the
+sentence with a period in it, not by its neighbour about the same act.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+KINDS = ("score", "rate", "amount", "duration", "date", "count", "who", "definition", "list", "how", "yesno")
+
+
+@dataclass(frozen=True)
+class AnswerKind:
+    name: str
+    asks: re.Pattern  # in a question: the words that ask for this kind
+    holds: re.Pattern  # in a clause: a value of this kind
+
+
+@lru_cache(maxsize=1)
+def answer_kinds() -> tuple[AnswerKind, ...]:
+    """The table, in the order it is read (the first kind whose words a question has wins)."""
+    rows = []
+    text = (resources.files("assistant") / "data" / "answer_types.tsv").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, asks, holds = line.split("\t")
+        if name not in KINDS:
+            raise ValueError(f"answer_types.tsv: unknown kind {name!r}; choose from {list(KINDS)}")
+        rows.append(AnswerKind(name, re.compile(asks), re.compile(holds)))
+    return tuple(rows)
+
+
+def asked_kind(question: str) -> AnswerKind | None:
+    """The kind of answer a question asks for (None: none of the table's words)."""
+    return next((k for k in answer_kinds() if k.asks.search(question)), None)
+
+
+def holds_kind(kind: AnswerKind | None, text: str) -> bool:
+    return bool(kind and kind.holds.search(text))
+
+
+# The unit a "多少/几 + unit" question counts in, and the same unit after a number in a clause: a
+# question asking 多少年 is answered by "十五年", not by "2个月内" beside it. Four-digit numbers before
+# 年 are years (dates), not durations.
+_ASKED_UNIT = re.compile(r"(?:多少|几)个?(年|月|天|日|件|家|元|分|项|次|名|人|倍|所|篇|部)")
+_NUMBER = r"(?:(?<!\d)\d{1,3}(?!\d)|\d[\d.,]*|[一二三四五六七八九十百千万两半]+)"
+_SAME_DAY = {"天": "[天日]", "日": "[天日]"}
+
+
+def asked_unit(question: str) -> str | None:
+    found = _ASKED_UNIT.search(question)
+    return found.group(1) if found else None
+
+
+@lru_cache(maxsize=64)
+def _unit_value(unit: str) -> re.Pattern:
+    number = r"(?:(?<!\d)\d{1,3}(?!\d)|[一二三四五六七八九十百两半]+)" if unit == "年" else _NUMBER
+    return re.compile(number + r"\s*(?:万|亿)?\s*个?" + _SAME_DAY.get(unit, unit))
+
+
+def holds_unit(unit: str | None, text: str) -> bool:
+    """Whether ``text`` has a number in the unit a question asks for (False when it asks for none)."""
+    return bool(unit and _unit_value(unit).search(text))
