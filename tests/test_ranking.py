@@ -114,3 +114,37 @@ def test_subsidy_question_without_a_place_finds_the_policies(ix, reader):
     docs = [h.chunk.doc_id for h in hits]
     assert hits[0].kind not in ("法律", "行政法规", "司法解释")
     assert {"changsha-furong-2017", "cangzhou-2017", "jingmen-hitech-2023"} <= set(docs)
+
+
+def test_yes_no_grammar_is_not_a_keyword():
+    from assistant.ranking import content_query
+
+    # 有没有 would bring 没有 to the keyword query (and 没有经常居所 above the subsidy asked about).
+    assert "没有" not in content_query("企业申请专利有没有资助")
+    assert content_query("能不能申请专利").strip() == "申请专利"
+    assert content_query("我没有申请过专利") == "我没有申请过专利"  # a plain 没有 is content
+
+
+def test_unit_asked_and_unit_stated():
+    from assistant.asks import asked_unit, holds_unit
+
+    assert asked_unit("外观设计专利保护多少年") == "年"
+    assert holds_unit("年", "外观设计专利权的期限为十五年")
+    assert not holds_unit("年", "自2020年起2个月内提出")  # a year is a date, 2个月 another unit
+    assert asked_unit("几天内要答复") == "天" and holds_unit("天", "应当在十五日内答复")
+    assert asked_unit("奖励多少") is None and not holds_unit(None, "奖励5万元")
+
+
+def test_every_rule_can_be_switched_off_alone():
+    from dataclasses import fields
+
+    from assistant.retrieval import DEFAULT_SETTINGS
+    from assistant.rules import RULES
+    from eval.ablate import variants
+
+    found = variants()
+    assert found["base"] == DEFAULT_SETTINGS and not found["no rules"].rules and not found["no colloquial"].colloquial
+    for f in fields(RULES):
+        weights = found[f"-{f.name}"].rule_weights
+        assert getattr(weights, f.name) == 0 and all(
+            getattr(weights, g.name) == getattr(RULES, g.name) for g in fields(RULES) if g.name != f.name)
