@@ -33,9 +33,10 @@ DEPTH = 60  # candidates taken from each search
 PRF_DOCS = 5  # dense hits whose words feed the BM25 expansion
 PRF_TERMS = 10  # expansion terms added
 PRF_WEIGHT = 0.4  # an expansion term's weight, relative to the question's own words (the best one)
-_FIGURE = re.compile(r"\d[\d.]*\s*(?:%|％|件|家|个|项|名|亿|万|元|次|倍|人|场|所|部|篇|以上|以下)")
+# A figure with its unit (a heading's "9." is no figure), and a clause that grants support.
+FIGURE = re.compile(r"\d[\d.]*\s*(?:%|％|件|家|个|项|名|亿|万|元|次|倍|人|场|所|部|篇|以上|以下)")
 _DEFINES = re.compile(r"是指|所称|指的是")
-_GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
+GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
 _SENTENCE_END = re.compile(r"(?<=[。！？；;!?])|\n")
 # "A不A" / "A没A" (有没有, 能不能, 是不是, 可不可以): the grammar of a yes/no question, not its content;
 # left in, 有没有 brings 没有 to the keyword query and 没有经常居所 outranks the subsidy asked about.
@@ -248,7 +249,7 @@ def _candidate(q: _Question, ch, doc, path: tuple[str, ...], policy: bool) -> di
     group = KIND_GROUPS.get(doc.kind, "policy" if policy else "regulation")
     cover, cover_idf = q.terms.coverage(ch.indexed_text)
     sentence_cover, sentence = q.terms.best_sentence(ch.text)
-    figure, defines, grants = bool(_FIGURE.search(ch.text)), bool(_DEFINES.search(ch.text)), bool(_GRANTS.search(ch.text))
+    figure, defines, grants = bool(FIGURE.search(ch.text)), bool(_DEFINES.search(ch.text)), bool(GRANTS.search(ch.text))
     return {
         "coverage": cover, "coverage_idf": cover_idf, "title_coverage": q.terms.coverage(doc.title + " ".join(path))[0],
         "sentence_coverage": sentence_cover, "heading_in_question": len(heading) >= 3 and _heading_words(heading) in u.query,

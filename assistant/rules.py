@@ -17,12 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.understanding import Understanding
+from assistant.ranking import FIGURE, GRANTS
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int
 
-# A figure with its unit: what target questions want (a heading's "9." is no figure).
-_FIGURE = re.compile(r"\d[\d.]*\s*(?:%|％|件|家|个|项|名|亿|万|元|次|倍|人|场|所|部|篇|以上|以下)")
-_GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
 _DEFINES = re.compile(r"是指|所称|指的是|称为")
 _ASKS_TERM = re.compile(r"(?:保护|有效|能用|管)[^，,。？?]{0,3}(?:多少年|多久|几年|多长|到什么时候|到哪年)|保护期|有效期")
 _STATES_TERM = re.compile(r"(?:期限|有效期|保护期)为")
@@ -52,9 +50,9 @@ def boosts(u: Understanding, chunks: list, kinds: list[str], weights: RuleWeight
     out = np.zeros(len(chunks), dtype=np.float64)
     for i, (chunk, kind) in enumerate(zip(chunks, kinds)):
         text, is_law = chunk.text, kind in LAW_KINDS
-        out[i] += weights.figure * bool((u.intent in ("goal", "amount") or u.years) and _FIGURE.search(text))
+        out[i] += weights.figure * bool((u.intent in ("goal", "amount") or u.years) and FIGURE.search(text))
         out[i] += weights.heading * _named_heading(text, query)
-        out[i] += weights.subsidy * bool(u.intent == "subsidy" and not is_law and _GRANTS.search(text))
+        out[i] += weights.subsidy * bool(u.intent == "subsidy" and not is_law and GRANTS.search(text))
         out[i] += weights.definition * bool(u.intent == "definition" and _DEFINES.search(text))
         out[i] += weights.ordinal * bool(u.ordinal and _is_nth(chunk, *u.ordinal))
         out[i] += weights.term * bool(term_question and _STATES_TERM.search(text))
