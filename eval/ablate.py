@@ -26,8 +26,9 @@ def variants() -> dict[str, object]:
     return out
 
 
-def ablate(datasets: list[str], index_dir: Path) -> list[tuple[str, str, dict[str, float]]]:
-    """(variant, dataset/split, figures) for every variant over the given datasets."""
+def ablate(datasets: list[str], index_dir: Path,
+           only: list[str] | None = None) -> list[tuple[str, str, dict[str, float]]]:
+    """(variant, dataset/split, figures) for every variant (or those named in ``only``) over the datasets."""
     from assistant import open_index
     from assistant.retrieval import retrieve
     from assistant.understanding import QuestionReader
@@ -38,6 +39,9 @@ def ablate(datasets: list[str], index_dir: Path) -> list[tuple[str, str, dict[st
     data = [load_dataset(name) for name in datasets]
     rows = []
     for name, settings in variants().items():
+        if only and name not in only:
+            continue
+
         def pipeline(q, k, settings=settings):
             hits = retrieve(ix, q.question, history=q.history, k=2 * k, reader=reader, settings=settings)
             return [h.chunk.clause_id for h in hits]
@@ -48,9 +52,13 @@ def ablate(datasets: list[str], index_dir: Path) -> list[tuple[str, str, dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.ablate", description="逐项关闭检索规则，报告各数据集 dev/test 的命中率")
-    parser.add_argument("datasets", nargs="+", help="数据集名（同一次只给同一知识库上的数据集，如 policies_qa laws_qa，或 stard）")
-    parser.add_argument("--index-dir", default=".ipqa/index", help="知识库索引目录（stard 用其旁边的 -stard_laws 索引）")
+    parser = argparse.ArgumentParser(prog="python -m eval.ablate",
+                                     description="逐项关闭检索规则，报告各数据集 dev/test 的命中率")
+    parser.add_argument("datasets", nargs="+",
+                        help="数据集名（同一次只给同一知识库上的数据集，如 policies_qa laws_qa，或 stard）")
+    parser.add_argument("--index-dir", default=".ipqa/index",
+                        help="知识库索引目录（stard 用其旁边的 -stard_laws 索引）")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="只跑这些变体（如 base、no rules、-term）")
     args = parser.parse_args(argv)
     collections = {collections_for(d) for d in args.datasets}
     if len(collections) != 1:
@@ -58,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     index_dir = Path(args.index_dir)
     if "stard_laws" in next(iter(collections)):
         index_dir = index_dir.with_name(index_dir.name + "-stard_laws")
-    for name, label, f in ablate(args.datasets, index_dir):
+    for name, label, f in ablate(args.datasets, index_dir, args.only):
         print(f"{name:16s} {label:18s} hit@1 {f['hit@1']:.3f}  hit@5 {f['hit@5']:.3f}  hit@10 {f['hit@10']:.3f}",
               flush=True)
     return 0
