@@ -61,10 +61,6 @@ class Candidates:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, keep: np.ndarray) -> "Candidates":
-        return Candidates(self.ids[keep], self.dense[keep], self.sentence[keep], self.bm25[keep], self.prf[keep],
-                          self.best_sentence[keep], self.expansion, self.chunks)
-
 
 # --- candidates -------------------------------------------------------------------------------
 
