@@ -305,6 +305,9 @@ def to_json(run_: EvalRun) -> dict:
 
 
 def resolve_datasets(names: Sequence[str]) -> list[Dataset]:
-    from eval.questions import bundled_datasets
+    """The datasets named, or by default those asked over the default knowledge base (policies_qa,
+    laws_qa): STARD needs an index of its own (about 12 minutes to build) and runs when named."""
+    from eval.questions import DEFAULT_COLLECTIONS, bundled_datasets, collections_for
 
-    return [load_dataset(n) for n in (names or bundled_datasets())]
+    default = [n for n in bundled_datasets() if collections_for(n) == DEFAULT_COLLECTIONS]
+    return [load_dataset(n) for n in (names or default)]
