@@ -39,7 +39,7 @@ def index_dir_for(collections: Sequence[str], index_dir: Path) -> Path:
     return index_dir.with_name(f"{index_dir.name}-{extra}")
 
 
-def _open_or_build(index_dir: Path, collections: Sequence[str], progress: bool):
+def open_or_build(index_dir: Path, collections: Sequence[str], progress: bool):
     from assistant import index_sources, open_index
     from corpus.errors import IndexNotBuilt
 
@@ -118,7 +118,7 @@ def evaluate(datasets: Sequence[str] = (), *, modes: Sequence[str] = ("hybrid",)
     citations: dict[str, str] = {}
     for collections, part in groups.items():
         own = index is not None and collections == DEFAULT_COLLECTIONS
-        ix = index if own else _open_or_build(index_dir_for(collections, index_dir), collections, progress)
+        ix = index if own else open_or_build(index_dir_for(collections, index_dir), collections, progress)
         try:
             partial, extra = _run_on(ix, part, modes=modes, baselines=baselines, k=k, progress=progress,
                                      answers=answers, cache_dir=out_dir.parent / "eval-cache")

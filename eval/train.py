@@ -91,13 +91,13 @@ def collect(index_dir: Path, progress: bool = True) -> TrainingSet:
     """Features of every tuning-split question, over the index each dataset is asked over."""
     from assistant.retrieval import DEFAULT_SETTINGS, scope_docs
     from assistant.understanding import QuestionReader
-    from eval.api import _open_or_build, index_dir_for
+    from eval.api import open_or_build, index_dir_for
 
     out = TrainingSet()
     for name in TRAIN_DATASETS:
         questions = [q for q in load_dataset(name).questions if q.split in TUNING_SPLITS and q.gold]
         collections = collections_for(name)
-        ix = _open_or_build(index_dir_for(collections, index_dir), collections, progress)
+        ix = open_or_build(index_dir_for(collections, index_dir), collections, progress)
         try:
             reader = QuestionReader(ix.documents())
             started = time.perf_counter()
