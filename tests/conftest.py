@@ -80,10 +80,14 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    import shutil
+
     proc = STARD_RUN.get("proc")
     if proc is not None and proc.poll() is None:
         proc.kill()
         proc.wait()
+    if STARD_RUN.get("folder"):
+        shutil.rmtree(STARD_RUN["folder"], ignore_errors=True)  # its index: about 100 MB
 
 
 @pytest.fixture(scope="session")
