@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(p)
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
     p.add_argument("--embedder", metavar="NAME",
-                   help="向量模型：e5-small-int8（默认，离线）、e5-small（float32）、bge-small-zh，或 sentence-transformers 模型名/本地路径")
+                   help="向量模型：e5-small-onnx（默认，离线，float32）、e5-small-int8（更快，但结果随 CPU 略有不同）、e5-small（torch）、bge-small-zh，或 sentence-transformers 模型名/本地路径")
     p.add_argument("--rebuild", action="store_true", help="丢弃现有索引，全部重建")
     p.add_argument("--quiet", action="store_true", help="不显示进度条")
     _add_size_arg(p)
@@ -462,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", type=int, nargs="+", default=list(DEFAULT_SIZES), metavar="N",
                    help="切片大小（文档数），默认 50 200 800")
     p.add_argument("--out", default=".ipqa/bench", metavar="DIR", help="输出目录（默认 .ipqa/bench）")
-    p.add_argument("--embedder", metavar="NAME", help="ipqa 使用的向量模型（默认 e5-small-int8）")
+    p.add_argument("--embedder", metavar="NAME", help="ipqa 使用的向量模型（默认 e5-small-onnx）")
     p.add_argument("--questions", default="laws_qa", metavar="DATASET", help="测延迟用的问题集（默认 laws_qa）")
     p.add_argument("--no-baseline", action="store_true", help="不跑 LangChain 默认做法的对照")
     p.set_defaults(func=cmd_bench)

@@ -125,7 +125,7 @@ class NotAnIndex(IpqaError):
 class EmbedderUnavailable(IpqaError):
     """An embedding model that cannot be used here: unknown name, or not on this machine."""
 
-    CHOICES = "e5-small-int8（默认）、e5-small、hash，或本机上的 sentence-transformers 模型文件夹"
+    CHOICES = "e5-small-onnx（默认）、e5-small-int8、e5-small、hash，或本机上的 sentence-transformers 模型文件夹"
 
     def __init__(self, name: str, reason: str):
         self.embedder, self.reason = name, reason  # reason: Chinese, for users

