@@ -61,17 +61,27 @@ class TrainingSet:
     rows: list[np.ndarray] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # each group's question id (folds keep a question whole)
+    sets: list[str] = field(default_factory=list)  # each group's dataset name
     used: dict[str, int] = field(default_factory=dict)  # dataset -> questions used
     missed: dict[str, int] = field(default_factory=dict)  # dataset -> questions with no gold among candidates
 
-    def add(self, dataset: str, x: np.ndarray, y: np.ndarray, weight: float) -> None:
+    def add(self, dataset: str, x: np.ndarray, y: np.ndarray, weight: float, key: str = "") -> None:
         if not y.any():
             self.missed[dataset] = self.missed.get(dataset, 0) + 1
             return
         self.rows.append(x)
         self.labels.append(y)
         self.weights.append(weight)
+        self.keys.append(key)
+        self.sets.append(dataset)
         self.used[dataset] = self.used.get(dataset, 0) + 1
+
+    def subset(self, keep: list[int]) -> "TrainingSet":
+        out = TrainingSet()
+        for i in keep:
+            out.add(self.sets[i], self.rows[i], self.labels[i], self.weights[i], self.keys[i])
+        return out
 
 
 def question_rows(ix, reader, question, settings) -> tuple[np.ndarray, np.ndarray]:
@@ -103,28 +113,71 @@ def collect(index_dir: Path, progress: bool = True) -> TrainingSet:
             started = time.perf_counter()
             for q in questions:
                 x, y = question_rows(ix, reader, q, DEFAULT_SETTINGS)
-                out.add(name, x, y, 1.0 if name == "stard" else DEV_WEIGHT)
+                out.add(name, x, y, 1.0 if name == "stard" else DEV_WEIGHT, f"{name}:{q.id}")
                 if name != "stard" and ALL_DOCUMENTS and scope_docs(reader.read(q.question, q.history),
                                                                     DEFAULT_SETTINGS, ix):
                     # The same question over every document: a question that names a place is searched
                     # within that place's documents, so without this the ranker would never see a law
                     # compete with a policy, nor learn what a named place is worth.
                     x, y = question_rows(ix, reader, q, replace(DEFAULT_SETTINGS, scope_by_place=False))
-                    out.add(f"{name} (all documents)", x, y, DEV_WEIGHT)
+                    out.add(f"{name} (all documents)", x, y, DEV_WEIGHT, f"{name}:{q.id}")
             log.info("%s: %d questions in %.1fs", name, len(questions), time.perf_counter() - started)
         finally:
             ix.close()
     return out
 
 
-def fit(data: TrainingSet, rounds: int = ROUNDS):
+def fit(data: TrainingSet, rounds: int = ROUNDS, params: dict | None = None):
     import lightgbm
 
     x, y = np.concatenate(data.rows), np.concatenate(data.labels)
     groups = [len(r) for r in data.rows]
     weights = np.concatenate([np.full(len(r), w, dtype=np.float32) for r, w in zip(data.rows, data.weights)])
     train = lightgbm.Dataset(x, y, group=groups, weight=weights, free_raw_data=False)
-    return lightgbm.train(PARAMS, train, num_boost_round=rounds)
+    return lightgbm.train(params or PARAMS, train, num_boost_round=rounds)
+
+
+# What --cv compares: (name, rounds, parameter changes). Each is trained on four folds of the tuning
+# questions and scored on the fifth; a question and its all-documents copy stay in one fold.
+CV_GRID = (
+    ("chosen", ROUNDS, {}),
+    ("300 rounds", 300, {}),
+    ("1200 rounds", 1200, {}),
+    ("4 leaves", ROUNDS, {"num_leaves": 4}),
+    ("min 300 per leaf", ROUNDS, {"min_data_in_leaf": 300}),
+    ("no feature sampling", ROUNDS, {"feature_fraction": 1.0}),
+)
+CV_FOLDS = 5
+
+
+def _fold(key: str) -> int:
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % CV_FOLDS
+
+
+def out_of_fold(data: TrainingSet, rounds: int, params: dict) -> dict[str, tuple[float, float]]:
+    """hit@1 and hit@5 of each dataset's held-out questions (the ranker alone, before the kept rules)."""
+    hits: dict[str, list[tuple[bool, bool]]] = {}
+    folds = [_fold(k) for k in data.keys]
+    for fold in range(CV_FOLDS):
+        booster = fit(data.subset([i for i, f in enumerate(folds) if f != fold]), rounds, params)
+        for i in (i for i, f in enumerate(folds) if f == fold):
+            order = np.argsort(-booster.predict(data.rows[i]), kind="stable")
+            ranked = data.labels[i][order]
+            hits.setdefault(data.sets[i], []).append((bool(ranked[0]), bool(ranked[:5].any())))
+    return {name: (float(np.mean([h[0] for h in hs])), float(np.mean([h[1] for h in hs])))
+            for name, hs in sorted(hits.items())}
+
+
+def cross_validate(index_dir: Path, progress: bool = True) -> str:
+    """Out-of-fold figures of every CV_GRID setting, as a table (the command's output)."""
+    data = collect(index_dir, progress)
+    lines = ["数据集（只含候选中有正确条款的问题）  设置  hit@1  hit@5"]
+    for name, rounds, changes in CV_GRID:
+        started = time.perf_counter()
+        figures = out_of_fold(data, rounds, {**PARAMS, **changes})
+        log.info("%s: %.0fs", name, time.perf_counter() - started)
+        lines += [f"{dataset}  {name}  {h1:.3f}  {h5:.3f}" for dataset, (h1, h5) in figures.items()]
+    return "\n".join(lines)
 
 
 def train(index_dir: Path, out_dir: Path, progress: bool = True) -> dict:
@@ -152,8 +205,13 @@ def main(argv: list[str] | None = None) -> int:
                                      description="训练检索重排序模型（LambdaMART），只用 STARD 的 train 部分和评测集的 dev 部分")
     parser.add_argument("--index-dir", type=Path, default=None, help="知识库索引目录（默认 .ipqa/index；STARD 用其旁边的索引）")
     parser.add_argument("--out", type=Path, default=None, help="模型输出目录（默认 assistant/data）")
+    parser.add_argument("--cv", action="store_true",
+                        help="不写模型：按问题分 5 折交叉验证，比较几组训练参数的折外 hit@1 / hit@5")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.cv:
+        print(cross_validate(args.index_dir or default_index_dir()))
+        return 0
     info = train(args.index_dir or default_index_dir(), args.out or model_dir())
     print(json.dumps({k: info[k] for k in ("questions", "no_gold_among_candidates", "candidates", "data_hash")},
                      ensure_ascii=False, indent=1))

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Create .venv and install ipqa with its test tools. Safe to run again.
-#   --browser  also install Debian's chromium and a Chinese font (fonts-wqy-zenhei) for the browser tests
+#   --browser  also install Debian's chromium and a Chinese font (fonts-wqy-zenhei) for the browser tests,
+#              and valgrind (a test runs the embedder under it to get another CPU's kernels)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-if [ "${1:-}" = "--browser" ] && ! dpkg -s chromium fonts-wqy-zenhei >/dev/null 2>&1; then
+if [ "${1:-}" = "--browser" ] && ! dpkg -s chromium fonts-wqy-zenhei valgrind >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-zenhei valgrind >/dev/null
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 export PIP_DISABLE_PIP_VERSION_CHECK=1
