@@ -188,7 +188,8 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
         # (a target table's rows come in several chunks of one clause).
         pieces = [h] + [x for x in hits if x.chunk.clause_id == h.chunk.clause_id and x is not h]
         scored = [(_sentence_score(s, wanted, u.intent, u.query), x.chunk.start + off, s, x)
-                  for x in pieces for off, s in sentences(x.chunk.text, legal=_legal(x))]
+                  for x in pieces for off, s in sentences(x.chunk.text, legal=_legal(x))
+                  if not _is_caption(x.chunk.text, off, s)]
         body = [x for x in scored if not _is_heading_line(x[2], x[3])] or scored
         best = sorted(body, key=lambda x: (-x[0], x[1]))[:per_clause]
         top = best[0][0] if best else 0
@@ -297,6 +298,19 @@ def _is_heading_line(sentence: str, hit: Hit) -> bool:
     heading = hit.path[-1] if hit.path else ""
     return (bool(heading) and sentence.rstrip("。") == heading.rstrip("。") and len(hit.chunk.text) > len(sentence) + 5
             and not re.search(r"\d{4}\s*年|\d+\s*(?:月|日|件|家|%|元)", sentence))
+
+
+_PUNCTUATION = re.compile(r"[，,。；;：:！!？?、]")
+
+
+def _is_caption(text: str, offset: int, sentence: str) -> bool:
+    """A table's caption ("“十三五”期间专利事业发展主要指标一"): a line of its own, without
+    punctuation, followed by a table row. It names the table; the rows say what it holds."""
+    if _PUNCTUATION.search(sentence) or (offset and text[offset - 1] != "\n"):
+        return False
+    end = text.find("\n", offset)
+    following = text[end + 1:].split("\n", 1)[0] if end >= 0 else ""
+    return " | " in following
 
 
 def coverage(u: Understanding, text: str, *, vocabulary=None) -> float:
