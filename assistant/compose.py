@@ -92,6 +92,8 @@ _ASKS_ABOUT_DOCUMENT = [
     (re.compile(r"哪天|什么时候印发|印发日期|发布日期|哪天发|何时印发|何时发布"), re.compile(r"^\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$|^\d{4}-\d{2}-\d{2}$")),
     (re.compile(r"哪个部门|哪个单位|谁发的|发文机关|哪个机关"), re.compile(r"(?:办公室|局|政府|委员会|厅)$")),
 ]
+# Of those, the ones only the document's notice (its 文号 and date lines) can answer.
+_NOTICE_FACTS = _ASKS_ABOUT_DOCUMENT[:2]
 
 
 _DEFINED_TERM = re.compile(r"([^，,。；：:“”]{2,20})[”]?[，,]?(?:是指|指的是)")
@@ -136,7 +138,7 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
     """Sentences that answer: up to three from the best clause, and for questions over
     several documents the best sentence of each other document's best clause."""
     wanted = content_tokens(u)
-    clauses = clause_hits(hits)
+    clauses = _notice_first(u, clause_hits(hits))
     if not clauses:
         return []
     chosen: list[Picked] = []
@@ -277,6 +279,23 @@ def _asked_paragraph(text: str, wanted: set[str]) -> int:
 
 def _legal(hit: Hit) -> bool:
     return hit.kind in LAW_KINDS
+
+
+def _notice_first(u: Understanding, clauses: list[Hit], depth: int = 5) -> list[Hit]:
+    """A question about the document itself ("…的文号是多少", "哪天印发的") is answered from the
+    document's notice when the notice is among the first document's top clauses and holds the line
+    asked for: another clause that only shares the title's words does not answer it."""
+    if not clauses:
+        return clauses
+    doc = clauses[0].chunk.doc_id
+    for asks, answers in _NOTICE_FACTS:
+        if not asks.search(u.query):
+            continue
+        for i, h in enumerate(clauses[:depth]):
+            if (h.chunk.doc_id == doc and h.chunk.clause_id.endswith(":通知")
+                    and any(answers.search(s) for _, s in sentences(h.chunk.text))):
+                return [h] + clauses[:i] + clauses[i + 1:]
+    return clauses
 
 
 def best_sentence_score(text: str, wanted: set[str], u: Understanding) -> float:
