@@ -201,6 +201,14 @@ def test_notice_clause_answers_questions_about_the_document_only(assistant):
     assert oversight.citations[0].clause_id == "cangzhou-2017:五、/(四)"
 
 
+def test_a_tables_caption_is_not_quoted_as_an_answer(assistant):
+    # 沧州's targets sit in tables captioned "“十三五”期间专利事业发展主要指标一" … "五": the caption
+    # shares the question's words but says nothing; the answer quotes the clause's statements instead.
+    answer = assistant.ask("沧州专利十三五规划是经过什么会议通过的")
+    assert answer.citations and "主要指标" not in answer.text
+    assert answer.text.count("[1]") >= 2
+
+
 def test_quoted_term_is_in_every_source(assistant):
     answer = assistant.ask("代理行业“蓝天”整治哪些文件里有提")
     assert {c.doc_id for c in answer.citations} == {"hubei-2023", "wuhai-2022"}
