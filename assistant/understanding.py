@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from assistant.asks import asked_kind
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int, normalize_number
 from corpus.regions import gazetteer, short_name
@@ -187,6 +188,9 @@ class QuestionReader:
     def intent(text: str) -> str:
         for name, pattern in _INTENT_RULES:
             if pattern.search(text):
+                # "保护多少年", "什么时候": 多少 asks for a period or a date, not for a target to reach.
+                if name == "goal" and getattr(asked_kind(text), "name", None) in ("duration", "date", "score"):
+                    return "fact"
                 return name
         return "fact"
 

@@ -106,6 +106,25 @@ def test_first_questions_people_type_find_the_right_clause(ix, reader, question,
     assert expected in [h.chunk.clause_id for h in hits], [h.chunk.clause_id for h in hits]
 
 
+def test_a_period_asked_with_duoshao_is_not_a_target():
+    from assistant.understanding import QuestionReader
+
+    # 多少 alone made every question a "goal" (a policy target), and goal questions favour clauses with
+    # figures: "保护多少年" then found 细则第141条's "2个月内" before 专利法第42条's "十五年".
+    assert QuestionReader.intent("外观设计专利保护多少年") == "fact"
+    assert QuestionReader.intent("荆门高新区到2025年一年要授权多少件专利？") == "goal"
+    assert QuestionReader.intent("专利纠纷案件结案率要达到多少") == "goal"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", ["外观设计专利保护多少年", "实用新型专利保护几年", "发明专利保护多少年"])
+def test_term_questions_find_the_term_first(ix, reader, question):
+    from assistant.retrieval import retrieve
+
+    hits = retrieve(ix, question, k=3, reader=reader)
+    assert hits[0].chunk.clause_id == "专利法(2020-10-17):第5章/第42条", [h.chunk.clause_id for h in hits]
+
+
 @pytest.mark.slow
 def test_subsidy_question_without_a_place_finds_the_policies(ix, reader):
     from assistant.retrieval import retrieve
