@@ -146,6 +146,8 @@ CV_GRID = (
     ("4 leaves", ROUNDS, {"num_leaves": 4}),
     ("min 300 per leaf", ROUNDS, {"min_data_in_leaf": 300}),
     ("no feature sampling", ROUNDS, {"feature_fraction": 1.0}),
+    ("dev weight 1", ROUNDS, {"dev_weight": 1.0}),
+    ("dev weight 4", ROUNDS, {"dev_weight": 4.0}),
 )
 CV_FOLDS = 5
 
@@ -174,7 +176,10 @@ def cross_validate(index_dir: Path, progress: bool = True) -> str:
     lines = ["数据集（只含候选中有正确条款的问题）  设置  hit@1  hit@5"]
     for name, rounds, changes in CV_GRID:
         started = time.perf_counter()
-        figures = out_of_fold(data, rounds, {**PARAMS, **changes})
+        params = {**PARAMS, **changes}
+        weight = params.pop("dev_weight", DEV_WEIGHT)
+        data.weights = [1.0 if s == "stard" else weight for s in data.sets]
+        figures = out_of_fold(data, rounds, params)
         log.info("%s: %.0fs", name, time.perf_counter() - started)
         lines += [f"{dataset}  {name}  {h1:.3f}  {h5:.3f}" for dataset, (h1, h5) in figures.items()]
     return "\n".join(lines)
