@@ -11,6 +11,13 @@ One JSON object per line::
 the clause (the figure or sentence that answers); ``answer_keywords`` are what
 a correct answer must contain, written as the source writes them.
 
+Near-miss unanswerable questions (issue 17) also say what the documents lack, ``missing``: one of
+``subject`` (the thing asked about, with all its modifiers: 高价值发明专利, not 发明专利), ``figure``
+(the kind of value asked for: a score, a count of applications), ``period`` (the year or plan period)
+or ``place``; and ``note``, what was searched to be sure. ``yesno`` questions ("…有没有资助") and
+``noplace`` questions (a policy question naming no place, answered by several documents) give gold
+per document.
+
 ``split`` is fixed once, by a hash of the id (``split_of``): ``dev`` (or ``train`` for STARD) is
 for tuning and reading failures, ``test`` is only reported. Every dataset is split the same way,
 half and half; the validator refuses a question whose recorded split is not its hash's.
@@ -24,7 +31,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-TYPES = ("goal", "subsidy", "procedure", "fact", "definition", "multi", "unanswerable", "followup", "stard")
+TYPES = ("goal", "subsidy", "procedure", "fact", "definition", "multi", "unanswerable", "followup", "stard", "yesno",
+         "noplace")
+MISSING = ("subject", "figure", "period", "place")  # what a near-miss question asks that no document states
 TUNING_SPLITS = ("dev", "train")  # the splits whose failures may be read and tuned on
 TRAIN_SPLIT = {"stard": "train"}  # datasets whose tuning half is called train (the ranker learns on it)
 
@@ -66,6 +75,8 @@ class Question:
     answer_keywords: tuple[str, ...] = ()
     dataset: str = ""
     split: str = "dev"
+    missing: str = ""  # near-miss unanswerable questions: the part no document states (MISSING)
+    note: str = ""  # what was searched to be sure of it
 
     @property
     def answerable(self) -> bool:
@@ -115,6 +126,7 @@ def load_dataset(name_or_path: str | Path) -> Dataset:
                 history=tuple(row.get("history") or ()),
                 gold=tuple(Gold(g["clause_id"], g["span"]) for g in row.get("gold") or ()),
                 answer_keywords=tuple(row.get("answer_keywords") or ()), dataset=path.stem,
+                missing=row.get("missing") or "", note=row.get("note") or "",
                 split=row.get("split") or split_of(row["id"], path.stem)))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path.name} line {n}: {exc}") from exc
@@ -141,6 +153,10 @@ def validate(dataset: Dataset, documents: dict) -> list[str]:
             problems.append(f"{where}: split {q.split!r}, but its id's hash gives {split_of(q.id, dataset.name)!r}")
         if (q.type == "unanswerable") != (not q.gold):
             problems.append(f"{where}: unanswerable questions (and only they) have no gold")
+        if q.missing and (q.missing not in MISSING or q.gold or not q.note):
+            problems.append(f"{where}: missing must be one of {MISSING}, on an unanswerable question with a note")
+        if q.type == "noplace" and len({g.doc_id for g in q.gold}) < 2:
+            problems.append(f"{where}: a no-place question needs gold clauses from two documents or more")
         if q.type == "followup" and not q.history:
             problems.append(f"{where}: a follow-up needs history")
         if q.type == "multi" and len({g.doc_id for g in q.gold}) < 2:
