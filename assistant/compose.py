@@ -43,6 +43,8 @@ class Picked:
     hit: Hit
 
 
+SPREAD_SHARE = 0.5  # … whose score is at least this share of the best one's (scores are 0..1 per question)
+SPREAD_DEPTH = 8  # a policy question without a place: the documents among this many best clauses answer
 _EVERY_PLACE = re.compile(r"各地|哪些地方|哪几个地方|哪些地区|哪些城市|哪些市")
 WHOLE_ARTICLE_CHARS = 400  # a law's article up to this length is quoted whole (one chunk at most)
 _ITEM_LINE = re.compile(r"^(?:[(（][一二三四五六七八九十\d]+[)）]|\d+[.、．]|[①-⑳])")
@@ -146,9 +148,10 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
         # "商标法第63条讲什么": the article itself, from its beginning.
         h = clauses[0]
         return [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=_legal(h))[:3]]
-    if u.multi:
+    spread = _policies_without_place(u, clauses)
+    if u.multi or spread:
         sources, docs = [], set()
-        named = set(u.exact_region_docs) if len(set(u.exact_region_docs)) >= 2 else set()
+        named = set(u.exact_region_docs) if len(set(u.exact_region_docs)) >= 2 else set(spread)
         # "各地…" asks about every place: as many strong sources as an answer holds.
         limit = min(max_sentences, len(named)) if named else (max_sentences if _EVERY_PLACE.search(u.query) else 3)
         # "专利和商标…分别": every legal domain named gets one source, from its own laws.
@@ -298,6 +301,27 @@ def _notice_first(u: Understanding, clauses: list[Hit], depth: int = 5) -> list[
     return clauses
 
 
+def _policies_without_place(u: Understanding, clauses: Sequence[Hit], depth: int = SPREAD_DEPTH) -> list[str]:
+    """A policy question that names no place ("企业申请专利有没有资助") is answered by every policy
+    among the best clauses, each under its place's name: the user did not say which place."""
+    if u.places or u.doc_ids or u.articles or u.multi or not clauses or _legal(clauses[0]):
+        return []
+    top = clauses[0].score
+    docs = list(dict.fromkeys(h.chunk.doc_id for h in clauses[:depth]
+                              if not _legal(h) and h.score >= SPREAD_SHARE * top))
+    return docs if len(docs) >= 2 else []
+
+
+def own_place_first(u: Understanding, hits: Sequence[Hit]) -> list[Hit]:
+    """A question naming a place that has documents of its own (湖北 → the province's work plan) is
+    answered from them first; the documents of places inside it (荆门高新区) come after. The search
+    keeps them all (a user may mean either); the answer must not quote a neighbouring place's figure."""
+    own = set(u.exact_region_docs)
+    if u.multi or not own or not set(u.region_docs) - own or not any(h.chunk.doc_id in own for h in hits):
+        return list(hits)
+    return [h for h in hits if h.chunk.doc_id in own] + [h for h in hits if h.chunk.doc_id not in own]
+
+
 def best_sentence_score(text: str, wanted: set[str], u: Understanding) -> float:
     """Score of a chunk's best sentence for a question (see ``_sentence_score``)."""
     return max((_sentence_score(s, wanted, u.intent, u.query) for _, s in sentences(text)), default=0.0)
@@ -375,14 +399,26 @@ def compose(u: Understanding, picked: Sequence[Picked]) -> tuple[str, list[Citat
     parts = []
     last_doc = None
     several_docs = len({p.hit.chunk.doc_id for p in picked}) > 1
+    # "荆门…" answered from 荆门高新区's document: the answer says whose figures they are.
+    elsewhere = bool(u.places) and not u.exact_region_docs and not several_docs
     for p in picked:
         n = numbers[p.hit.chunk.clause_id]
         sentence = p.sentence if re.search(r"[。；;！!？?]$", p.sentence) else p.sentence + "。"
         # Over several documents each part names its source (the place for a policy).
-        lead = f"{_source_name(p.hit)}：" if several_docs and p.hit.chunk.doc_id != last_doc else ""
+        lead = f"{_source_name(p.hit)}：" if (several_docs or elsewhere) and p.hit.chunk.doc_id != last_doc else ""
         parts.append(f"{lead}{sentence[:-1]}[{n}]{sentence[-1]}")
         last_doc = p.hit.chunk.doc_id
     return ("\n" if several_docs else "").join(parts), citations
+
+
+_EXISTS = re.compile(r"有没有|有无|是否有|有.{1,20}[吗么][？?]*$")
+
+
+def yes_first(u: Understanding, text: str) -> str:
+    """"…有没有资助": the answer says 有 first, then what the documents say (they passed the checks)."""
+    if not _EXISTS.search(u.query) or re.search(r"没有|不得|不予|无权", text.split("[", 1)[0]):
+        return text
+    return f"有。\n{text}" if "\n" in text else f"有。{text}"
 
 
 def _source_name(hit: Hit) -> str:

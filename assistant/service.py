@@ -15,6 +15,7 @@ from assistant.params import check_filters, check_k, check_mode
 from assistant.llm import Generator, LLMError, LLMSettings, build_messages, check_answer
 from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, retrieve_understood
 from assistant.understanding import QuestionReader, Understanding
+from assistant.verify import Failure, check_reply, document_spans, not_found_text, read_asked, supported, verify
 from corpus.errors import InvalidQuestion
 from corpus.types import Answer, Citation, Hit
 from index.core import Filters, KnowledgeIndex
@@ -124,26 +125,26 @@ class Assistant:
             return "、".join(f"《{t}》" for t in titles)
         return f"全部 {len(docs)} 份文件"
 
-    def _abstain_reason(self, u: Understanding, hits: Sequence[Hit], picked: Sequence[compose.Picked]) -> str | None:
-        if u.unknown_place and not u.region_docs:
-            return f"收录的文件中没有关于「{u.unknown_place}」的文件"
-        if not hits or not picked:
-            return "没有检索到相关条款"
-        if u.articles and hits and hits[0].score >= self.retrieval.article_score:
-            return None  # a clause asked for by number is the answer
-        sources = [h.chunk.text for h in compose.clause_hits(hits)[:1]] + [p.hit.chunk.text for p in picked]
-        missing = compose.missing_figure(u, sources)
-        if missing:
-            return f"相关条款没有写明具体{missing}"
-        known = self.index.keywords.vocabulary()
-        # The clauses' titles and headings count: "不正当竞争" is in 《反不正当竞争法》's title, not its 第六条.
-        context = [f"{h.title} {' '.join(h.path)}" for h in [*compose.clause_hits(hits)[:1], *(p.hit for p in picked)]]
-        if compose.coverage(u, "\n".join(sources + context), vocabulary=known) < self.abstain_settings.min_coverage:
-            return "相关条款与问题的关键内容不符"
-        best_dense = max((h.scores.get("dense", 0.0) for h in hits[:3]), default=0.0)
-        if best_dense < self.abstain_settings.min_dense:
-            return "检索到的条款与问题相关度太低"
-        return None
+    def _verified(self, u: Understanding, hits: Sequence[Hit], picked: Sequence[compose.Picked]) -> Failure | None:
+        """Why the picked sentences do not answer the question (assistant/verify.py), or None."""
+        settings = self.abstain_settings
+        return verify(u, hits, picked, known=self.index.vocabulary(), periods=self._periods(u),
+                      min_coverage=settings.min_coverage, min_dense=settings.min_dense,
+                      article_score=self.retrieval.article_score)
+
+    def _periods(self, u: Understanding) -> dict[str, tuple[int, int] | None]:
+        return document_spans(self.index.documents(), u.query)
+
+    def _not_found(self, question: str, u: Understanding, hits: Sequence[Hit], picked: Sequence[compose.Picked],
+                   failure: Failure, rewritten: str | None) -> Answer:
+        """The precise not-found answer; the nearest clauses are 可能相关, never the answer."""
+        related = compose.related(hits)
+        nearest, quote = (picked[0].hit, picked[0].sentence) if picked else (
+            (next(iter(compose.clause_hits(hits)), None), related[0].quote) if related else (None, ""))
+        text = not_found_text(failure, u, nearest, quote, self._periods(u), self._scope_text(u))
+        return Answer(question=question, text=text, citations=(), abstained=True, rewritten_query=rewritten,
+                      hits=tuple(hits), related=tuple(related), intent=u.intent,
+                      reason=failure.reason, missing=failure.missing)
 
     # --- answering ---
 
@@ -160,18 +161,15 @@ class Assistant:
         hits = retrieve_understood(self.index, u, k=k, settings=self.retrieval, filters=filters)
         timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        picked = compose.pick_sentences(u, hits)
-        reason = self._abstain_reason(u, hits, picked)
+        picked = compose.pick_sentences(u, compose.own_place_first(u, hits))
+        picked = supported(read_asked(u, self.index.vocabulary()), picked, u)
+        failure = self._verified(u, hits, picked)
         rewritten = u.query if u.rewritten else None
-        if reason:
-            answer = Answer(
-                question=question, text=f"抱歉，在已收录的文件中没有找到能回答这个问题的条款（{reason}）。"
-                f"已检索：{self._scope_text(u)}。下面是可能相关的条款，仅供参考。",
-                citations=(), abstained=True, rewritten_query=rewritten, hits=tuple(hits),
-                related=tuple(compose.related(hits)), intent=u.intent, notes=(reason,))
+        if failure:
+            answer = self._not_found(question, u, hits, picked, failure, rewritten)
         else:
             text, citations = compose.compose(u, picked)
-            answer = Answer(question=question, text=text, citations=tuple(citations), abstained=False,
+            answer = Answer(question=question, text=compose.yes_first(u, text), citations=tuple(citations), abstained=False,
                             rewritten_query=rewritten, hits=tuple(hits), intent=u.intent)
             if self.llm and use_llm is not False:
                 answer = self._with_llm(u, answer)
@@ -200,10 +198,16 @@ class Assistant:
         except LLMError as exc:
             log.warning("LLM failed, keeping the extractive answer: %s", exc)
             return replace(extractive, notes=extractive.notes + ("大模型服务不可用，已给出摘录式回答",))
-        return self._checked(reply, sources, extractive)
+        return self._checked(reply, sources, extractive, u)
 
-    def _checked(self, reply: str, sources: Sequence[Citation], extractive: Answer) -> Answer:
+    def _checked(self, reply: str, sources: Sequence[Citation], extractive: Answer, u: Understanding) -> Answer:
+        """The LLM's answer if its figures are in the clauses it cites and it answers what was asked
+        (assistant/verify.py, the checks the extractive answer passed); else the extractive answer."""
         text, used, problems = check_answer(reply, sources)
+        heads = " ".join(f"{s.title} {' '.join(s.path)}" for s in sources if s.n in used)
+        failed = check_reply(read_asked(u, self.index.vocabulary()), text, heads, u) if text else None
+        if failed:
+            problems.append(f"answers another question ({failed.reason}: {', '.join(failed.missing)})")
         if problems or not text:
             log.warning("LLM answer rejected (%s); using the extractive answer", "; ".join(problems) or "empty")
             return replace(extractive, notes=extractive.notes + ("大模型回答未通过核对，已改用摘录式回答",))
@@ -236,5 +240,5 @@ class Assistant:
             final = replace(extractive, notes=extractive.notes + ("大模型服务不可用，已给出摘录式回答",))
             yield final.text, final
             return
-        final = self._checked(text, sources, extractive)
+        final = self._checked(text, sources, extractive, u)
         yield final.text, final

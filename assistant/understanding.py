@@ -277,7 +277,8 @@ class QuestionReader:
         for p in places:
             region_docs |= self._place_names.get(p, set())
             exact |= self._exact_names.get(p, set())
-        unknown = None if places else self.foreign_place(query)
+        # A place no document covers, also beside one that is (长沙雨花区: only 芙蓉区 of 长沙 is covered).
+        unknown = self.foreign_place(re.sub("|".join(map(re.escape, places)), "，", query) if places else query)
         articles = self.articles(query)
         domains = self.domains(query)
         # "湖北和荆门高新区对…怎么要求的": two places named for themselves are both answered.

@@ -198,3 +198,7 @@ class Answer:
     mode: str = "extractive"  # extractive | llm
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
     notes: tuple[str, ...] = ()  # why it abstained, what fell back, …
+    # When it abstains: which check failed (assistant/verify.py REASONS: place, subject, figure, period,
+    # relevance, no_hits) and the parts of the question the documents lack (高价值发明专利, 2024年).
+    reason: str | None = None
+    missing: tuple[str, ...] = ()

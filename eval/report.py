@@ -32,7 +32,7 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 _ANSWER_HEADERS = ["keywords", "cite prec.", "cite recall", "numbers ok", "abstain unans.", "abstain ans.",
-                   "ask p50 ms", "ask p95 ms", "n"]
+                   "missing named", "ask p50 ms", "ask p95 ms", "n"]
 
 
 def answer_rows(run: EvalRun) -> list[list[str]]:
@@ -41,6 +41,7 @@ def answer_rows(run: EvalRun) -> list[list[str]]:
         rows.append([ds] + [f"{f[m]:.3f}" for m in ("keywords", "citation_precision", "citation_recall",
                                                    "number_faithfulness", "abstain_on_unanswerable",
                                                    "abstain_on_answerable")]
+                    + [f"{f['missing_named']:.3f} ({int(f['n_near_miss'])})" if f.get("n_near_miss") else "—"]
                     + [f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}", str(int(f["n"]))])
     return rows
 
@@ -176,14 +177,16 @@ def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[st
     if run.answers:
         parts += ["## 回答（摘录式，不用大模型）", "",
                   "keywords：答案含期望关键词的比例；cite prec./recall：所引条款含标准答案的比例 / 标准答案条款被引用的比例；"
-                  "numbers ok：答案中每个数字都出现在所引条款中的比例；abstain unans./ans.：对无答案 / 有答案问题表示“未找到”的比例。",
+                  "numbers ok：答案中每个数字都出现在所引条款中的比例；abstain unans./ans.：对无答案 / 有答案问题表示“未找到”的比例；missing named：近似问题（数据集注明缺什么）的“未找到”说对了所缺部分（主体、数值、时期或地区）的比例，括号内为题数。",
                   "", markdown_table(["dataset"] + _ANSWER_HEADERS, answer_rows(run)), ""]
         wrong = [a for a in run.answers if not is_test(a.dataset) and (
-            a.abstained != a.should_abstain or (not a.abstained and a.metrics["keywords"] < 1))]
+            a.abstained != a.should_abstain or (not a.abstained and a.metrics["keywords"] < 1)
+            or (a.abstained and a.missing and a.reason != a.missing))]
         if wrong:
             parts += ["### 回答有问题的题目（只列调参用的 dev 部分；test 部分的失败不列出）", ""]
             for a in wrong[:150]:
-                why = ("应答未答" if a.abstained else "应拒未拒") if a.abstained != a.should_abstain else "缺关键词"
+                why = ("应答未答" if a.abstained else "应拒未拒") if a.abstained != a.should_abstain else \
+                    f"所缺说错（应为 {a.missing}，说的是 {a.reason}）" if a.abstained else "缺关键词"
                 rewritten = f"（改写为：{a.rewritten_query}）" if a.rewritten_query else ""
                 parts.append(f"- **{a.dataset}/{a.id}** [{a.type}] {why}：{a.question}{rewritten}\n  - 回答：{a.answer[:160]}")
             parts.append("")

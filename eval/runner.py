@@ -57,10 +57,12 @@ class AnswerResult:
     rewritten_query: str | None
     latency_ms: float
     metrics: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None  # the check that made it abstain (assistant/verify.py)
+    missing: str = ""  # near-miss questions: the part the documents lack, by the dataset
 
 
 ANSWER_METRICS = ("keywords", "citation_precision", "citation_recall", "number_faithfulness",
-                  "abstain_on_unanswerable", "abstain_on_answerable")
+                  "abstain_on_unanswerable", "abstain_on_answerable", "missing_named")
 
 
 @dataclass
@@ -78,6 +80,7 @@ class EvalRun:
             answerable = [a for a in rows if not a.should_abstain]
             unanswerable = [a for a in rows if a.should_abstain]
             answered = [a for a in answerable if not a.abstained]
+            near_miss = [a for a in unanswerable if a.missing]
             mean = lambda xs: round(statistics.fmean(xs), 4) if xs else 0.0  # noqa: E731
             latencies = [a.latency_ms for a in rows]
             out[ds] = {
@@ -87,6 +90,9 @@ class EvalRun:
                 "number_faithfulness": mean([a.metrics["number_faithfulness"] for a in answered]),
                 "abstain_on_unanswerable": mean([float(a.abstained) for a in unanswerable]),
                 "abstain_on_answerable": mean([float(a.abstained) for a in answerable]),
+                # Near-miss questions whose not-found names the part the documents lack.
+                "missing_named": mean([float(a.abstained and a.reason == a.missing) for a in near_miss]),
+                "n_near_miss": len(near_miss),
                 "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
                 "n": len(rows),
             }
@@ -155,7 +161,8 @@ def run_answers(datasets: Sequence[Dataset], ask: Callable[[Question], object], 
         out.append(AnswerResult(
             dataset=q.label, id=q.id, type=q.type, question=q.question, answer=answer.text,
             abstained=answer.abstained, should_abstain=not q.gold, cited=cited, gold=gold,
-            rewritten_query=answer.rewritten_query, latency_ms=round(latency, 2), metrics=metrics))
+            rewritten_query=answer.rewritten_query, latency_ms=round(latency, 2), metrics=metrics,
+            reason=getattr(answer, "reason", None), missing=q.missing))
     return out
 
 

@@ -66,6 +66,9 @@ def _open_link(clause_id: str, label: str = "查看全文") -> str:
 
 
 _MARK = re.compile(r"\[(\d+)\]")
+# Why an answer was withheld (assistant/verify.py reason codes), as the chat shows it.
+REASON_LABELS = {"place": "所问地区的文件", "subject": "所问对象", "figure": "所问数值", "period": "所问时期",
+                 "relevance": "相关条款", "no_hits": "相关条款"}
 
 
 def answer_markdown(answer: Answer) -> str:
@@ -75,7 +78,11 @@ def answer_markdown(answer: Answer) -> str:
     if answer.rewritten_query:
         parts.append(f'<div class="ipqa-rewritten">按上下文理解为：{esc(answer.rewritten_query)}</div>')
     if answer.abstained:
-        parts.append(f'<div class="ipqa-notfound"><b>未找到答案</b><br>{esc(answer.text)}</div>')
+        why = REASON_LABELS.get(answer.reason or "", "")
+        lacking = "、".join(f"「{m}」" for m in answer.missing)
+        badge = f'<span class="ipqa-reason" data-reason="{esc(answer.reason or "")}">缺少：{esc(why)}{esc(lacking)}</span>' \
+            if why else ""
+        parts.append(f'<div class="ipqa-notfound"><b>未找到答案</b> {badge}<br>{esc(answer.text)}</div>')
         if answer.related:
             items = "".join(f"<li>{esc(c.citation)}：{esc(_short(c.quote, 60))}</li>" for c in answer.related)
             parts.append(f'<div class="ipqa-related"><b>可能相关（不是答案）</b><ul>{items}</ul></div>')
@@ -202,6 +209,7 @@ def preview_html(previews) -> str:
 CSS = """
 .ipqa-rewritten {font-size: 0.8em; color: #6b7280; margin-bottom: 4px;}
 .ipqa-notfound {background: #fff7ed; border-left: 4px solid #f97316; padding: 6px 10px; border-radius: 4px;}
+.ipqa-reason {display: inline-block; margin-left: 6px; padding: 0 6px; border-radius: 8px; background: #fed7aa; color: #7c2d12; font-size: 0.85em;}
 .ipqa-related {font-size: 0.9em; color: #4b5563; margin-top: 6px;}
 .ipqa-cites {font-size: 0.85em; color: #374151; margin-top: 6px;}
 .ipqa-note {font-size: 0.8em; color: #92400e; margin-top: 4px;}

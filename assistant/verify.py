@@ -1,0 +1,426 @@
+"""Verification between picking sentences and answering: does what would be quoted answer what
+was asked? (issue 17)
+
+The question is read into a small typed record (``Asked``): the subject with its modifiers, the
+kind of value asked for, its unit, the period and the place. Each check compares one part of it
+with the picked sentences and their clauses and gives one reason code:
+
+- ``place``: the question names a place no document covers, or a place whose own document is not
+  there while a place inside it has one (长沙市 asked, only 芙蓉区 indexed);
+- ``subject``: a word of the subject that the indexed documents use somewhere is not in the
+  answer's clauses (高价值发明专利 asked, 发明专利 quoted; 驰名商标 asked, 注册商标 quoted);
+- ``figure``: a value of the kind asked for (an amount, a count in 件, a period, a score …) is in
+  no picked sentence;
+- ``period``: the years asked for are not the years the quoted sentences or their document cover.
+
+Words the documents never use (抄袭, 跳槽) are a layperson's and are not required: they cannot be
+in any clause. What counts as the question's frame rather than its subject (目标, 标准, 要求) is the
+data table ``assistant/data/frame_words.txt``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from assistant.asks import answer_kinds, asked_kind, asked_unit, holds_unit
+from assistant.compose import Picked, clause_hits, coverage, has_money, missing_figure
+from assistant.understanding import Understanding
+from corpus.metadata import LAW_KINDS
+from corpus.types import Hit
+from index.catalog import DocInfo
+from index.text import colloquial_matches, is_stopword, law_domains, parts, tag
+
+REASONS = ("place", "subject", "figure", "period", "relevance", "no_hits")
+# Kinds of value a question can ask for, and how a not-found answer names them.
+VALUE_KINDS = {"amount": "金额", "count": "数量", "duration": "期限", "date": "时间", "rate": "比例", "score": "分数"}
+# Parts of speech that name things: nouns, verbal nouns, adjectives, distinguishing words, idioms.
+_NAMING = re.compile(r"^(?:n(?![sr])|vn|an?$|b$|l$|j$|eng$)")  # not ns (places: the place check) nor nr
+NEAR_CHARS = 8  # at most this many characters between two neighbouring words of the subject
+_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+_PERIOD_WORDS = re.compile(r"(?:19|20)\d{2}\s*年(?:底|前|末|初)?|十[一二三四五]五(?:期间|时期|规划)?|今年|明年|去年")
+
+
+@lru_cache(maxsize=1)
+def frame_words() -> frozenset[str]:
+    """Frame words (目标, 标准) and the words for who asks (企业, 单位, 个人): not the subject."""
+    text = (resources.files("assistant") / "data" / "frame_words.txt").read_text(encoding="utf-8")
+    return frozenset(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a question asks, as the checks compare it."""
+
+    subject: tuple[str, ...]  # the words naming what is asked about, modifiers included (高价值发明专利)
+    phrases: tuple[str, ...]  # the same words as the user wrote them, neighbours joined (职务作品作者)
+    kind: str | None  # the kind of answer (assistant/data/answer_types.tsv)
+    unit: str | None  # the unit a 多少/几 asks in (件, 年, 分)
+    years: tuple[int, int] | None
+    places: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...] = ()  # neighbouring subject words: they must stand together
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why the quoted clauses do not answer: a reason code and the parts of the question they lack."""
+
+    reason: str  # one of REASONS
+    missing: tuple[str, ...]  # 高价值发明专利, 2024年, 分数 …
+
+
+def _frame_free(query: str, u: Understanding) -> str:
+    """The question without its places, periods and asking words (多少钱, 有没有, 几年)."""
+    text = query
+    for place in sorted(u.places, key=len, reverse=True):
+        text = text.replace(place, "，")
+    text = _PERIOD_WORDS.sub("，", text)
+    for kind in answer_kinds():
+        text = kind.asks.sub("，", text)
+    return text
+
+
+def read_asked(u: Understanding, known: Container[str]) -> Asked:
+    """The typed record of a question.
+
+    Its subject is the IP words (those naming a right or its object: 驰名商标, 高价值发明专利,
+    专利申请, 作品) of the last run of naming words that holds one: a Chinese question puts its head
+    last ("单位给职务作品作者的奖励…" asks about 职务作品; "在产品上乱标专利号（假冒专利）会被怎么罚"
+    about 假冒专利). "的" joins a run; a run followed by a locative ("专利审查里") is the question's
+    setting. Only words the documents use count (``known``, the index's vocabulary): a layperson's
+    word (抄袭) can be in no clause."""
+    runs = [r for r in _runs(tag(_frame_free(u.query, u))) if any(is_ip_word(w) for w in r)]
+    head = runs[-1] if runs else []
+    subject = [w for w in head if is_ip_word(w) and w in known]
+    return Asked(subject=tuple(dict.fromkeys(subject)), phrases=("".join(head),) if head else (),
+                 kind=_kind(u.query), unit=asked_unit(u.query), years=u.years, places=u.places,
+                 pairs=tuple(zip(subject, subject[1:])))
+
+
+def _runs(tagged: list[tuple[str, str]]) -> list[list[str]]:
+    frames = frame_words()
+    runs: list[list[str]] = [[]]
+    for word, flag in tagged:
+        if len(word) >= 2 and _NAMING.match(flag) and not is_stopword(word) and word not in frames \
+                and not re.search(r"\d", word):
+            runs[-1].append(word)
+        elif word == "的" and runs[-1]:
+            continue
+        elif flag == "f" and runs[-1]:
+            runs[-1] = []  # "专利审查里": where the question is set, not what it asks
+        elif runs[-1]:
+            runs.append([])
+    return [r for r in runs if r]
+
+
+_LIST = re.compile(r"哪几|哪些")
+_YES_NO = re.compile(r"[吗么][？?！!。]*$")
+_MONEY_NOUN = re.compile(r"(?:资金|经费|奖金|补贴|资助|奖励|费用|金额|钱|赔偿|罚款)[^，,。？?]{0,6}(?:多少|几)|"
+                         r"(?:多少|几)[^，,。？?]{0,4}(?:资金|经费|奖金|补贴|资助|赔偿|罚款)")
+
+
+def _kind(query: str) -> str | None:
+    """The kind of answer asked for. "哪几个地方" asks for a list, not a count; "资金每年安排多少" for an amount."""
+    if _LIST.search(query):
+        return "list"
+    if _YES_NO.search(query):  # "能印“驰名商标”几个字吗": a yes or a no, not a count
+        return "yesno"
+    kind = asked_kind(query)
+    if kind is None and _MONEY_NOUN.search(query):
+        return "amount"
+    return kind.name if kind else None
+
+
+@lru_cache(maxsize=1)
+def _ip_words() -> tuple[str, ...]:
+    """Words that name an IP right or object: the legal domains' words (index/data/law_domains.txt) and
+    the IP dictionary's terms."""
+    words = {"知识产权"}
+    for key, asks in law_domains():
+        words.add(key)
+        words.update(asks)
+    return tuple(sorted(words | _ip_terms(), key=len, reverse=True))
+
+
+def is_ip_word(word: str) -> bool:
+    return any(w in word for w in _ip_words())
+
+
+# --- evidence ----------------------------------------------------------------------------------
+
+def _heads(p: Picked) -> str:
+    """What frames a picked sentence: its document's title and its clause's headings."""
+    return f"{p.hit.title} {' '.join(p.hit.path)}".lower()
+
+
+def _present(word: str, heads: str, body: str, explained: set[str], depth: int = 0) -> bool:
+    """``word`` is in the quoted text or what frames it (``heads``: title, headings); or the quoted text
+    has a word for it (subject_synonyms.tsv, colloquial.txt) or the broader right (broader_terms.tsv;
+    not from a title: every policy's title says 知识产权); or, for a compound, each of its parts is
+    there (实用新型专利 → 实用新型, 专利). 高价值发明专利 needs 高价值 itself: 发明专利 says less."""
+    if word in heads or word in body or word in explained or any(w in body for w in synonyms().get(word, ())):
+        return True
+    if any(_covered_by_broader(broader, siblings, body) for broader, siblings in broader_terms().get(word, ())):
+        return True
+    pieces = [w for w in parts(word) if w not in frame_words()]
+    if depth > 2 or len(pieces) < 2:
+        return False
+    return all(_present(w, heads, body, explained, depth + 1) for w in pieces)
+
+
+@lru_cache(maxsize=1)
+def synonyms() -> dict[str, tuple[str, ...]]:
+    """{question word: clause words for the same thing} (assistant/data/subject_synonyms.tsv)."""
+    text = (resources.files("assistant") / "data" / "subject_synonyms.tsv").read_text(encoding="utf-8")
+    rows = [line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return {word: tuple(w for w in words.split("|") if w) for word, words in rows}
+
+
+@lru_cache(maxsize=1)
+def broader_terms() -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+    """{kind: ((broader right, sibling kinds), …)} (assistant/data/broader_terms.tsv)."""
+    text = (resources.files("assistant") / "data" / "broader_terms.tsv").read_text(encoding="utf-8")
+    out: dict[str, list] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            word, broader, siblings = line.split("\t")
+            out.setdefault(word, []).append((broader, tuple(w for w in siblings.split("|") if w)))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _covered_by_broader(broader: str, siblings: tuple[str, ...], text: str) -> bool:
+    """``text`` speaks of the broader right itself, not only of a sibling kind ("发明和实用新型专利")."""
+    kinds = "|".join(map(re.escape, siblings))
+    rest = re.sub(f"(?:{kinds})(?:(?:和|或者|或|、)(?:{kinds}))*{re.escape(broader)}?", "", text)
+    return broader in rest
+
+
+@lru_cache(maxsize=1)
+def _ip_terms() -> frozenset[str]:
+    text = (resources.files("index") / "data" / "ip_terms.txt").read_text(encoding="utf-8")
+    return frozenset(line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+# --- the checks ----------------------------------------------------------------------------------
+
+_OFFICIAL = re.compile(r"(?:省|市|自治区|自治州|地区|盟|区|县|旗)$")
+
+
+def check_place(u: Understanding, picked: Sequence[Picked]) -> Failure | None:
+    """A place no document covers; or a place named by its official name (长沙市, 内蒙古自治区) that has
+    no document of its own, only a place inside it has one: 长沙市's target is not 芙蓉区's. A bare
+    name (荆门) is answered from the place inside it, and the answer names that place."""
+    if u.unknown_place and (not u.region_docs or _OFFICIAL.search(u.unknown_place)):
+        return Failure("place", (u.unknown_place,))  # 深圳; 长沙雨花区 (only 芙蓉区 of 长沙 is covered)
+    if not u.places or u.multi or u.exact_region_docs or not u.region_docs or not picked:
+        return None
+    official = [p for p in u.places if _OFFICIAL.search(p)]
+    if official and picked[0].hit.chunk.doc_id in u.region_docs:
+        return Failure("place", (official[0],))
+    return None
+
+
+def _lacking(asked: Asked, heads: str, body: str, u: Understanding) -> list[str]:
+    """The subject's words missing from what the answer quotes (``body``) and what frames it (``heads``:
+    titles and headings)."""
+    text = f"{heads}\n{body}"
+    explained = {w for phrase, terms in colloquial_matches(u.query) if any(t in text for t in terms)
+                 for w in [phrase, *tag_words(phrase)]}
+    lacking = [w for w in asked.subject if not _present(w.lower(), heads, body, explained)]
+    # A modifier must modify the same thing: "商标" and "转让许可" both in "商标注册量…专利转让许可" are apart.
+    lacking += [b for a, b in asked.pairs if a not in lacking and b not in lacking and a in body and b in body
+                and a not in heads and b not in heads and not _near(a, b, body)]
+    return lacking
+
+
+def _near(a: str, b: str, text: str, window: int = NEAR_CHARS) -> bool:
+    starts_a = [m.start() for m in re.finditer(re.escape(a), text)]
+    starts_b = [m.start() for m in re.finditer(re.escape(b), text)]
+    return any(-window - len(b) <= j - i <= len(a) + window for i in starts_a for j in starts_b)
+
+
+def check_subject(asked: Asked, picked: Sequence[Picked], u: Understanding) -> Failure | None:
+    """Every word of the subject that the documents use is in what the answer quotes (with its headings
+    and title). When a value is asked for, in a sentence that states one: "每万人发明专利拥有量达到4件"
+    does not answer how many 专利申请, even beside a sentence on PCT 专利申请."""
+    if not picked or not asked.subject:
+        return None
+    kind = next((k for k in answer_kinds() if k.name == asked.kind), None) if asked.kind in VALUE_KINDS else None
+    valued = [p for p in picked if kind and (has_money(p.sentence) if kind.name == "amount" else kind.holds.search(p.sentence))]
+    if valued:
+        lacking = min((_lacking(asked, _heads(p), p.sentence.lower(), u) for p in valued), key=len)
+    else:
+        lacking = _lacking(asked, " ".join(_heads(p) for p in picked), "\n".join(p.sentence.lower() for p in picked), u)
+    if not lacking:
+        return None
+    named = [p for p in asked.phrases if any(w in p for w in lacking)]
+    return Failure("subject", tuple(named or lacking))
+
+
+def supported(asked: Asked, picked: Sequence[Picked], u: Understanding) -> list[Picked]:
+    """Of a policy question answered from several places unasked ("企业申请专利有没有资助"), the places
+    whose own sentences hold the subject (the first place's always stay: the checks judge it)."""
+    docs = list(dict.fromkeys(p.hit.chunk.doc_id for p in picked))
+    if len(docs) < 2 or not asked.subject or u.multi or u.places or any(p.hit.kind in LAW_KINDS for p in picked):
+        return list(picked)
+    keep = {docs[0]}
+    for doc in docs[1:]:
+        mine = [p for p in picked if p.hit.chunk.doc_id == doc]
+        if not _lacking(asked, " ".join(_heads(p) for p in mine), "\n".join(p.sentence.lower() for p in mine), u):
+            keep.add(doc)
+    return [p for p in picked if p.hit.chunk.doc_id in keep]
+
+
+def tag_words(text: str) -> list[str]:
+    return [w for w, _ in tag(text)]
+
+
+_ASKS_VALUE = re.compile(r"多少|几|多久|多长|多大|多高|多远|什么时候|何时|哪天|哪年|哪一年|哪个月|上限|下限|"
+                         r"百分之|税率|费率|比例是|期限是|标准是|电话")
+_EVENT_TIME = re.compile(r"[^，。；,;]{2,}时(?:[，。；,;]|起|设立|成立|生效|发生)|之时")
+
+
+def check_figure(asked: Asked, picked: Sequence[Picked], u: Understanding, best: Hit | None) -> Failure | None:
+    """A value of the kind asked for is stated: in a picked sentence or the best clause (an amount in 元,
+    a period, a rate …), and in the unit asked (多少件 → a number of 件). Only when the question asks for
+    a value: "利率有争议怎么办" asks what to do, not a rate; "什么时候设立" is answered by "…交付时设立"."""
+    if not _ASKS_VALUE.search(u.query) or asked.kind in ("yesno", "list"):
+        return None
+    texts = [p.sentence for p in picked] + ([best.chunk.text] if best else [])
+    if asked.kind == "date" and any(_EVENT_TIME.search(t) for t in texts[:-1] or texts):
+        return None
+    old = missing_figure(u, texts)
+    if old:
+        return Failure("figure", (old,))
+    if asked.kind not in VALUE_KINDS:
+        return None
+    joined = "\n".join(texts)
+    kind = next(k for k in answer_kinds() if k.name == asked.kind)
+    stated = has_money(joined) if asked.kind == "amount" else bool(kind.holds.search(joined))
+    if not stated or (asked.unit and asked.kind in ("count", "score") and not holds_unit(asked.unit, joined)):
+        return Failure("figure", (VALUE_KINDS[asked.kind],))
+    return None
+
+
+_VERSION = re.compile(r"(?:19|20)\d{2}\s*年[^，,。？?]{0,8}?(?:修正|修订|修改|版|颁布|法|条例|细则)")
+
+
+def document_spans(documents: Sequence[DocInfo], query: str) -> dict[str, tuple[int, int] | None]:
+    """The years each document speaks for: a policy's period; and, when the question asks about a
+    version of a law ("2008年修正的专利法"), a law's version year onwards (the bundled text is that one)."""
+    version = bool(_VERSION.search(query))
+    spans = {}
+    for d in documents:
+        span = d.period
+        if span is None and version and d.kind in LAW_KINDS and d.issued:
+            span = (d.issued.year, 9999)
+        spans[d.doc_id] = span
+    return spans
+
+
+def check_period(asked: Asked, picked: Sequence[Picked], periods: Mapping[str, tuple[int, int] | None]) -> Failure | None:
+    """The years asked for are the years the quoted sentences speak of, or, when they name none, within
+    the period of their document (a 2023 work plan does not answer for 2024)."""
+    if not asked.years or not picked:
+        return None
+    first, last = asked.years
+    for p in picked:
+        said = [int(y) for y in _YEAR.findall(p.sentence + " " + " ".join(p.hit.path))]
+        if said and any(first <= y <= last for y in said):
+            return None
+        span = periods.get(p.hit.chunk.doc_id)
+        if not said and (span is None or (span[0] <= last and first <= span[1])):
+            return None
+    label = f"{first}年" if first == last else f"{first}—{last}年"
+    return Failure("period", (label,))
+
+
+def check_relevance(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], known: Container[str], *,
+                    min_coverage: float, min_dense: float) -> Failure | None:
+    """Enough of the question's words are in the answer's clauses, and the best clause is not far."""
+    sources = [h.chunk.text for h in clause_hits(hits)[:1]] + [p.hit.chunk.text for p in picked]
+    context = [f"{h.title} {' '.join(h.path)}" for h in [*clause_hits(hits)[:1], *(p.hit for p in picked)]]
+    if coverage(u, "\n".join(sources + context), vocabulary=known) < min_coverage:
+        return Failure("subject", ())
+    if max((h.scores.get("dense", 0.0) for h in hits[:3]), default=0.0) < min_dense:
+        return Failure("relevance", ())
+    return None
+
+
+def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, known: Container[str],
+           periods: Mapping[str, tuple[int, int] | None], min_coverage: float, min_dense: float,
+           article_score: float) -> Failure | None:
+    """The first check the answer fails (None: it answers the question)."""
+    failed = check_place(u, picked)
+    if failed:
+        return failed
+    if not hits or not picked:
+        return Failure("no_hits", ())
+    if u.articles and hits[0].score >= article_score:
+        return None  # a clause asked for by number is the answer
+    asked = read_asked(u, known)
+    return (check_period(asked, picked, periods) or check_subject(asked, picked, u)
+            or check_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
+            or check_relevance(u, hits, picked, known, min_coverage=min_coverage, min_dense=min_dense))
+
+
+_SENTENCE_END = re.compile(r"(?<=[。；;！!？?\n])")
+
+
+def check_reply(asked: Asked, reply: str, heads: str, u: Understanding) -> Failure | None:
+    """The same checks for a generated (LLM) answer: its sentences that state a value hold the subject,
+    a value of the kind asked is stated, and the years it names are the years asked. ``heads`` are the
+    cited clauses' titles and headings."""
+    said = [s.strip() for s in _SENTENCE_END.split(reply) if s.strip()]
+    kind = next((k for k in answer_kinds() if k.name == asked.kind), None) if asked.kind in VALUE_KINDS else None
+    valued = [s for s in said if kind and (has_money(s) if kind.name == "amount" else kind.holds.search(s))]
+    if kind and _ASKS_VALUE.search(u.query) and not valued:
+        return Failure("figure", (VALUE_KINDS[kind.name],))
+    lacking = min((_lacking(asked, heads.lower(), s.lower(), u) for s in valued), key=len) if valued else \
+        _lacking(asked, heads.lower(), reply.lower(), u)
+    if lacking:
+        return Failure("subject", tuple(lacking))
+    years = [int(y) for y in _YEAR.findall(reply)]
+    if asked.years and years and not any(asked.years[0] <= y <= asked.years[1] for y in years):
+        return Failure("period", (f"{asked.years[0]}年",))
+    return None
+
+
+# --- saying why ------------------------------------------------------------------------------
+
+def not_found_text(failure: Failure, u: Understanding, nearest: Hit | None, nearest_quote: str,
+                   periods: Mapping[str, tuple[int, int] | None], searched: str) -> str:
+    """The not-found answer: what is missing, precisely, then the nearest clause as 可能相关."""
+    scope = f"《{nearest.title}》" if nearest and (u.region_docs or u.doc_ids) else "收录的文件"
+    missing = "、".join(f"「{m}」" for m in failure.missing)
+    if failure.reason == "place" and u.unknown_place:
+        return f"抱歉，没有找到答案：收录的文件中没有关于「{u.unknown_place}」的文件。已检索：{searched}。"
+    head = {
+        "place": f"收录的文件中没有{missing}本级的文件，只有其下辖地区的文件，不能拿来回答{missing}的问题。",
+        "subject": f"{scope}没有写到{missing}。" if missing else f"{scope}中没有与问题关键内容相符的条款。",
+        "figure": f"{scope}没有写明具体{missing.strip('「」') if missing else '数值'}。",
+        "period": f"{scope}没有写{failure.missing[0] if failure.missing else '所问时期'}的内容"
+                  + (_period_note(nearest, nearest_quote, periods) if nearest else "") + "。",
+        "relevance": "检索到的条款与问题相关度太低。",
+        "no_hits": "没有检索到相关条款。",
+    }[failure.reason]
+    text = f"抱歉，没有找到答案：{head}"
+    if nearest is not None and nearest_quote and failure.reason != "no_hits":
+        text += f"最接近的条款（{nearest.citation}）写的是：“{nearest_quote}”——仅供参考，并不是所问问题的答案。"
+    return text + f"已检索：{searched}。"
+
+
+def _period_note(hit: Hit, quote: str, periods: Mapping[str, tuple[int, int] | None]) -> str:
+    """What period the nearest clause does speak of: the years it names, else its document's period."""
+    said = sorted({int(y) for y in _YEAR.findall(quote)})
+    if said:
+        return "（最接近的条款写的是" + "、".join(f"{y}年" for y in said) + "）"
+    span = periods.get(hit.chunk.doc_id)
+    if not span:
+        return ""
+    if span[1] == 9999:
+        return f"（收录的是{span[0]}年的版本）"
+    return f"（该文件针对{span[0]}年）" if span[0] == span[1] else f"（该文件针对{span[0]}—{span[1]}年）"

@@ -1,0 +1,161 @@
+"""The verification step (issue 17): the question reader and each check, on the bundled documents'
+own clauses, without the embedding model. The assistant-level tests (the issue's six questions, the
+LLM path) are in tests/test_assistant.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.compose import Picked
+from assistant.understanding import QuestionReader
+from assistant.verify import (check_figure, check_period, check_place, check_reply, check_subject, document_spans,
+                              not_found_text, read_asked, Failure)
+from corpus import load_collection
+from corpus.types import Chunk, Hit
+from index.text import tokenize
+
+
+@pytest.fixture(scope="module")
+def documents():
+    return {d.doc_id: d for name in ("policies", "laws") for d in load_collection(name).documents}
+
+
+@pytest.fixture(scope="module")
+def reader(documents):
+    return QuestionReader(list(documents.values()))
+
+
+@pytest.fixture(scope="module")
+def known(documents):
+    """The documents' vocabulary, as the index has it (every keyword of every clause)."""
+    return {t for d in documents.values() for c in d.clauses for t in tokenize(c.text)}
+
+
+def picked(documents, clause_id: str, containing: str) -> Picked:
+    """The sentence of a real clause that holds ``containing``, as the composer would pick it."""
+    doc = documents[clause_id.split(":", 1)[0]]
+    clause = doc.clause(clause_id)
+    chunk = Chunk(chunk_id=clause_id + "#0", clause_id=clause_id, doc_id=doc.doc_id, text=clause.text, context="",
+                  start=clause.start, end=clause.end)
+    hit = Hit(chunk=chunk, rank=1, score=1.0, scores={"dense": 0.9}, title=doc.title, path=clause.path,
+              region=doc.region, kind=doc.kind, citation=f"《{doc.title}》{clause.label}")
+    start = clause.text.index(containing)
+    end = min([i for i in (clause.text.find(p, start) for p in "。；\n") if i >= 0] or [len(clause.text)])
+    begin = max(clause.text.rfind(p, 0, start) for p in "。；\n") + 1
+    return Picked(0, clause.start + begin, clause.text[begin:end + 1].strip(), hit)
+
+
+# --- the reader ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("question, subject, kind", [
+    ("沧州每万人高价值发明专利拥有量的目标是多少？", "高价值发明专利", None),
+    ("驰名商标认定之后有效期是几年？", "驰名商标", "duration"),
+    ("乌海一年专利申请要达到多少件？", "专利申请", "count"),
+    ("专利代理师资格考试多少分算合格？", None, "score"),
+    ("乌海跟周边哪几个地方搞知识产权跨区域保护协作？", None, "list"),  # 哪几个 asks which, not how many
+    ("产品包装上能印“驰名商标”几个字做宣传吗？", None, "yesno"),
+    ("芙蓉区专利技术实施与产业化专项资金每年安排多少？", None, "amount"),
+])
+def test_the_reader_finds_the_subject_and_the_kind_of_answer(reader, known, question, subject, kind):
+    asked = read_asked(reader.read(question), known)
+    assert asked.kind == kind
+    if subject:
+        assert any(subject in w for w in asked.subject), asked
+
+
+def test_words_that_only_frame_or_set_the_question_are_not_its_subject(reader, known):
+    # 政府, 银行 name no IP object; 企业 is who asks; "专利审查里" is where the question is set.
+    assert read_asked(reader.read("在沧州靠专利押给银行贷到款了，政府有扶持吗？"), known).subject == ("专利",)
+    assert read_asked(reader.read("企业申请专利有没有资助"), known).subject == ()
+    assert "专利审查" not in read_asked(reader.read("专利审查里常说的现有技术是啥？"), known).subject
+    # A layperson's word the documents never use cannot be required of a clause.
+    assert "抄袭" not in read_asked(reader.read("别人抄袭我的作品怎么办"), known).subject
+
+
+# --- the checks ---------------------------------------------------------------------------------
+
+def test_subject_check_needs_every_modifier(reader, known, documents):
+    u = reader.read("沧州每万人高价值发明专利拥有量的目标是多少？")
+    quoted = picked(documents, "cangzhou-2017:二、", "每万人口发明专利拥有量")
+    failed = check_subject(read_asked(u, known), [quoted], u)
+    assert failed == Failure("subject", ("高价值发明专利拥有量",))
+    # The same words, asked of the plan that has them, pass.
+    u = reader.read("荆门高新区每万人高价值发明专利拥有量要达到多少？")
+    quoted = picked(documents, "jingmen-hitech-2023:三、/(一)", "每万人高价值发明专利拥有量")
+    assert check_subject(read_asked(u, known), [quoted], u) is None
+
+
+def test_subject_check_reads_the_sentence_that_states_the_value(reader, known, documents):
+    # "每万人发明专利拥有量达到4件" does not say how many 专利申请, whatever the next sentence says.
+    u = reader.read("乌海一年专利申请要达到多少件？")
+    value = picked(documents, "wuhai-2022:三、/(一)", "每万人发明专利拥有量达到4件")
+    other = picked(documents, "wuhai-2022:三、/(一)", "PCT(专利合作条约)国际专利申请明显增长")
+    assert check_subject(read_asked(u, known), [value, other], u) == Failure("subject", ("专利申请",))
+
+
+def test_subject_check_takes_the_broader_right_but_not_a_sibling(reader, known, documents):
+    # 专利法第七十一条 on 专利权 answers for 外观设计; 驰名商标 is not 注册商标.
+    u = reader.read("被人抄了我的外观设计，法院最多能判多少钱？")
+    damages = picked(documents, "专利法(2020-10-17):第7章/第71条", "侵犯专利权的赔偿数额")
+    assert check_subject(read_asked(u, known), [damages], u) is None
+    u = reader.read("驰名商标认定之后有效期是几年？")
+    term = picked(documents, "商标法(2019-04-23):第4章/第39条", "注册商标的有效期为十年")
+    assert check_subject(read_asked(u, known), [term], u) == Failure("subject", ("驰名商标",))
+
+
+def test_figure_check_wants_a_value_of_the_kind_asked(reader, known, documents):
+    u = reader.read("专利代理师资格考试多少分算合格？")
+    papers = picked(documents, "专利法实施细则(2023-12-11):第13章/第146条", "签字或者盖章")
+    assert check_figure(read_asked(u, known), [papers], u, papers.hit) == Failure("figure", ("分数",))
+    u = reader.read("外观设计专利保护多少年？")
+    term = picked(documents, "专利法(2020-10-17):第5章/第42条", "外观设计专利权的期限为十五年")
+    assert check_figure(read_asked(u, known), [term], u, term.hit) is None
+    # "怎么办" asks what to do: a rate named in passing is not asked for.
+    u = reader.read("职务发明报酬的比例有争议怎么办？")
+    assert check_figure(read_asked(u, known), [term], u, term.hit) is None
+
+
+def test_period_check_compares_the_years(reader, known, documents):
+    spans = document_spans(documents.values(), "")
+    plan = picked(documents, "hubei-2023:二、/(四)/16.", "持续推进知识产权质押融资入园惠企行动")
+    u = reader.read("湖北2024年知识产权质押融资要增长多少？")
+    assert check_period(read_asked(u, known), [plan], spans) == Failure("period", ("2024年",))
+    u = reader.read("湖北2023年知识产权质押融资要增长多少？")
+    assert check_period(read_asked(u, known), [plan], spans) is None
+
+
+def test_period_check_knows_which_version_of_a_law_is_indexed(reader, known, documents):
+    question = "2008年修正的专利法规定外观设计专利保护期是几年？"
+    term = picked(documents, "专利法(2020-10-17):第5章/第42条", "外观设计专利权的期限为十五年")
+    failed = check_period(read_asked(reader.read(question), known), [term], document_spans(documents.values(), question))
+    assert failed == Failure("period", ("2008年",))
+    # A year that is not a version ("2015年申请的") leaves the current law the answer.
+    question = "2015年申请的外观设计专利保护期是几年？"
+    assert check_period(read_asked(reader.read(question), known), [term],
+                        document_spans(documents.values(), question)) is None
+
+
+def test_place_check(reader, documents):
+    target = picked(documents, "changsha-furong-2017:一、/(二)", "专利申请量、授权量年均增长率")
+    assert check_place(reader.read("长沙市的专利目标是多少？"), [target]) == Failure("place", ("长沙市",))
+    assert check_place(reader.read("长沙雨花区对发明专利有补助吗？"), [target]) == Failure("place", ("雨花区",))
+    assert check_place(reader.read("深圳对PCT申请资助多少？"), [target]) == Failure("place", ("深圳",))
+    assert check_place(reader.read("芙蓉区的专利目标是多少？"), [target]) is None
+
+
+def test_an_llm_reply_that_answers_a_neighbouring_question_fails(reader, known):
+    u = reader.read("荆门高新区到2025年专利年授权量要达到多少？")
+    asked = read_asked(u, known)
+    heads = "荆门高新区创建湖北省知识产权强省建设示范园区工作方案(2023-2025年) 三、 (一)"
+    assert check_reply(asked, "到2025年，园区专利年授权量达到2500件以上[1]。", heads, u) is None
+    assert check_reply(asked, "到2025年，园区注册商标总量达到6000件以上[1]。", heads, u).reason == "subject"
+    assert check_reply(asked, "到2023年，园区专利年授权量达到2000件[1]。", heads, u).reason == "period"
+
+
+def test_the_not_found_answer_names_what_is_missing_and_shows_the_nearest_clause(reader, documents):
+    u = reader.read("乌海一年专利申请要达到多少件？")
+    nearest = picked(documents, "wuhai-2022:三、/(一)", "每万人发明专利拥有量达到4件")
+    text = not_found_text(Failure("subject", ("专利申请",)), u, nearest.hit, nearest.sentence, {}, "《乌海…》")
+    assert text.startswith("抱歉，没有找到答案：《乌海市“十四五”知识产权保护和运用规划》没有写到「专利申请」。")
+    assert "每万人发明专利拥有量达到4件" in text and "并不是所问问题的答案" in text
+    assert "[1]" not in text
