@@ -14,6 +14,7 @@ from assistant import compose
 from assistant.params import check_filters, check_k, check_mode
 from assistant.llm import Generator, LLMError, LLMSettings, build_messages, check_answer
 from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, retrieve_understood
+from assistant.listing import list_items, list_text
 from assistant.understanding import QuestionReader, Understanding
 from assistant.verify import Failure, check_reply, document_spans, not_found_text, read_asked, supported, verify
 from corpus.errors import InvalidQuestion
@@ -161,7 +162,8 @@ class Assistant:
         hits = retrieve_understood(self.index, u, k=k, settings=self.retrieval, filters=filters)
         timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        picked = compose.pick_sentences(u, compose.own_place_first(u, hits))
+        listed = list_items(self.index, u, compose.own_place_first(u, hits))
+        picked = listed[1] if listed else compose.pick_sentences(u, compose.own_place_first(u, hits))
         picked = supported(read_asked(u, self.index.vocabulary()), picked, u)
         failure = self._verified(u, hits, picked)
         rewritten = u.query if u.rewritten else None
@@ -169,6 +171,8 @@ class Assistant:
             answer = self._not_found(question, u, hits, picked, failure, rewritten)
         else:
             text, citations = compose.compose(u, picked)
+            if listed:  # the section's items, from the clause tree, each cited
+                text = list_text(listed[0], picked, {c.clause_id: c.n for c in citations})
             answer = Answer(question=question, text=compose.yes_first(u, text), citations=tuple(citations), abstained=False,
                             rewritten_query=rewritten, hits=tuple(hits), intent=u.intent)
             if self.llm and use_llm is not False:

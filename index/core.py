@@ -224,10 +224,14 @@ class KnowledgeIndex:
 
     def clause_paths(self, clause_ids) -> dict[str, tuple[str, ...]]:
         """{clause id: heading path} (cached)."""
+        return {c: path for c, (path, _) in self.clause_info(clause_ids).items()}
+
+    def clause_info(self, clause_ids) -> dict[str, tuple[tuple[str, ...], str]]:
+        """{clause id: (heading path, copy-ready citation)}, also for a heading without text of its own."""
         missing = [c for c in set(clause_ids) if c not in self._clause_info]
         if missing:
             self._clause_info.update(self.catalog.clause_info(missing))
-        return {c: self._clause_info.get(c, ((), ""))[0] for c in clause_ids}
+        return {c: self._clause_info.get(c, ((), "")) for c in clause_ids}
 
     def dense(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         return self.vectors.search(self.query_vector(query), k, allowed)

@@ -419,6 +419,28 @@ def test_a_policy_question_without_a_place_is_answered_per_place(assistant):
     assert "沧州市：" in answer.text
 
 
+@pytest.mark.parametrize("question, section, items", [
+    ("芙蓉区强区建设的工作目标有哪些", "一、工作目标", ["(一)知识产权宣教全面覆盖", "(四)知识产权保护规范有序"]),
+    ("芙蓉区强区建设分几个阶段", "三、实施步骤", ["(一)基础搭建阶段(2017年6月—2018年12月)", "(三)验收总结阶段(2020年)"]),
+    ("乌海有哪些保障措施", "五、保障措施", ["(一)加强统筹谋划", "(三)强化督促检查"]),
+])
+def test_a_list_question_is_answered_with_the_sections_items_in_order(assistant, question, section, items):
+    answer = assistant.ask(question)
+    assert answer.text.startswith(section) and not answer.abstained
+    lines = answer.text.splitlines()[1:]
+    assert len(lines) == len(answer.citations) >= 3  # every item, each cited
+    assert lines[0].startswith(items[0]) and any(line.startswith(items[1]) for line in lines)
+    for n, line in enumerate(lines, start=1):
+        assert line.endswith(f"[{n}]")
+    # The figures of a heading are in the clause it cites.
+    assert all(c.text.startswith(line.rsplit("[", 1)[0]) for c, line in zip(answer.citations, lines))
+
+
+def test_a_question_for_things_inside_a_sentence_is_not_a_list_of_headings(assistant):
+    answer = assistant.ask("湖北支持哪几个城市申报国家级知识产权保护中心")
+    assert "包括以下" not in answer.text and "宜昌" in answer.text
+
+
 def test_a_question_naming_a_province_is_answered_from_the_provinces_plan(assistant):
     # 湖北 covers 荆门高新区 too, whose clause on funds ranks first; the province's own plan answers.
     answer = assistant.ask("湖北省局对专项计划资金怎么管？")
