@@ -217,8 +217,10 @@ def baseline_figures(run_: EvalRun, pipelines: Sequence[str], previous: dict | N
     }
 
 
-# The product's targets, on the test splits only (issues 5 and 16): (dataset/split, metric, "min"/"max",
-# value). Retrieval metrics are the hybrid pipeline's; answer metrics the extractive assistant's.
+# The product's targets, on the test splits only (issues 5, 16 and 17): (dataset/split, metric, "min"/"max",
+# value). Issue 17 raised the answer targets: abstain on ≥ 0.90 of the unanswerable questions (now with
+# near-miss ones) and ≤ 0.03 of the answerable, keywords ≥ 0.90, and name the missing part of ≥ 0.85 of the
+# near-miss questions. Retrieval metrics are the hybrid pipeline's; answer metrics the extractive assistant's.
 # Reported by every run. A target is an aim until a recorded baseline meets it (``targets_met``);
 # from then on --check fails when it is lost. Latency is reported only: a shared machine's timings
 # are not a pass/fail figure.
@@ -227,8 +229,9 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("laws_qa/test", "hit@1", "min", 0.85), ("laws_qa/test", "hit@5", "min", 0.97),
     ("stard/test", "hit@10", "min", 0.85),
     *((ds, metric, kind, value) for ds in ("policies_qa/test", "laws_qa/test") for metric, kind, value in (
-        ("keywords", "min", 0.85), ("citation_precision", "min", 0.90), ("number_faithfulness", "min", 1.0),
-        ("abstain_on_unanswerable", "min", 0.80), ("abstain_on_answerable", "max", 0.05), ("p95_ms", "max", 150.0))),
+        ("keywords", "min", 0.90), ("citation_precision", "min", 0.90), ("number_faithfulness", "min", 1.0),
+        ("abstain_on_unanswerable", "min", 0.90), ("abstain_on_answerable", "max", 0.03), ("missing_named", "min", 0.85),
+        ("p95_ms", "max", 150.0))),
 )
 # Reported, never gated: latency (a shared machine's timings), and the dev−test gap (a floor on it would
 # punish a gain on dev).
