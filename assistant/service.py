@@ -162,8 +162,9 @@ class Assistant:
         hits = retrieve_understood(self.index, u, k=k, settings=self.retrieval, filters=filters)
         timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        listed = list_items(self.index, u, compose.own_place_first(u, hits))
-        picked = listed[1] if listed else compose.pick_sentences(u, compose.own_place_first(u, hits))
+        ours = compose.own_place_first(u, hits)
+        listed = list_items(self.index, u, ours)
+        picked = listed[1] if listed else compose.pick_sentences(u, ours)
         picked = supported(read_asked(u, self.index.vocabulary()), picked, u)
         failure = self._verified(u, hits, picked)
         rewritten = u.query if u.rewritten else None
@@ -173,8 +174,8 @@ class Assistant:
             text, citations = compose.compose(u, picked)
             if listed:  # the section's items, from the clause tree, each cited
                 text = list_text(listed[0], picked, {c.clause_id: c.n for c in citations})
-            answer = Answer(question=question, text=compose.yes_first(u, text), citations=tuple(citations), abstained=False,
-                            rewritten_query=rewritten, hits=tuple(hits), intent=u.intent)
+            answer = Answer(question=question, text=compose.yes_first(u, text), citations=tuple(citations),
+                            abstained=False, rewritten_query=rewritten, hits=tuple(hits), intent=u.intent)
             if self.llm and use_llm is not False:
                 answer = self._with_llm(u, answer)
         timings["compose_ms"] = (time.perf_counter() - t) * 1000

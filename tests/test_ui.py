@@ -159,6 +159,9 @@ def test_chat_answers_with_sources_follow_up_and_not_found(page, server):
     _ask(pg, "深圳市对PCT专利申请的资助标准是多少？", 2)
     not_found = pg.locator("#ipqa-chat .ipqa-notfound").last
     assert "没有找到" in not_found.inner_text()
+    # the reason is shown: which part of the question no document covers
+    badge = not_found.locator(".ipqa-reason")
+    assert badge.inner_text().startswith("缺少：所问地区的文件") and "深圳" in badge.inner_text()
     assert "可能相关" in pg.locator("#ipqa-sources").inner_text()
     assert pg.locator("#ipqa-sources .ipqa-card-related").count() >= 1
     _shot(pg, "chat-not-found")

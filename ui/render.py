@@ -80,8 +80,7 @@ def answer_markdown(answer: Answer) -> str:
     if answer.abstained:
         why = REASON_LABELS.get(answer.reason or "", "")
         lacking = "、".join(f"「{m}」" for m in answer.missing)
-        badge = f'<span class="ipqa-reason" data-reason="{esc(answer.reason or "")}">缺少：{esc(why)}{esc(lacking)}</span>' \
-            if why else ""
+        badge = f'<span class="ipqa-reason">缺少：{esc(why)}{esc(lacking)}</span>' if why else ""
         parts.append(f'<div class="ipqa-notfound"><b>未找到答案</b> {badge}<br>{esc(answer.text)}</div>')
         if answer.related:
             items = "".join(f"<li>{esc(c.citation)}：{esc(_short(c.quote, 60))}</li>" for c in answer.related)
