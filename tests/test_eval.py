@@ -203,3 +203,18 @@ def test_ipqa_eval_end_to_end(real_index, tmp_path):
     failing = subprocess.run(cmd + ["laws_qa", "--mode", "hybrid", "--check", "--baseline", str(strict)], cwd=ROOT,
                              capture_output=True, text=True, timeout=1200)
     assert failing.returncode == 1 and "回归检查未通过" in failing.stderr
+
+
+@pytest.mark.slow
+def test_refusals_of_answerable_questions_are_counted_by_reason(real_index):
+    from assistant.verify import REASONS
+    from eval.questions import split_of
+    from eval.refusals import refusals
+
+    index_dir, _ = real_index
+    reasons, asked, listed = refusals("laws_qa", "dev", index_dir)
+    assert asked == sum(1 for q in load_dataset("laws_qa").questions if q.split == "dev" and q.gold)
+    assert sum(reasons.values()) == len(listed) <= asked and set(reasons) <= set(REASONS)
+    assert all(split_of(qid, "laws_qa") == "dev" for qid, _, _ in listed)
+    _, _, hidden = refusals("laws_qa", "test", index_dir)
+    assert hidden == []  # test questions are counted, never listed
