@@ -2,9 +2,10 @@
 
 "芙蓉区强区建设的工作目标有哪些", "分几个阶段", "有哪些措施" ask for the items of a section: its
 child clauses' headings, in order, each cited. The best clause is often one of those items (the
-fourth goal); the section is the nearest of it and its ancestors whose heading shares a word with
-the question and that has two children or more. Laws are left out: an article's items are inside
-its own text, not clauses of their own.
+fourth goal) or elsewhere in the document; the section is the clause of the best clause's document,
+with two children or more, whose heading names the thing listed ("工作目标", "保障措施", or "阶段" in
+each child's heading). Laws are left out: an article's items are inside its own text, not clauses
+of their own.
 """
 
 from __future__ import annotations
@@ -120,6 +121,6 @@ def list_items(ix: KnowledgeIndex, u: Understanding, hits: Sequence[Hit]) -> tup
 
 
 def list_text(heading: str, picked: Sequence[Picked], numbers: dict[str, int]) -> str:
-    """"一、工作目标包括：\n(一)知识产权宣教全面覆盖[1]\n…"."""
+    """"一、工作目标包括以下4项：\n(一)知识产权宣教全面覆盖[1]\n…"."""
     lines = [f"{p.sentence.rstrip('。；;')}[{numbers[p.hit.chunk.clause_id]}]" for p in picked]
     return f"{heading}包括以下{len(lines)}项：\n" + "\n".join(lines)
