@@ -359,9 +359,10 @@ def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, k
         return failed
     if not hits or not picked:
         return Failure("no_hits", ())
-    if u.articles and hits[0].score >= article_score:
-        return None  # a clause asked for by number is the answer
     asked = read_asked(u, known)
+    # A clause asked for by number is the answer, in the version indexed: "2008年专利法第四十二条" is not.
+    if u.articles and hits[0].score >= article_score:
+        return check_period(asked, picked, periods)
     return (check_period(asked, picked, periods) or check_subject(asked, picked, u)
             or check_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
             or check_relevance(u, hits, picked, known, min_coverage=min_coverage, min_dense=min_dense))

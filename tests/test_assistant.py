@@ -408,6 +408,12 @@ def test_a_neighbouring_answer_becomes_a_precise_not_found(assistant, question, 
     assert answer.related and not re.search(r"\[\d+\]", answer.text)  # the nearest clause is not the answer
 
 
+def test_an_article_of_another_version_of_the_law_is_not_quoted_as_it(assistant):
+    old = assistant.ask("2008年专利法第四十二条怎么规定的？")
+    assert old.abstained and old.reason == "period" and "收录的是2020年的版本" in old.text
+    assert not assistant.ask("专利法第四十二条怎么规定的？").abstained
+
+
 def test_a_policy_question_without_a_place_is_answered_per_place(assistant):
     answer = assistant.ask("企业申请专利有没有资助")
     assert not answer.abstained and answer.text.startswith("有。")
