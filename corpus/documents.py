@@ -110,7 +110,7 @@ def list_files(folder: str | Path, *, recursive: bool = True) -> list[Path]:
     return files
 
 
-def _load_one(args: tuple[Path, str, str, int | None]) -> Document | UnsupportedDocument:
+def load_one(args: tuple[Path, str, str, int | None]) -> Document | UnsupportedDocument:
     path, doc_id, collection, max_bytes = args
     try:
         return load_document(path, doc_id=doc_id, collection=collection, max_bytes=max_bytes)
@@ -137,9 +137,9 @@ def load_folder(folder: str | Path, *, collection: str = "", recursive: bool = T
         workers = 1 if len(jobs) < 200 else min(4, os.cpu_count() or 1)
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_load_one, jobs, chunksize=16))
+            results = list(pool.map(load_one, jobs, chunksize=16))
     else:
-        results = [_load_one(j) for j in jobs]
+        results = [load_one(j) for j in jobs]
     report = LoadReport()
     for result in results:
         if isinstance(result, Document):

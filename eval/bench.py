@@ -62,7 +62,7 @@ def bench_questions(name: str = "laws_qa") -> list[str]:
 def stage_build_ipqa(files: list[str], index_dir: str, extra: str, embedder: str | None) -> dict:
     from concurrent.futures import ProcessPoolExecutor
 
-    from corpus.documents import _load_one
+    from corpus.documents import load_one
     from corpus.loaders import DEFAULT_MAX_BYTES
     from corpus.types import Document
     from index.chunking import chunk_document
@@ -74,7 +74,7 @@ def stage_build_ipqa(files: list[str], index_dir: str, extra: str, embedder: str
     started = time.perf_counter()
     jobs = [(Path(f), f"d{i:05d}-{Path(f).stem}", "bench", DEFAULT_MAX_BYTES) for i, f in enumerate(files)]
     with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        loaded = list(pool.map(_load_one, jobs, chunksize=8))
+        loaded = list(pool.map(load_one, jobs, chunksize=8))
     docs = [d for d in loaded if isinstance(d, Document)]
     chunks = sum(len(chunk_document(d)) for d in docs)
     load_seconds = time.perf_counter() - started

@@ -72,7 +72,7 @@ def pytest_collection_modifyitems(session, config, items):
     folder = Path(tempfile.mkdtemp(prefix="ipqa-stard-eval-"))
     log = open(folder / "eval.log", "w")
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", OMP_WAIT_POLICY="PASSIVE")
-    cmd = [sys.executable, "-m", "assistant.cli", "eval", "stard", "--mode", "hybrid", "--index-dir",
+    cmd = [sys.executable, "-m", "cli", "eval", "stard", "--mode", "hybrid", "--index-dir",
            str(folder / "index"), "--out", str(folder / "eval"), "--quiet", "--check"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                             preexec_fn=lambda: os.nice(10))

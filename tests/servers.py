@@ -54,7 +54,7 @@ def serve(work: Path, *, index_dir: Path | None = None, args: Sequence[str] = ()
     full_env.pop("IPQA_LLM_BASE_URL", None)
     full_env.pop("IPQA_AUTH", None)
     full_env.update(env or {})
-    cmd = [sys.executable, "-m", "assistant.cli", "serve", "--index-dir", str(index_dir or work / "index"),
+    cmd = [sys.executable, "-m", "cli", "serve", "--index-dir", str(index_dir or work / "index"),
            "--data-dir", str(work / "data"), "--port", str(port), *args]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)

@@ -219,7 +219,7 @@ def test_each_app_keeps_its_uploads_to_itself(auth_server, index_copy, tmp_path)
 
 def test_serving_beyond_this_machine_needs_a_login(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "IPQA_AUTH"}
-    result = subprocess.run([sys.executable, "-m", "assistant.cli", "serve", "--host", "0.0.0.0", "--index-dir",
+    result = subprocess.run([sys.executable, "-m", "cli", "serve", "--host", "0.0.0.0", "--index-dir",
                              str(tmp_path / "index"), "--data-dir", str(tmp_path / "data")], cwd=ROOT,
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 2

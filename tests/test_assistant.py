@@ -653,7 +653,7 @@ def test_check_answer_unit():
 
 def test_ask_cli_json_and_batch(real_index, tmp_path):
     index_dir, _ = real_index
-    base = [sys.executable, "-m", "assistant.cli", "ask", "--index-dir", str(index_dir)]
+    base = [sys.executable, "-m", "cli", "ask", "--index-dir", str(index_dir)]
     result = subprocess.run(base + ["那沧州呢？", "--history", "湖北省2023年知识产权质押融资目标是多少？", "--json"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     data = json.loads(result.stdout)

@@ -219,7 +219,7 @@ def test_size_limit_is_configurable(tmp_path, monkeypatch):
 def _ipqa(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if k != "IPQA_MAX_FILE_MB"}
     full.update({"IPQA_EMBEDDER": "hash", **(env or {})})
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env=full)
 
 

@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 
 def ipqa(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -62,7 +62,7 @@ def test_index_search_add_remove_commands(tmp_path):
     index_dir = str(tmp_path / "ix")
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
                               text=True, timeout=300, env=env)
 
     built = run("index", "--collection", "policies", "--index-dir", index_dir, "--quiet")

@@ -176,7 +176,7 @@ def test_ipqa_eval_end_to_end(real_index, tmp_path):
     """`ipqa eval --check` on both datasets against the real index, then a check that must fail."""
     index_dir, _ = real_index
     out = tmp_path / "eval"
-    cmd = [sys.executable, "-m", "assistant.cli", "eval", "--index-dir", str(index_dir), "--out", str(out), "--quiet"]
+    cmd = [sys.executable, "-m", "cli", "eval", "--index-dir", str(index_dir), "--out", str(out), "--quiet"]
     result = subprocess.run(cmd + ["policies_qa", "laws_qa", "--check"], cwd=ROOT, capture_output=True, text=True,
                             timeout=1200)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -3,7 +3,7 @@ of a change leaves the previous index intact for the next run to finish the job.
 
 Indexes here are built with the deterministic ``HashEmbedder`` (``IPQA_EMBEDDER=hash`` for the
 CLI) over the five bundled policies copied to a temporary folder; the kills are real SIGKILLs
-of ``python -m assistant.cli`` processes.
+of ``python -m cli`` processes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ ENV = dict(os.environ, IPQA_EMBEDDER="hash")
 
 
 def ipqa(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=ENV)
 
 
@@ -282,7 +282,7 @@ def test_sigkill_at_any_point_of_a_write_loses_nothing(tmp_path, command, point)
     docs_before, hits_before = _state(index_dir)
     assert REMOVED in docs_before and NEW_DOC not in docs_before
 
-    killed = subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    killed = subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True,
                             timeout=180, env=dict(ENV, IPQA_FAILPOINT=point))
     assert killed.returncode == -signal.SIGKILL, (killed.stdout, killed.stderr)
     assert _lock_is_free(index_dir)
@@ -313,7 +313,7 @@ def test_sigkill_at_any_point_of_a_write_loses_nothing(tmp_path, command, point)
 def test_a_killed_writers_staging_copy_is_left_for_the_next_writer(tmp_path):
     """Killed after its staging copy: the copy is ours (marked), so the next writer deletes it."""
     args, index_dir = _writing_command("docs add", tmp_path)
-    killed = subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=ROOT, capture_output=True,
+    killed = subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
                             timeout=180, env=dict(ENV, IPQA_FAILPOINT="stored"))
     assert killed.returncode == -signal.SIGKILL
     staged = [name for name in leftovers(index_dir) if "staging" in name]

@@ -29,7 +29,7 @@ POLICY = POLICIES / "hubei-2023.txt"
 
 
 def ipqa(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env=dict(ENV, PYTHONPATH=str(ROOT)))
 
 

@@ -271,7 +271,7 @@ def report(figures: dict) -> str:
     """The figures as a Chinese/English table and lines."""
     import io
 
-    from assistant.cli import print_table
+    from ui.tables import print_table
 
     def ms(v):
         return "" if v is None else f"{v:.0f}"

@@ -1,0 +1,2 @@
+"""The ``ipqa`` command: the top of the stack. It imports assistant/, ui/, eval/ and index/;
+nothing imports it."""
