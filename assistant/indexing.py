@@ -12,12 +12,23 @@ from corpus.errors import UnsupportedDocument
 from index.build import Progress
 from index.core import DEFAULT_INDEX_DIR, BuildReport, Filters, KnowledgeIndex, update_index
 from index.embedders import DEFAULT_EMBEDDER, get_embedder
+from index.pg import is_database_url
 
 ALL_BUNDLED = ("policies", "laws")
 
 
-def default_index_dir() -> Path:
-    return Path(os.environ.get("IPQA_INDEX_DIR", DEFAULT_INDEX_DIR))
+def default_index_dir() -> Path | str:
+    """Where the knowledge base is unless a command says: IPQA_DATABASE_URL (a shared PostgreSQL
+    database), else IPQA_INDEX_DIR, else .ipqa/index."""
+    url = os.environ.get("IPQA_DATABASE_URL", "").strip()
+    return url if url else Path(os.environ.get("IPQA_INDEX_DIR", DEFAULT_INDEX_DIR))
+
+
+def index_location(value: str | Path | None = None) -> Path | str:
+    """A knowledge base's location: a folder (Path) or a ``postgresql://`` URL (str)."""
+    if value is None or value == "":
+        return default_index_dir()
+    return str(value).strip() if is_database_url(str(value)) else Path(value)
 
 
 def _embedder(name: str | None):
@@ -30,7 +41,7 @@ def index_sources(index_dir: str | Path | None = None, *, collections: Sequence[
                   progress: bool = False) -> BuildReport:
     """Index bundled collections and folders. Only new or changed documents are embedded;
     documents whose file disappeared from a listed folder or collection are removed."""
-    index_dir = Path(index_dir or default_index_dir())
+    index_dir = index_location(index_dir)
     docs, origins, failures = [], [], []
     for name in collections:
         report = load_collection(name)
@@ -66,7 +77,7 @@ def add_documents(docs: Sequence[Document], index_dir: str | Path | None = None,
     writers' lock is taken, so a large document never makes other writers wait for it."""
     if not docs:
         return BuildReport()
-    return update_index(Path(index_dir or default_index_dir()), add=[(d, "added") for d in docs], progress=progress,
+    return update_index(index_location(index_dir), add=[(d, "added") for d in docs], progress=progress,
                         on_progress=on_progress)
 
 
@@ -86,13 +97,13 @@ def add_files(paths: Sequence[str | Path], index_dir: str | Path | None = None, 
 
 
 def remove_documents(doc_ids: Sequence[str], index_dir: str | Path | None = None) -> BuildReport:
-    return update_index(Path(index_dir or default_index_dir()), remove=doc_ids)
+    return update_index(index_location(index_dir), remove=doc_ids)
 
 
 def open_index(index_dir: str | Path | None = None, *, embedder=None) -> KnowledgeIndex:
     """Open an index; pass an already loaded ``embedder`` to reuse it (the app does after each change)."""
-    return KnowledgeIndex.open(Path(index_dir or default_index_dir()), embedder=embedder or _embedder(None))
+    return KnowledgeIndex.open(index_location(index_dir), embedder=embedder or _embedder(None))
 
 
-__all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_documents", "add_files", "default_index_dir", "index_sources",
+__all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_documents", "add_files", "default_index_dir", "index_location", "index_sources",
            "open_index", "read_file", "remove_documents"]

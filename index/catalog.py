@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS clauses (
     clause_id TEXT PRIMARY KEY,
     doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
     seq INTEGER, path TEXT, label TEXT, number TEXT, level TEXT, heading TEXT,
-    start INTEGER, end INTEGER, parent_id TEXT, paragraph_starts TEXT, citation TEXT
+    start INTEGER, "end" INTEGER, parent_id TEXT, paragraph_starts TEXT, citation TEXT
 );
 CREATE INDEX IF NOT EXISTS clauses_doc ON clauses(doc_id);
 CREATE INDEX IF NOT EXISTS clauses_number ON clauses(doc_id, number);
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT UNIQUE NOT NULL,
     clause_id TEXT NOT NULL,
     doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
-    text TEXT, context TEXT, start INTEGER, end INTEGER, part INTEGER, parts INTEGER
+    text TEXT, context TEXT, start INTEGER, "end" INTEGER, part INTEGER, parts INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 """
@@ -79,8 +79,33 @@ class DocInfo:
         return bool(self.issued and first <= self.issued.year <= last)
 
 
+def document_row(doc: Document, origin: str) -> tuple:
+    """The ``documents`` row of a document (both catalogs: SQLite and PostgreSQL)."""
+    return (doc.doc_id, doc.title, doc.kind, doc.issuer, doc.doc_number,
+            doc.issued.isoformat() if doc.issued else None, json.dumps(doc.region, ensure_ascii=False),
+            json.dumps(doc.region_aliases, ensure_ascii=False),
+            doc.period[0] if doc.period else None, doc.period[1] if doc.period else None,
+            doc.collection, origin, doc.source_path, doc.source_format, doc.content_hash,
+            json.dumps(doc.notes, ensure_ascii=False),
+            json.dumps([(r.date.isoformat(), r.note) for r in doc.revisions], ensure_ascii=False),
+            doc.text, dt.datetime.now().isoformat(timespec="seconds"))
+
+
+def clause_rows(doc: Document) -> list[tuple]:
+    """The ``clauses`` rows of a document, in its order."""
+    return [(c.clause_id, doc.doc_id, i, json.dumps(c.path, ensure_ascii=False), c.label, c.number, c.level,
+             c.heading, c.start, c.end, c.parent_id, json.dumps(c.paragraph_starts), doc.citation(c))
+            for i, c in enumerate(doc.clauses)]
+
+
 class Catalog:
-    def __init__(self, path: str | Path, *, readonly: bool = False):
+    """The catalog's tables, in a SQLite file (``path``) or behind ``db``, a connection with
+    SQLite's ``execute`` API (index.pg's facade over a PostgreSQL pool reads the same tables)."""
+
+    def __init__(self, path: str | Path | None = None, *, readonly: bool = False, db=None):
+        if db is not None:
+            self.path, self.db = None, db
+            return
         self.path = Path(path)
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
@@ -96,25 +121,12 @@ class Catalog:
     def add_document(self, doc: Document, chunks: Sequence[Chunk], *, origin: str) -> np.ndarray:
         """Insert a document with its clauses and chunks; returns the chunks' integer ids."""
         db = self.db
-        db.execute(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (doc.doc_id, doc.title, doc.kind, doc.issuer, doc.doc_number,
-             doc.issued.isoformat() if doc.issued else None, json.dumps(doc.region, ensure_ascii=False),
-             json.dumps(doc.region_aliases, ensure_ascii=False),
-             doc.period[0] if doc.period else None, doc.period[1] if doc.period else None,
-             doc.collection, origin, doc.source_path, doc.source_format, doc.content_hash,
-             json.dumps(doc.notes, ensure_ascii=False),
-             json.dumps([(r.date.isoformat(), r.note) for r in doc.revisions], ensure_ascii=False),
-             doc.text, dt.datetime.now().isoformat(timespec="seconds")))
-        db.executemany(
-            "INSERT INTO clauses VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(c.clause_id, doc.doc_id, i, json.dumps(c.path, ensure_ascii=False), c.label, c.number, c.level,
-              c.heading, c.start, c.end, c.parent_id, json.dumps(c.paragraph_starts), doc.citation(c))
-             for i, c in enumerate(doc.clauses)])
+        db.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", document_row(doc, origin))
+        db.executemany("INSERT INTO clauses VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", clause_rows(doc))
         ids = []
         for ch in chunks:
             cur = db.execute(
-                "INSERT INTO chunks (chunk_id, clause_id, doc_id, text, context, start, end, part, parts) "
+                "INSERT INTO chunks (chunk_id, clause_id, doc_id, text, context, start, \"end\", part, parts) "
                 "VALUES (?,?,?,?,?,?,?,?,?)",
                 (ch.chunk_id, ch.clause_id, ch.doc_id, ch.text, ch.context, ch.start, ch.end, ch.part, ch.parts))
             ids.append(cur.lastrowid)
@@ -165,7 +177,7 @@ class Catalog:
             part = ids[start:start + 500]
             marks = ",".join("?" * len(part))
             for r in self.db.execute(
-                    f"SELECT id, chunk_id, clause_id, doc_id, text, context, start, end, part, parts "
+                    f"SELECT id, chunk_id, clause_id, doc_id, text, context, start, \"end\", part, parts "
                     f"FROM chunks WHERE id IN ({marks})", part):
                 out[r[0]] = Chunk(chunk_id=r[1], clause_id=r[2], doc_id=r[3], text=r[4], context=r[5],
                                   start=r[6], end=r[7], part=r[8], parts=r[9])
@@ -206,7 +218,7 @@ class Catalog:
                    level=c[4], heading=c[5], text=r[16][c[6]:c[7]], start=c[6], end=c[7], parent_id=c[8],
                    paragraph_starts=tuple(json.loads(c[9])))
             for c in self.db.execute(
-                "SELECT clause_id, path, label, number, level, heading, start, end, parent_id, paragraph_starts "
+                "SELECT clause_id, path, label, number, level, heading, start, \"end\", parent_id, paragraph_starts "
                 "FROM clauses WHERE doc_id = ? ORDER BY seq", (doc_id,)))
         return Document(
             doc_id=r[0], title=r[1], text=r[16], clauses=clauses, kind=r[2] or "", issuer=r[3], doc_number=r[4],

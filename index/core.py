@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from corpus.errors import EmbedderUnavailable, IndexMismatch, InvalidQuestion
+from corpus.errors import EmbedderUnavailable, IndexMismatch, InvalidQuestion, IpqaError
 from corpus.types import Hit
-from index.build import BuildReport, Prepared, Stores, load_stores, prepare, update_index
+from index import build
+from index.build import BuildReport, Prepared, Stores, load_stores, prepare
 from index.catalog import Catalog, DocInfo
 from index.embedders import Embedder, get_embedder
 from index.folder import recover_for_reader
 from index.manifest import check_manifest, file_digests, read_manifest, reading, rebuild_arguments, verify_files
+from index.pg import is_database_url, safe_url
 from index.text import tokenize
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INDEX_DIR = Path(".ipqa") / "index"
+STALE_CHECK_SECONDS = 1.0  # how often an open index asks whether a writer changed it
 MODES = ("dense", "bm25", "hybrid")
 RRF_K = 60
 
@@ -68,7 +72,17 @@ class Filters:
         return True
 
 
-def _unusable_embedder(manifest: dict, index_dir: Path, exc: EmbedderUnavailable) -> IndexMismatch:
+def update_index(index_dir, **kwargs) -> BuildReport:
+    """Bring a knowledge base in line (``index.build.update_index``'s arguments): a folder, or a
+    PostgreSQL database given by its URL (``index.pg_write``)."""
+    if is_database_url(index_dir):
+        from index.pg_write import update_database
+
+        return update_database(str(index_dir), **kwargs)
+    return build.update_index(index_dir, **kwargs)
+
+
+def _unusable_embedder(manifest: dict, index_dir, exc: EmbedderUnavailable) -> IndexMismatch:
     """The index's model cannot be used here: the command rebuilds the same sources with the default one."""
     sources, _ = rebuild_arguments({**manifest, "embedder": {}})
     return IndexMismatch(f"索引由向量模型「{exc.embedder}」建立，本机无法使用该模型（{exc.reason}）", index_dir,
@@ -94,12 +108,15 @@ class KnowledgeIndex:
         self._ids_by_doc = catalog.chunk_ids_by_doc()
         self._clause_info: dict[str, tuple[tuple[str, ...], str]] = {}  # clause_id -> (path, citation)
         self._vector_cache: dict[str, np.ndarray] = {}
+        self._checked_at = time.monotonic()
 
     @classmethod
     def open(cls, index_dir: str | Path = DEFAULT_INDEX_DIR, *, embedder: Embedder | None = None) -> "KnowledgeIndex":
         """Open the index, refusing one of another format or embedder (``IndexMismatch``) and one
         with a missing, truncated or corrupt file (``IndexDamaged``): every file is checked against
         the size and digest recorded when it was written (a few ms for the bundled index)."""
+        if is_database_url(index_dir):
+            return cls._open_database(str(index_dir), embedder)
         index_dir = Path(index_dir)
         recover_for_reader(index_dir)
         manifest = read_manifest(index_dir)
@@ -124,6 +141,47 @@ class KnowledgeIndex:
                 catalog.close()
                 raise
         return opened
+
+    @classmethod
+    def _open_database(cls, url: str, embedder: Embedder | None) -> "KnowledgeIndex":
+        """The knowledge base in a PostgreSQL database (index.pg): nothing is read up front but the
+        catalog's document list; searches run in SQL."""
+        from index.pg import open_stores
+
+        manifest, db, stores = open_stores(url)
+        check_manifest(manifest, safe_url(url), embedder.name if embedder else None)
+        try:
+            embedder = embedder or get_embedder(manifest.get("embedder", {}).get("name"))
+        except EmbedderUnavailable as exc:
+            raise _unusable_embedder(manifest, safe_url(url), exc) from exc
+        return cls(url, manifest, Catalog(db=db), stores, embedder)
+
+    @property
+    def location(self) -> str:
+        """Where the index is, for people: its folder, or the database URL without its password."""
+        return safe_url(self.index_dir) if self.shared else str(self.index_dir)
+
+    @property
+    def shared(self) -> bool:
+        """True for a PostgreSQL knowledge base that other servers may change."""
+        return is_database_url(self.index_dir)
+
+    def is_stale(self) -> bool:
+        """True when a writer changed the knowledge base since it was opened (checked at most once a
+        second: a version row in the database, the manifest's time stamp in a folder)."""
+        now = time.monotonic()
+        if now - self._checked_at < STALE_CHECK_SECONDS:
+            return False
+        self._checked_at = now
+        try:
+            if self.shared:
+                from index.pg import current_version
+
+                return current_version(self.index_dir) != self.manifest.get("version")
+            return read_manifest(self.index_dir).get("updated_at") != self.manifest.get("updated_at")
+        except IpqaError as exc:  # a swap under way, or gone: the next check decides
+            log.info("checking %s for changes: %s", self.location, exc)
+            return False
 
     def close(self) -> None:
         self.catalog.close()
@@ -182,7 +240,7 @@ class KnowledgeIndex:
         """Cosine similarity of the query to the given chunks (exact, from stored vectors)."""
         if len(ids) == 0:
             return np.zeros(0, dtype=np.float32)
-        return self.vectors.index.reconstruct_batch(np.asarray(ids, dtype=np.int64)) @ vector
+        return self.vectors.scores(vector, np.asarray(ids, dtype=np.int64))
 
     def sentence_scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Cosine of each chunk's best sentence to the query (index.sentences)."""

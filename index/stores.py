@@ -117,6 +117,10 @@ class FaissStore:
         scores, ids = self.index.search(query, min(k, len(self)), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
+    def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The inner product of ``vector`` with the stored vectors of ``ids`` (exact)."""
+        return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64)) @ np.asarray(vector, dtype=np.float32)
+
     def save(self, folder: Path) -> None:
         import faiss
 

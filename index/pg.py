@@ -1,0 +1,417 @@
+"""The shared store: one PostgreSQL database (with pgvector) holds a whole knowledge base.
+
+Documents, clauses and chunks live in the same tables as the local SQLite catalog (schema
+``ipqa``); chunk and sentence vectors are pgvector columns with HNSW indexes; the keyword index is
+a postings table (token, chunk, term frequency) with the document frequency of every token kept
+current in ``terms``, scored as BM25 in SQL with the formula bm25s uses locally (Lucene's idf,
+k1 = 1.5, b = 0.75), so both stores rank alike.
+
+Several app servers read one database: every write bumps a version row and sends a NOTIFY, and a
+reader compares its version before answering (``KnowledgeIndex.is_stale``). Writes are one
+transaction each, serialised by an advisory lock; a writer killed midway leaves the previous
+knowledge base as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from corpus.errors import IndexNotBuilt, IpqaError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "ipqa"
+BUILD_SCHEMA = "ipqa_build"  # a full rebuild is written here and renamed to SCHEMA on commit
+WRITE_LOCK = 7_318_029_117  # pg_advisory_xact_lock key of ipqa's writers
+CHANNEL = "ipqa_changed"
+K1, B = 1.5, 0.75  # bm25s's defaults (method "lucene")
+APPROX_THRESHOLD = 50_000  # vectors; below it searches are exact, as in the local store
+EF_SEARCH = 128
+POOL_SIZE = int(os.environ.get("IPQA_PG_POOL", "8"))
+_URL = re.compile(r"^postgres(ql)?://", re.I)
+
+
+class DatabaseUnavailable(IpqaError):
+    """The database cannot be reached or used."""
+
+    def __init__(self, url: str, reason: str):
+        self.url, self.reason = url, reason
+        super().__init__(f"无法使用数据库 {safe_url(url)}：{reason}")
+
+
+def is_database_url(location) -> bool:
+    return isinstance(location, str) and bool(_URL.match(location.strip()))
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    parts = urlsplit(str(url))
+    if parts.password:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+    return urlunsplit(parts)
+
+
+# --- connections -----------------------------------------------------------------------------
+
+_POOLS: dict[tuple[str, str], object] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _configure(schema: str):
+    def configure(conn) -> None:
+        conn.execute(f"SET search_path TO {schema}, public")
+        conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+    return configure
+
+
+def pool(url: str, schema: str = SCHEMA):
+    """The process's connection pool for ``url`` (autocommit connections; reads need no transaction)."""
+    from psycopg_pool import ConnectionPool
+
+    key = (url, schema)
+    with _POOLS_LOCK:
+        found = _POOLS.get(key)
+        if found is None:
+            found = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True},
+                                   configure=_configure(schema), open=False, name=f"ipqa-{schema}")
+            try:
+                found.open(wait=True, timeout=10)
+            except Exception as exc:
+                found.close()
+                raise DatabaseUnavailable(url, f"连接失败（{type(exc).__name__}）") from exc
+            _POOLS[key] = found
+        return found
+
+
+def connect(url: str, *, autocommit: bool = False):
+    """One connection of its own (a writer's transaction, a listener)."""
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(url, f"连接失败（{type(exc).__name__}）") from exc
+
+
+class _Rows(list):
+    """Fetched rows with the cursor methods the SQLite code calls."""
+
+    def fetchall(self):
+        return list(self)
+
+    def fetchone(self):
+        return self[0] if self else None
+
+
+class Facade:
+    """SQLite's ``execute`` API over PostgreSQL (``?`` marks become ``%s``), so the catalog's
+    reading code runs unchanged: on a pooled connection per call, or on one writer's connection."""
+
+    def __init__(self, pool=None, conn=None):
+        self.pool, self.conn = pool, conn
+
+    def _run(self, conn, sql: str, params, many: bool):
+        sql = sql.replace("?", "%s")
+        with conn.cursor() as cur:
+            if many:
+                cur.executemany(sql, params)
+                return _Rows()
+            cur.execute(sql, params or None)
+            return _Rows(cur.fetchall() if cur.description else [])
+
+    def execute(self, sql: str, params=()):
+        if self.conn is not None:
+            return self._run(self.conn, sql, params, False)
+        with self.pool.connection() as conn:
+            return self._run(conn, sql, params, False)
+
+    def executemany(self, sql: str, params):
+        if self.conn is not None:
+            return self._run(self.conn, sql, params, True)
+        with self.pool.connection() as conn:
+            return self._run(conn, sql, params, True)
+
+    def close(self) -> None:  # the pool outlives one opened index
+        pass
+
+
+def vector_text(vector: np.ndarray) -> str:
+    """pgvector's text form of a vector."""
+    return "[" + ",".join(f"{float(x):.7g}" for x in np.asarray(vector).ravel()) + "]"
+
+
+def _parse_vector(text: str) -> np.ndarray:
+    return np.asarray(json.loads(text), dtype=np.float32)
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+def _migration_1(dim: int) -> str:
+    return f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value JSONB NOT NULL);
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, kind TEXT, issuer TEXT, doc_number TEXT, issued TEXT,
+    region TEXT, region_aliases TEXT, period_start INTEGER, period_end INTEGER, collection TEXT, origin TEXT,
+    source_path TEXT, source_format TEXT, content_hash TEXT, notes TEXT, revisions TEXT, text TEXT NOT NULL,
+    added_at TEXT);
+CREATE TABLE clauses (
+    clause_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    seq INTEGER, path TEXT, label TEXT, number TEXT, level TEXT, heading TEXT, start INTEGER, "end" INTEGER,
+    parent_id TEXT, paragraph_starts TEXT, citation TEXT);
+CREATE INDEX clauses_doc ON clauses(doc_id);
+CREATE INDEX clauses_number ON clauses(doc_id, number);
+CREATE SEQUENCE chunk_ids;
+CREATE TABLE chunks (
+    id BIGINT PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, clause_id TEXT NOT NULL,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    text TEXT, context TEXT, start INTEGER, "end" INTEGER, part INTEGER, parts INTEGER,
+    ntokens INTEGER NOT NULL, embedding vector({dim}) NOT NULL);
+CREATE INDEX chunks_doc ON chunks(doc_id);
+CREATE INDEX chunks_hnsw ON chunks USING hnsw (embedding vector_ip_ops);
+CREATE TABLE sentences (
+    chunk BIGINT NOT NULL REFERENCES chunks(id) ON DELETE CASCADE, pos INTEGER NOT NULL,
+    embedding vector({dim}) NOT NULL, PRIMARY KEY (chunk, pos));
+CREATE INDEX sentences_hnsw ON sentences USING hnsw (embedding vector_ip_ops);
+CREATE TABLE postings (
+    token TEXT NOT NULL, chunk BIGINT NOT NULL REFERENCES chunks(id) ON DELETE CASCADE, tf INTEGER NOT NULL,
+    PRIMARY KEY (token, chunk));
+CREATE INDEX postings_chunk ON postings(chunk);
+CREATE TABLE terms (token TEXT PRIMARY KEY, df INTEGER NOT NULL);
+"""
+
+
+MIGRATIONS = ((1, _migration_1),)  # (version, SQL for a vector dimension); append, never edit
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate(conn, schema: str, dim: int) -> None:
+    """Create ``schema`` or bring it to ``SCHEMA_VERSION`` (in the caller's transaction)."""
+    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    conn.execute(f"SET LOCAL search_path TO {schema}, public")
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, "
+                 "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+    done = {r[0] for r in conn.execute("SELECT version FROM migrations").fetchall()}
+    for version, sql in MIGRATIONS:
+        if version not in done:
+            conn.execute(sql(dim))
+            conn.execute("INSERT INTO migrations (version) VALUES (%s)", (version,))
+            log.info("database schema %s: migration %d applied", schema, version)
+
+
+def schema_exists(conn, schema: str = SCHEMA) -> bool:
+    row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.meta",)).fetchone()
+    return row is not None and row[0] is not None
+
+
+def read_meta(db, key: str, default=None):
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else default
+
+
+def read_manifest(url: str) -> dict:
+    """The knowledge base's manifest, with ``documents`` as the local manifest has them."""
+    db = Facade(pool(url))
+    with pool(url).connection() as conn:
+        if not schema_exists(conn):
+            raise IndexNotBuilt(safe_url(url))
+    manifest = dict(read_meta(db, "manifest", {}))
+    manifest["version"] = read_meta(db, "version", 0)
+    chunks = dict(db.execute("SELECT doc_id, COUNT(*) FROM chunks GROUP BY doc_id").fetchall())
+    manifest["documents"] = {
+        d: {"content_hash": h, "origin": o, "chunks": chunks.get(d, 0)}
+        for d, h, o in db.execute("SELECT doc_id, content_hash, origin FROM documents").fetchall()}
+    return manifest
+
+
+# --- reading: the three stores over SQL ---------------------------------------------------------
+
+def _ids_param(ids) -> list[int]:
+    return [int(i) for i in np.asarray(ids, dtype=np.int64).tolist()]
+
+
+class PgVectors:
+    """Chunk vectors in ``chunks.embedding`` (inner product of unit vectors: the cosine)."""
+
+    name = "pgvector"
+
+    def __init__(self, db: Facade, size: int):
+        self.db, self.size = db, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The HNSW index answers an unfiltered search of a large table; a filtered one (a SQL
+        predicate on the allowed chunks) or a small table is scanned exactly."""
+        if k <= 0 or (allowed is not None and len(allowed) == 0):
+            return []
+        q = vector_text(vector)
+        if allowed is not None:
+            rows = self.db.execute("SELECT id, -(embedding <#> ?::vector) AS s FROM chunks WHERE id = ANY(?) "
+                                   "ORDER BY s DESC, id LIMIT ?", (q, _ids_param(allowed), k))
+        elif self.size >= APPROX_THRESHOLD:
+            rows = self.db.execute("SELECT id, -(embedding <#> ?::vector) FROM chunks "
+                                   "ORDER BY embedding <#> ?::vector LIMIT ?", (q, q, k))
+        else:
+            rows = self.db.execute("SELECT id, -(embedding <#> ?::vector) AS s FROM chunks "
+                                   "ORDER BY s DESC, id LIMIT ?", (q, k))
+        return [(int(i), float(s)) for i, s in rows]
+
+    def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        ids = _ids_param(ids)
+        if not ids:
+            return np.zeros(0, dtype=np.float32)
+        found = dict(self.db.execute("SELECT id, -(embedding <#> ?::vector) FROM chunks WHERE id = ANY(?)",
+                                     (vector_text(vector), ids)))
+        return np.asarray([found.get(i, 0.0) for i in ids], dtype=np.float32)
+
+    def vectors(self, ids) -> np.ndarray:
+        ids = _ids_param(ids)
+        found = dict(self.db.execute("SELECT id, embedding::text FROM chunks WHERE id = ANY(?)", (ids,)))
+        return np.stack([_parse_vector(found[i]) for i in ids]) if ids else np.zeros((0, 0), np.float32)
+
+
+class PgSentences:
+    """Sentence vectors (chunk, position in ``sentence_units``): each chunk scored by its best one."""
+
+    name = "pgvector-sentences"
+
+    def __init__(self, db: Facade, size: int):
+        self.db, self.size = db, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def best_with_position(self, vector: np.ndarray, chunk_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = _ids_param(chunk_ids)
+        scores, positions = np.zeros(len(ids), dtype=np.float32), np.zeros(len(ids), dtype=np.int64)
+        if not ids:
+            return scores, positions
+        rows = self.db.execute(
+            "SELECT DISTINCT ON (chunk) chunk, pos, -(embedding <#> ?::vector) AS s FROM sentences "
+            "WHERE chunk = ANY(?) ORDER BY chunk, s DESC, pos", (vector_text(vector), ids))
+        best = {int(c): (float(s), int(p)) for c, p, s in rows}
+        for n, c in enumerate(ids):
+            scores[n], positions[n] = best.get(c, (0.0, 0))
+        return scores, positions
+
+    def best(self, vector: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
+        return self.best_with_position(vector, chunk_ids)[0]
+
+    def search_chunks(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The ``k`` chunks whose best sentence is closest, best first."""
+        if k <= 0 or (allowed is not None and len(allowed) == 0):
+            return []
+        q = vector_text(vector)
+        if allowed is not None:
+            rows = self.db.execute(
+                "SELECT chunk, MAX(-(embedding <#> ?::vector)) AS s FROM sentences WHERE chunk = ANY(?) "
+                "GROUP BY chunk ORDER BY s DESC, chunk LIMIT ?", (q, _ids_param(allowed), k))
+            return [(int(c), float(s)) for c, s in rows]
+        if self.size >= APPROX_THRESHOLD:
+            rows = self.db.execute("SELECT chunk, -(embedding <#> ?::vector) FROM sentences "
+                                   "ORDER BY embedding <#> ?::vector LIMIT ?", (q, q, 4 * k))
+        else:
+            rows = self.db.execute("SELECT chunk, -(embedding <#> ?::vector) AS s FROM sentences "
+                                   "ORDER BY s DESC, chunk LIMIT ?", (q, 4 * k))
+        best: dict[int, float] = {}
+        for c, s in rows:
+            best.setdefault(int(c), float(s))
+        return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+
+
+_BM25_SQL = f"""
+WITH q AS (SELECT token, SUM(weight) AS weight FROM unnest(?::text[], ?::float8[]) AS u(token, weight)
+           GROUP BY token),
+     stats AS (SELECT (value->>'chunks')::float8 AS n, (value->>'tokens')::float8 / GREATEST(
+               (value->>'chunks')::float8, 1) AS avgdl FROM meta WHERE key = 'stats')
+SELECT p.chunk, SUM(q.weight * ln(1 + (stats.n - t.df + 0.5) / (t.df + 0.5))
+                    * p.tf / ({K1} * ((1 - {B}) + {B} * c.ntokens / stats.avgdl) + p.tf)) AS score
+FROM q JOIN terms t ON t.token = q.token JOIN postings p ON p.token = q.token
+     JOIN chunks c ON c.id = p.chunk CROSS JOIN stats
+"""
+
+
+class PgKeywords:
+    """BM25 over the postings table, scored in SQL."""
+
+    name = "postgresql-bm25"
+
+    def __init__(self, db: Facade, size: int):
+        self.db, self.size = db, size
+        self._vocabulary: set[str] | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def weighted_scores(self, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, Σ weight × BM25 score of the token) of every chunk holding a weighted token (the
+        others score 0 and are left out)."""
+        terms = [(t, float(w)) for t, w in weights.items() if w]
+        if not terms:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        rows = self.db.execute(_BM25_SQL + " GROUP BY p.chunk ORDER BY p.chunk",
+                               ([t for t, _ in terms], [w for _, w in terms]))
+        return (np.asarray([r[0] for r in rows], dtype=np.int64),
+                np.asarray([r[1] for r in rows], dtype=np.float32))
+
+    def scores(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, BM25 score) for a tokenised query (a repeated token counts again, as in bm25s)."""
+        return self.weighted_scores(dict(Counter(tokens)))
+
+    def search(self, tokens: list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        counts = Counter(tokens)
+        if k <= 0 or not counts or (allowed is not None and len(allowed) == 0):
+            return []
+        where, params = "", [list(counts), [float(v) for v in counts.values()]]
+        if allowed is not None:
+            where, params = " WHERE p.chunk = ANY(?)", params + [_ids_param(allowed)]
+        rows = self.db.execute(_BM25_SQL + where + " GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT ?",
+                               (*params, k))
+        return [(int(c), float(s)) for c, s in rows if s > 0]
+
+    def document_frequencies(self, tokens: list[str]) -> tuple[dict[str, int], int]:
+        wanted = list(dict.fromkeys(tokens))
+        freqs = dict(self.db.execute("SELECT token, df FROM terms WHERE token = ANY(?)", (wanted,))) if wanted else {}
+        return {t: int(v) for t, v in freqs.items()}, self.size
+
+    def vocabulary(self) -> set[str]:
+        """Every token of the indexed chunks (read once per opened index)."""
+        if self._vocabulary is None:
+            self._vocabulary = {r[0] for r in self.db.execute("SELECT token FROM terms")}
+        return self._vocabulary
+
+
+def open_stores(url: str):
+    """(manifest, catalog facade, Stores) of the knowledge base at ``url``."""
+    from index.build import Stores
+
+    manifest = read_manifest(url)
+    db = Facade(pool(url))
+    stats = read_meta(db, "stats", {}) or {}
+    sentences = db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
+    chunks = int(stats.get("chunks", 0))
+    stores = Stores(PgVectors(db, chunks), PgSentences(db, int(sentences)), PgKeywords(db, chunks))
+    return manifest, db, stores
+
+
+def current_version(url: str) -> int:
+    return int(read_meta(Facade(pool(url)), "version", 0) or 0)
+
+
+def close_pools() -> None:
+    with _POOLS_LOCK:
+        for p in _POOLS.values():
+            p.close()
+        _POOLS.clear()
