@@ -12,7 +12,7 @@ from corpus.errors import UnsupportedDocument
 from index.build import Progress
 from index.core import DEFAULT_INDEX_DIR, BuildReport, Filters, KnowledgeIndex, update_index
 from index.embedders import DEFAULT_EMBEDDER, get_embedder
-from index.pg import is_database_url
+from index.pg import is_database_url, safe_url
 
 ALL_BUNDLED = ("policies", "laws")
 
@@ -22,6 +22,11 @@ def default_index_dir() -> Path | str:
     database), else IPQA_INDEX_DIR, else .ipqa/index."""
     url = os.environ.get("IPQA_DATABASE_URL", "").strip()
     return url if url else Path(os.environ.get("IPQA_INDEX_DIR", DEFAULT_INDEX_DIR))
+
+
+def location_label(location: str | Path) -> str:
+    """A location for people: a folder as it is, a database URL without its password."""
+    return safe_url(str(location)) if is_database_url(str(location)) else str(location)
 
 
 def index_location(value: str | Path | None = None) -> Path | str:
@@ -105,5 +110,5 @@ def open_index(index_dir: str | Path | None = None, *, embedder=None) -> Knowled
     return KnowledgeIndex.open(index_location(index_dir), embedder=embedder or _embedder(None))
 
 
-__all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_documents", "add_files", "default_index_dir", "index_location", "index_sources",
+__all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_documents", "add_files", "default_index_dir", "index_location", "index_sources", "location_label",
            "open_index", "read_file", "remove_documents"]

@@ -22,6 +22,26 @@ def _max_file_mb(value: str) -> float:
     return mb
 
 
+def _add_store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", metavar="URL",
+                   help="共享的 PostgreSQL 知识库（postgresql://用户@主机:5432/库名；也可用环境变量 IPQA_DATABASE_URL），"
+                        "取代 --index-dir")
+
+
+def _use_store(args) -> None:
+    """--store names a PostgreSQL database; it takes the place of --index-dir for every command."""
+    from index.pg import is_database_url
+
+    store = getattr(args, "store", None)
+    if store is None:
+        return
+    if not is_database_url(store):
+        raise InvalidParameter(f"--store 应为 PostgreSQL 地址（postgresql://用户@主机:5432/库名），而不是「{store}」")
+    if getattr(args, "index_dir", None):
+        raise InvalidParameter("--store 与 --index-dir 只能指定一个")
+    args.index_dir = store
+
+
 def _add_size_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-file-mb", type=_max_file_mb, metavar="MB",
                    help="单个文件的大小上限（MB，默认 200；也可用环境变量 IPQA_MAX_FILE_MB）")
@@ -116,12 +136,12 @@ def cmd_docs_remove(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from assistant import ALL_BUNDLED, default_index_dir, index_sources
+    from assistant import ALL_BUNDLED, default_index_dir, index_sources, location_label
 
     _apply_size_limit(args)
     collections = args.collection if args.collection else ([] if args.corpus else list(ALL_BUNDLED))
     index_dir = args.index_dir or default_index_dir()
-    print(f"正在建立索引：{index_dir}（文档集：{'、'.join(collections) or '无'}；文件夹：{'、'.join(args.corpus) or '无'}）",
+    print(f"正在建立索引：{location_label(index_dir)}（文档集：{'、'.join(collections) or '无'}；文件夹：{'、'.join(args.corpus) or '无'}）",
           file=sys.stderr)
     report = index_sources(index_dir, collections=collections, folders=args.corpus, embedder=args.embedder,
                            rebuild=args.rebuild, progress=not args.quiet)
@@ -360,17 +380,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = docs_sub.add_parser("list", help="列出文档及其元数据（标题、发文机关、文号、日期、地区、条款数）")
     _add_source_args(p)
     p.add_argument("--index-dir", metavar="DIR", help="列出该索引中的文档（而不是读取源文件）")
+    _add_store_arg(p)
     p.add_argument("--json", action="store_true", help="以 JSON 输出")
     p.set_defaults(func=cmd_docs_list)
     p = docs_sub.add_parser("add", help="把文件加入索引（只处理这些文件，不重建索引）")
     p.add_argument("files", nargs="+", metavar="FILE", help=".txt .md .html .pdf .docx 文件")
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
+    _add_store_arg(p)
     p.add_argument("--quiet", action="store_true", help="不显示进度条")
     _add_size_arg(p)
     p.set_defaults(func=cmd_docs_add)
     p = docs_sub.add_parser("remove", help="从索引中删除文档")
     p.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="文档ID（见 ipqa docs list --index-dir）")
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
+    _add_store_arg(p)
     p.set_defaults(func=cmd_docs_remove)
     p = docs_sub.add_parser("show", help="显示一个文档的元数据与条款结构")
     p.add_argument("doc_id", help="文档ID（见 ipqa docs list）")
@@ -380,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="建立或更新检索索引（只向量化新增或修改过的文档）")
     _add_source_args(p)
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
+    _add_store_arg(p)
     p.add_argument("--embedder", metavar="NAME",
                    help="向量模型：e5-small-onnx（默认，离线，float32）、e5-small-int8（更快，但结果随 CPU 略有不同）、e5-small（torch）、bge-small-zh，或 sentence-transformers 模型名/本地路径")
     p.add_argument("--rebuild", action="store_true", help="丢弃现有索引，全部重建")
@@ -398,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--year", metavar="YYYY[-YYYY]", help="只看发布于或适用于这些年份的文件")
     p.add_argument("--collection", action="append", metavar="NAME", help="只看某文档集，可重复")
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
+    _add_store_arg(p)
     p.add_argument("--json", action="store_true", help="以 JSON 输出")
     p.add_argument("--batch", metavar="FILE.jsonl", help="批量检索：每行 {\"id\", \"question\"}，每行输出 {\"id\", \"hits\"}")
     p.set_defaults(func=cmd_search)
@@ -407,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", action="append", metavar="TURN",
                    help="之前的对话，按顺序重复给出；默认为用户的提问，写成 assistant:内容 表示助手的回答")
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
+    _add_store_arg(p)
     p.add_argument("--json", action="store_true", help="以 JSON 输出")
     p.add_argument("--batch", metavar="FILE.jsonl", help="批量提问：每行 {\"id\", \"question\", \"history\"}，每行输出一个结果")
     p.set_defaults(func=cmd_ask)
@@ -418,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["dense", "bm25", "hybrid", "all"], default="all",
                    help="评测本项目的哪种检索方式（默认 all：三种都评）")
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index；不存在时自动建立）")
+    _add_store_arg(p)
     p.add_argument("--out", metavar="DIR", default=".ipqa/eval", help="报告输出目录（默认 .ipqa/eval）")
     p.add_argument("-k", type=int, default=10, help="每题取前 k 个条款（默认 10）")
     p.add_argument("--check", action="store_true", help="检查质量目标并与已提交的基线比较；目标未达到或指标下降超过容差时以非零状态退出")
@@ -447,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-ranker", help="训练检索重排序模型（只用 STARD 的 train 部分和评测集的 dev 部分；写入 assistant/data）")
     p.add_argument("--index-dir", metavar="DIR", help="知识库索引目录（默认 .ipqa/index；STARD 用其旁边的索引，不存在时自动建立）")
+    _add_store_arg(p)
     p.add_argument("--out", metavar="DIR", help="模型输出目录（默认 assistant/data）")
     p.set_defaults(func=cmd_train_ranker)
 
@@ -457,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="允许不设登录在本机以外的地址上开放（不建议：任何人都能修改知识库）")
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index；不存在时自动建立）")
+    _add_store_arg(p)
     p.add_argument("--data-dir", metavar="DIR", help="上传文件、反馈、导出和评测报告的目录（默认索引目录的上一级）")
     p.add_argument("--quiet", action="store_true", help="少输出")
     _add_size_arg(p)
@@ -570,6 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
+        _use_store(args)
         return args.func(args)
     except IpqaError as exc:
         print(f"错误：{exc.user_message}", file=sys.stderr)

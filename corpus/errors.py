@@ -52,7 +52,8 @@ class IndexNotBuilt(IpqaError):
 
     def __init__(self, index_dir: str | Path):
         self.index_dir = str(index_dir)
-        self.command = f"ipqa index --index-dir {self.index_dir}"
+        flag = "--store" if self.index_dir.startswith(("postgresql://", "postgres://")) else "--index-dir"
+        self.command = f"ipqa index {flag} {self.index_dir}"
         super().__init__(f"no index in {self.index_dir}; build one with: {self.command}")
 
     @property

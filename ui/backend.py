@@ -18,13 +18,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from assistant import (Filters, IndexNotBuilt, UnsupportedDocument, add_documents, default_index_dir,
+from assistant import (Filters, IndexNotBuilt, UnsupportedDocument, add_documents, index_location, location_label,
                        index_sources, open_index, read_file, remove_documents)
 from assistant.records import answer_json
 from assistant.service import Assistant
 from corpus.types import Answer, Document, Hit
 
 log = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = Path(".ipqa")  # uploads, exports and feedback of an app on a shared database
 
 UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 # The app's own temporary upload folder (Gradio's): files not added are deleted after an hour, and the
@@ -77,8 +79,9 @@ class Backend:
 
     def __init__(self, index_dir: str | Path | None = None, *, data_dir: str | Path | None = None,
                  assistant: Assistant | None = None):
-        self.index_dir = Path(index_dir or default_index_dir())
-        self.data_dir = Path(data_dir) if data_dir else self.index_dir.parent
+        self.index_dir = index_location(index_dir)  # a folder, or a shared PostgreSQL database's URL
+        self.data_dir = Path(data_dir) if data_dir else (
+            self.index_dir.parent if isinstance(self.index_dir, Path) else DEFAULT_DATA_DIR)
         self.uploads_dir = self.data_dir / "uploads"
         self.temp_dir = self.data_dir / "tmp"  # this app's own Gradio upload folder (GRADIO_TEMP_DIR)
         self.exports_dir = self.data_dir / "exports"
@@ -98,9 +101,9 @@ class Backend:
         try:
             assistant = Assistant.open(backend.index_dir)
         except IndexNotBuilt:
-            log.info("no index in %s yet: building it over the bundled knowledge base", backend.index_dir)
+            log.info("no index in %s yet: building it over the bundled knowledge base", location_label(backend.index_dir))
             if progress:
-                print(f"首次运行：正在为内置知识库建立索引（{backend.index_dir}），约需一分钟……", flush=True)
+                print(f"首次运行：正在为内置知识库建立索引（{location_label(backend.index_dir)}），约需一分钟……", flush=True)
             report = index_sources(backend.index_dir, progress=progress)
             if progress:
                 print(report.summary(), flush=True)
@@ -112,14 +115,19 @@ class Backend:
 
     @property
     def assistant(self) -> Assistant:
+        """The open assistant; reopened first when another process (``ipqa docs add``, another app
+        server on the same database) changed the knowledge base."""
         if self._assistant is None:
             raise RuntimeError("Backend not started")
+        if self._assistant.index.is_stale():
+            log.info("%s changed elsewhere: reopening it", self._assistant.index.location)
+            self._reload()
         return self._assistant
 
     def _reload(self) -> None:
         """Open the index again after a change and swap it in; requests under way keep the old one."""
         with self._reload_lock:
-            old = self.assistant
+            old = self._assistant
             index = open_index(self.index_dir, embedder=old.index.embedder)
             self._assistant = Assistant(index, retrieval=old.retrieval, abstain=old.abstain_settings,
                                         llm=old.llm.settings if old.llm else None)

@@ -1,0 +1,109 @@
+"""One contract for every knowledge-base store: the local folder (FAISS + bm25s + SQLite) and a
+shared PostgreSQL database (pgvector + BM25 in SQL), run through the same sequence with the real
+embedder on real documents: add, search, filter, delete, reopen, a reader during a write."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from corpus import load_document
+from index.core import Filters, KnowledgeIndex, update_index
+from tests.conftest import LAWS, POLICIES
+from tests.pg import new_database, pg_server  # noqa: F401  (a fixture)
+
+FURONG = POLICIES / "changsha-furong-2017.txt"
+CIRCUITS = LAWS / "集成电路布图设计保护条例(2001-04-02).md"
+SOFTWARE = LAWS / "计算机软件保护条例(2013-01-30).md"
+QUESTIONS = ["集成电路布图设计专有权的保护期是多少年", "芙蓉区对专利申请有什么资助", "软件著作权人享有哪些权利",
+             "布图设计登记申请", "知识产权强区建设的目标"]
+
+
+@pytest.fixture(params=["folder", "postgresql"])
+def location(request, tmp_path):
+    if request.param == "folder":
+        return tmp_path / "index"
+    return new_database(request.getfixturevalue("pg_server"))
+
+
+def _docs(*paths):
+    return [(load_document(p), "collection:test") for p in paths]
+
+
+def _top(ix: KnowledgeIndex, question: str, mode: str = "hybrid", **kw) -> list[str]:
+    return [h.chunk.chunk_id for h in ix.search(question, 10, mode=mode, **kw)]
+
+
+@pytest.mark.slow
+def test_store_contract(location):
+    report = update_index(location, add=_docs(FURONG, CIRCUITS))
+    assert sorted(report.added) == sorted([load_document(FURONG).doc_id, load_document(CIRCUITS).doc_id])
+    ix = KnowledgeIndex.open(location)
+    circuits = load_document(CIRCUITS).doc_id
+    # search: each mode finds the clause on the term of protection
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = ix.search(QUESTIONS[0], 5, mode=mode)
+        assert "保护期为10年" in hits[0].chunk.text and hits[0].chunk.doc_id == circuits, mode
+    # filter: a place keeps its own document only; a document filter likewise
+    by_place = ix.search("专利", 10, filters=Filters(region="芙蓉区"))
+    assert by_place and {h.chunk.doc_id for h in by_place} == {"changsha-furong-2017"}
+    by_doc = ix.search("专利", 10, mode="bm25", filters=Filters(doc_ids=(circuits,)))
+    assert {h.chunk.doc_id for h in by_doc} <= {circuits}
+    assert ix.search("专利", 10, filters=Filters(region="深圳")) == []
+    # delete: the document's chunks are gone from every search; its text from the catalog
+    update_index(location, remove=[circuits])
+    ix = KnowledgeIndex.open(location)
+    for mode in ("dense", "bm25", "hybrid"):
+        assert all(h.chunk.doc_id != circuits for h in ix.search(QUESTIONS[0], 10, mode=mode))
+    assert ix.document(circuits) is None and [d.doc_id for d in ix.documents()] == ["changsha-furong-2017"]
+    # reopen: the same answers as the open index
+    again = KnowledgeIndex.open(location)
+    assert all(_top(again, q) == _top(ix, q) for q in QUESTIONS)
+
+
+@pytest.mark.slow
+def test_reader_during_a_write_sees_the_old_or_the_new_knowledge_base(location):
+    update_index(location, add=_docs(FURONG))
+    reader = KnowledgeIndex.open(location)
+    seen, errors, done = set(), [], threading.Event()
+
+    def read():
+        while not done.is_set():
+            try:
+                seen.add(tuple(sorted({h.chunk.doc_id for h in reader.search("著作权 软件", 10, mode="bm25")})))
+                KnowledgeIndex.open(location).documents()
+            except Exception as exc:  # noqa: BLE001 (any failure of a reader is the finding)
+                errors.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        update_index(location, add=_docs(SOFTWARE))
+    finally:
+        done.set()
+        thread.join()
+    assert errors == []
+    assert seen  # the reader ran during the write
+    after = KnowledgeIndex.open(location)
+    assert load_document(SOFTWARE).doc_id in {h.chunk.doc_id for h in after.search("软件著作权人享有哪些权利", 5)}
+
+
+@pytest.mark.slow
+def test_both_stores_rank_alike(tmp_path, pg_server):  # noqa: F811
+    """The same documents in a folder and in PostgreSQL give the same top 10 in every mode."""
+    docs = _docs(FURONG, CIRCUITS, SOFTWARE)
+    url = new_database(pg_server)
+    update_index(tmp_path / "index", add=docs)
+    update_index(url, add=docs)
+    local, shared = KnowledgeIndex.open(tmp_path / "index"), KnowledgeIndex.open(url)
+    assert shared.shared and not local.shared
+    for question in QUESTIONS:
+        for mode in ("dense", "bm25", "hybrid"):
+            assert _top(local, question, mode) == _top(shared, question, mode), (question, mode)
+        tokens = ["软件", "著作权", "著作权"]
+        ids_l, s_l = local.keyword_scores(tokens)
+        ids_s, s_s = shared.keyword_scores(tokens)
+        by_id = dict(zip(ids_l.tolist(), s_l.tolist()))
+        assert len(ids_s) and all(abs(by_id[i] - s) < 1e-4 for i, s in zip(ids_s.tolist(), s_s.tolist()))
+        assert {i for i, s in by_id.items() if s > 0} == set(ids_s.tolist())
