@@ -1,0 +1,117 @@
+"""The shared PostgreSQL store as people run it: through the CLI, killed midway, two writers at
+once, two app servers on one database. A real PostgreSQL 18 with pgvector (tests/pg.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from corpus import load_document
+from index.core import KnowledgeIndex, update_index
+from tests.conftest import ROOT
+from tests.pg import new_database, pg_server  # noqa: F401  (a fixture)
+from tests.test_stores import CIRCUITS, FURONG, SOFTWARE
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", **(env or {})}, timeout=600, **kw)
+
+
+@pytest.fixture
+def furong_db(pg_server):  # noqa: F811
+    url = new_database(pg_server)
+    update_index(url, add=[(load_document(FURONG), "added")])
+    return url
+
+
+def test_cli_on_a_database_adds_lists_asks_and_removes(furong_db):
+    added = _cli("docs", "add", str(CIRCUITS), "--store", furong_db)
+    assert added.returncode == 0, added.stderr
+    assert "新增 1 个文档" in added.stdout
+    listed = _cli("docs", "list", "--store", furong_db)
+    assert "changsha-furong-2017" in listed.stdout and "集成电路布图设计保护条例" in listed.stdout
+    asked = _cli("ask", "集成电路布图设计专有权的保护期是多少年", "--store", furong_db, "--json")
+    assert asked.returncode == 0, asked.stderr
+    assert "保护期为10年" in asked.stdout
+    doc_id = load_document(CIRCUITS).doc_id
+    removed = _cli("docs", "remove", doc_id, "--store", furong_db)
+    assert removed.returncode == 0 and "删除 1 个" in removed.stdout
+    assert [d.doc_id for d in KnowledgeIndex.open(furong_db).documents()] == ["changsha-furong-2017"]
+
+
+def test_a_bad_store_url_gets_a_chinese_error():
+    bad = _cli("docs", "list", "--store", "/tmp/not-a-url")
+    assert bad.returncode == 2 and "--store 应为 PostgreSQL 地址" in bad.stderr
+    down = _cli("docs", "list", "--store", "postgresql://nobody@127.0.0.1:1/none")
+    assert down.returncode == 2 and "无法使用数据库" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_a_writer_killed_midway_leaves_the_knowledge_base_intact(furong_db):
+    before = KnowledgeIndex.open(furong_db)
+    answer_before = [h.chunk.chunk_id for h in before.search("专利资助", 5)]
+    killed = _cli("docs", "add", str(CIRCUITS), "--store", furong_db, env={"IPQA_FAILPOINT": "stored"})
+    assert killed.returncode == -9
+    after = KnowledgeIndex.open(furong_db)
+    assert [d.doc_id for d in after.documents()] == ["changsha-furong-2017"]
+    assert [h.chunk.chunk_id for h in after.search("专利资助", 5)] == answer_before
+    assert after.manifest["version"] == before.manifest["version"]
+    redo = _cli("docs", "add", str(CIRCUITS), "--store", furong_db)
+    assert redo.returncode == 0, redo.stderr
+    assert len(KnowledgeIndex.open(furong_db).documents()) == 2
+
+
+def test_two_writers_are_serialised_with_a_message(furong_db):
+    import psycopg
+
+    from index.pg import WRITE_LOCK
+
+    with psycopg.connect(furong_db) as other:  # another writer, holding the lock in its transaction
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        waiting = subprocess.Popen([sys.executable, "-m", "cli", "docs", "remove", "changsha-furong-2017",
+                                    "--store", furong_db], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not _waits_for_lock(furong_db):
+                time.sleep(0.2)
+            assert waiting.poll() is None  # it waits, it does not fail
+            assert len(KnowledgeIndex.open(furong_db).documents()) == 1
+        finally:
+            other.rollback()  # the other writer finishes
+        out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert "另一个写入正在更新数据库" in err and "删除 1 个" in out
+    assert KnowledgeIndex.open(furong_db).documents() == []
+
+
+def _waits_for_lock(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0] > 0
+
+
+def test_a_document_added_through_one_app_server_is_found_by_another(furong_db, tmp_path):
+    from ui.backend import Backend
+
+    first = Backend.start(furong_db, data_dir=tmp_path / "a", progress=False, warm_up=False)
+    second = Backend.start(furong_db, data_dir=tmp_path / "b", progress=False, warm_up=False)
+    question = "计算机软件著作权人享有哪些权利"
+    software = load_document(SOFTWARE).doc_id
+    assert all(h.chunk.doc_id != software for h in second.search(question, k=5))
+    first.add([SOFTWARE])
+    added_at = time.monotonic()
+    found = False
+    while time.monotonic() - added_at < 5 and not found:
+        found = any(h.chunk.doc_id == software for h in second.search(question, k=5))
+        time.sleep(0.2)
+    assert found, "the other server did not see the new document within 5 s"
+    answer = second.ask(question)
+    assert not answer.abstained and any("软件" in c.title for c in answer.citations)
