@@ -115,3 +115,27 @@ def test_a_document_added_through_one_app_server_is_found_by_another(furong_db, 
     assert found, "the other server did not see the new document within 5 s"
     answer = second.ask(question)
     assert not answer.abstained and any("软件" in c.title for c in answer.citations)
+
+
+def test_eval_on_a_database_gives_the_local_store_figures(pg_server, tmp_path):  # noqa: F811
+    """`ipqa eval --store` builds the bundled knowledge base into an empty database and scores it:
+    every retrieval and answer figure within 0.01 of the baseline recorded on the local store."""
+    import json
+
+    url = new_database(pg_server)
+    result = _cli("eval", "--store", url, "policies_qa", "laws_qa", "--mode", "hybrid", "--out", str(tmp_path),
+                  "--quiet", "--check")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    baseline = json.loads((ROOT / "eval" / "baseline.json").read_text(encoding="utf-8"))
+    compared = 0
+    for split, pipelines in baseline["metrics"].items():
+        if split.startswith("stard"):
+            continue
+        for metric, value in pipelines["ipqa-hybrid"].items():
+            assert abs(report["summary"][split]["ipqa-hybrid"][metric] - value) <= 0.01, (split, metric)
+            compared += 1
+        for metric, value in baseline["answers"][split].items():
+            assert abs(report["answers_summary"][split][metric] - value) <= 0.01, (split, metric)
+            compared += 1
+    assert compared >= 40
