@@ -84,11 +84,11 @@ def _run_on(ix, data: list[Dataset], *, modes, baselines, k, progress, answers, 
         assistant = Assistant(ix, llm=None)  # the gate measures the offline, extractive answers
         result.answers = run_answers(
             answered, lambda q: ix.clear_query_cache() or assistant.ask(q.question, q.history), progress=progress)
-    citations = {cid: citation for cid, (_, citation) in ix.catalog.clause_info(
+    citations = {cid: citation for cid, (_, citation) in ix.clause_info(
         {c for r in result.results for c in r.gold + r.ranked[:1]} |
         {c for a in result.answers for c in a.gold + a.cited}).items()}
     counts = ix.manifest.get("counts", {})
-    about = {"index_dir": str(ix.index_dir), "embedder": ix.manifest.get("embedder", {}).get("name"),
+    about = {"index_dir": ix.location, "embedder": ix.manifest.get("embedder", {}).get("name"),
              "documents": counts.get("documents"), "chunks": counts.get("chunks"),
              "datasets": [d.name for d in data]}
     return result, {"citations": citations, "index": about}
