@@ -55,7 +55,7 @@ class NaiveLangChainPipeline:
     name = "naive-langchain"
 
     def __init__(self, documents: Sequence[Document], embedder, cache_dir: Path | None = None):
-        import faiss
+        from index.stores import FaissStore
 
         self.embedder = embedder
         self.chunks = [c for d in documents for c in naive_chunks(d)]
@@ -71,14 +71,12 @@ class NaiveLangChainPipeline:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 np.save(cached, vectors)
         log.info("naive baseline: %d chunks ready in %.1fs", len(texts), time.perf_counter() - started)
-        self.index = faiss.IndexFlatIP(vectors.shape[1])
-        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.index = FaissStore(vectors.shape[1])  # exact inner product, like LangChain's FAISS default
+        self.index.add(np.arange(len(vectors), dtype=np.int64), vectors)
 
     def ranked_clauses(self, question: str, k: int = 10) -> list[str]:
-        vector = self.embedder.encode_queries([question])
-        _, ids = self.index.search(vector, k)
+        vector = self.embedder.encode_queries([question])[0]
         ranked: list[str] = []
-        for i in ids[0]:
-            if i >= 0:
-                ranked.extend(c for c in self.chunks[i].clauses if c not in ranked)
+        for i, _ in self.index.search(vector, k):
+            ranked.extend(c for c in self.chunks[i].clauses if c not in ranked)
         return ranked
