@@ -30,11 +30,16 @@ class EvalOutcome:
         return not self.check_failures
 
 
-def index_dir_for(collections: Sequence[str], index_dir: Path) -> Path:
-    """Where the index a dataset is asked over lives: ``index_dir`` for the app's collections, a
-    sibling named after the others (``.ipqa/index-stard_laws``) for the rest."""
+def index_dir_for(collections: Sequence[str], index_dir: Path | str) -> Path | str:
+    """Where the index a dataset is asked over lives: ``index_dir`` (a folder or a database) for the
+    app's collections, a sibling folder named after the others (``.ipqa/index-stard_laws``) for the rest."""
     if tuple(collections) == DEFAULT_COLLECTIONS:
         return index_dir
+    if not isinstance(index_dir, Path):
+        from corpus.errors import InvalidParameter
+
+        raise InvalidParameter("STARD 评测需要它自己的知识库（另加 119 部法律），目前只能建在本地索引目录中："
+                               "请不用 --store，改用 --index-dir")
     extra = "-".join(c for c in collections if c not in DEFAULT_COLLECTIONS)
     return index_dir.with_name(f"{index_dir.name}-{extra}")
 
@@ -105,11 +110,11 @@ def evaluate(datasets: Sequence[str] = (), *, modes: Sequence[str] = ("hybrid",)
     knowledge base in ``index_dir`` (built when missing), STARD over the laws it cites in a sibling
     index (built when missing). ``index``: an already open ``KnowledgeIndex`` of the app's knowledge
     base to use (the app passes its own, so the model is not loaded twice); it is left open."""
-    from assistant.indexing import default_index_dir
+    from assistant.indexing import index_location
 
     out_dir = Path(out_dir)
     data = resolve_datasets(datasets)
-    index_dir = Path(index.index_dir) if index is not None else Path(index_dir or default_index_dir())
+    index_dir = index.index_dir if index is not None else index_location(index_dir)
     groups: dict[tuple[str, ...], list[Dataset]] = {}
     for ds in data:
         groups.setdefault(collections_for(ds.name), []).append(ds)

@@ -127,6 +127,8 @@ def test_eval_on_a_database_gives_the_local_store_figures(pg_server, tmp_path): 
                   "--quiet", "--check")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["settings"]["index_dir"].startswith("postgresql://")  # asked over the database, not a folder
+    assert not any(p.name.startswith("postgres") for p in ROOT.iterdir())
     baseline = json.loads((ROOT / "eval" / "baseline.json").read_text(encoding="utf-8"))
     compared = 0
     for split, pipelines in baseline["metrics"].items():
