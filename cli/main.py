@@ -461,10 +461,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedder", metavar="NAME", help="ipqa 使用的向量模型（默认 e5-small-onnx）")
     p.add_argument("--questions", default="laws_qa", metavar="DATASET", help="测延迟用的问题集（默认 laws_qa）")
     p.add_argument("--no-baseline", action="store_true", help="不跑 LangChain 默认做法的对照")
+    p.add_argument("--store", metavar="URL",
+                   help="同时把每个切片建到这个 PostgreSQL 数据库中，与本地索引并列比较（会重建其中的 ipqa 知识库，"
+                        "请用专门的测试库）")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("loadtest", help="负载测试：多个模拟用户通过 gradio_client 同时使用正在运行的网页版（多轮追问、检索、加入/删除文件）")
-    p.add_argument("--url", default="http://127.0.0.1:7860", help="网页版地址（默认 http://127.0.0.1:7860）")
+    p.add_argument("--url", action="append", metavar="URL",
+                   help="网页版地址（默认 http://127.0.0.1:7860）；可重复：共用一个数据库的多台服务器，用户轮流使用，"
+                        "并检查从第一台加入的文件在另一台上 5 秒内能检索到")
     p.add_argument("--users", type=int, default=50, metavar="N", help="并发模拟用户数（默认 50）")
     p.add_argument("--seconds", type=float, default=60, metavar="S", help="持续秒数（默认 60）")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="登录账号与密码（服务设置了 --auth 时；也可用环境变量 IPQA_AUTH）")
@@ -510,7 +515,7 @@ def cmd_bench(args) -> int:
         print(f"错误：语料文件夹不存在：{corpus}", file=sys.stderr)
         return 2
     result = bench.run(corpus, args.docs, Path(args.out), embedder=args.embedder, baseline=not args.no_baseline,
-                       questions=args.questions)
+                       questions=args.questions, store=getattr(args, "store", None))
     print()
     print(bench.table(result))
     print(f"结果已写入 {args.out}/bench.md、bench.json、bench.png")
@@ -529,8 +534,10 @@ def cmd_loadtest(args) -> int:
     if doc is not None and not doc.is_file():
         print(f"错误：文件不存在：{doc}", file=sys.stderr)
         return 2
-    print(f"负载测试 load test：{args.users} 个用户 users，{args.seconds:g} 秒 s，{args.url}", file=sys.stderr, flush=True)
-    figures = loadtest.run(args.url, users=args.users, seconds=args.seconds, auth=_auth(args.auth), doc=doc)
+    urls = args.url or ["http://127.0.0.1:7860"]
+    print(f"负载测试 load test：{args.users} 个用户 users，{args.seconds:g} 秒 s，{'、'.join(urls)}", file=sys.stderr,
+          flush=True)
+    figures = loadtest.run(urls, users=args.users, seconds=args.seconds, auth=_auth(args.auth), doc=doc)
     print(loadtest.report(figures))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,52 @@ def bench_questions(name: str = "laws_qa") -> list[str]:
 # --- the stages (each runs in its own process) ---------------------------------------------------
 
 
-def stage_build_ipqa(files: list[str], index_dir: str, extra: str, embedder: str | None) -> dict:
+class CachedEmbedder:
+    """An embedder whose passage vectors are kept in a file by text, so the second store built from
+    the same slice (PostgreSQL after the folder) does not embed it again; the bench reports the
+    embedding time of the first build and each store's own time beside it."""
+
+    def __init__(self, inner, path: Path):
+        import numpy as np
+
+        self.inner, self.path, self.name = inner, Path(path), inner.name
+        self.cache: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            data = np.load(self.path, allow_pickle=False)
+            self.cache = dict(zip(data["keys"].tolist(), data["vectors"]))
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def load(self):
+        getattr(self.inner, "load", lambda: None)()
+        return self
+
+    def encode_queries(self, texts):
+        return self.inner.encode_queries(texts)
+
+    def encode_passages(self, texts, *, progress: bool = False):
+        import hashlib
+
+        import numpy as np
+
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+        missing = [i for i, k in enumerate(keys) if k not in self.cache]
+        if missing:
+            fresh = self.inner.encode_passages([texts[i] for i in missing], progress=progress)
+            self.cache.update({keys[i]: v for i, v in zip(missing, fresh)})
+        return np.stack([self.cache[k] for k in keys]) if keys else np.zeros((0, self.dim), np.float32)
+
+    def save(self) -> None:
+        import numpy as np
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(self.path, keys=np.asarray(list(self.cache)), vectors=np.stack(list(self.cache.values())))
+
+
+def stage_build_ipqa(files: list[str], index_dir: str, extra: str, embedder: str | None,
+                     embed_cache: str | None = None) -> dict:
     from concurrent.futures import ProcessPoolExecutor
 
     from corpus.documents import load_one
@@ -69,7 +114,11 @@ def stage_build_ipqa(files: list[str], index_dir: str, extra: str, embedder: str
     from index.core import update_index
     from index.embedders import get_embedder
 
+    from index.core import disk_bytes
+
     emb = get_embedder(embedder) if embedder else get_embedder()
+    if embed_cache:
+        emb = CachedEmbedder(emb, Path(embed_cache))
     getattr(emb, "load", lambda: None)()
     started = time.perf_counter()
     jobs = [(Path(f), f"d{i:05d}-{Path(f).stem}", "bench", DEFAULT_MAX_BYTES) for i, f in enumerate(files)]
@@ -79,18 +128,22 @@ def stage_build_ipqa(files: list[str], index_dir: str, extra: str, embedder: str
     chunks = sum(len(chunk_document(d)) for d in docs)
     load_seconds = time.perf_counter() - started
     report = update_index(index_dir, add=[(d, "bench") for d in docs], embedder=emb, rebuild=True)
-    size_mb = _du_mb(Path(index_dir))
+    size_mb = disk_bytes(index_dir) / 2 ** 20
     # one more document into the finished index: an incremental add, not a rebuild
     from corpus import load_document
 
     t = time.perf_counter()
     add = update_index(index_dir, add=[(load_document(extra, doc_id="bench-extra"), "bench")], embedder=emb)
     add_seconds = time.perf_counter() - t
+    if embed_cache:
+        emb.save()
     return {"documents": len(docs), "failures": len(loaded) - len(docs), "clauses": sum(len(d.clauses) for d in docs),
             "chunks": chunks, "load_seconds": load_seconds, "embed_seconds": report.embed_seconds,
             "chunks_per_second": report.chunks_per_second, "bm25_seconds": report.keyword_seconds,
             "build_seconds": load_seconds + report.total_seconds, "index_mb": size_mb,
-            "add_one_seconds": add_seconds, "add_one_chunks": add.chunks_embedded, "peak_rss_mb": _rss_mb()}
+            "store_seconds": report.total_seconds - report.embed_seconds,
+            "add_one_seconds": add_seconds, "add_one_store_seconds": add.total_seconds - add.embed_seconds,
+            "add_one_chunks": add.chunks_embedded, "peak_rss_mb": _rss_mb()}
 
 
 def stage_serve_ipqa(index_dir: str, questions: list[str]) -> dict:
@@ -114,6 +167,8 @@ def stage_serve_ipqa(index_dir: str, questions: list[str]) -> dict:
     figures = {"cold_start_seconds": cold, "search_p50_ms": _pct(search_ms, .5),
                "search_p95_ms": _pct(search_ms, .95), "ask_p50_ms": _pct(ask_ms, .5), "ask_p95_ms": _pct(ask_ms, .95),
                "serve_rss_mb": _rss_mb()}
+    if assistant.index.shared:  # the database's HNSW is pgvector's own: not compared here
+        return figures
     return figures | _approximate(assistant.index, questions)
 
 
@@ -296,6 +351,7 @@ ROWS = [  # (key, label, which side has it)
     ("cold_start_seconds", "cold start s", 2), ("serve_rss_mb", "peak RSS serving MB", 2),
     ("search_p50_ms", "search p50 ms", 2), ("search_p95_ms", "search p95 ms", 2),
     ("ask_p50_ms", "ask p50 ms", 1), ("ask_p95_ms", "ask p95 ms", 1), ("add_one_seconds", "add 1 document s", 1),
+    ("store_seconds", "build without embedding s", 1), ("add_one_store_seconds", "add 1 document without embedding s", 1),
     ("hnsw_recall_at_10", "HNSW recall@10 vs exact", 1), ("exact_vector_p50_ms", "exact vector search p50 ms", 1),
     ("hnsw_vector_p50_ms", "HNSW vector search p50 ms", 1),
 ]
@@ -322,6 +378,8 @@ def table(result: dict) -> str:
             ratio = f"{a / b:.2f}×" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "—"
             parts.append(f"| {label} | {_fmt(a)} | {_fmt(b)} | {ratio} |")
         parts.append("")
+        if size.get("postgresql"):
+            parts.append(_stores_table(size))
     if result.get("embedding_same_texts"):
         e = result["embedding_same_texts"]
         parts.append(f"### Embedding throughput on the same {e['texts']} chunks\n")
@@ -347,6 +405,22 @@ def table(result: dict) -> str:
         parts.append(f"\nFull corpus: {result['full']['documents']} documents, {result['full']['chunks']} chunks "
                      "(loaded and chunked, not embedded).")
     return "\n".join(parts) + "\n"
+
+
+STORE_ROWS = ("chunks", "store_seconds", "index_mb", "peak_rss_mb", "cold_start_seconds", "serve_rss_mb",
+              "search_p50_ms", "search_p95_ms", "ask_p50_ms", "ask_p95_ms", "add_one_store_seconds")
+
+
+def _stores_table(size: dict) -> str:
+    """The local folder beside the PostgreSQL knowledge base, same slice, same run."""
+    labels = {key: label for key, label, _ in ROWS}
+    lines = [f"The same {size['documents']} documents in both stores (vectors embedded once, in the folder's build):\n",
+             "| figure | local folder | PostgreSQL | PostgreSQL / folder |", "|---|---|---|---|"]
+    for key in STORE_ROWS:
+        a, b = size["ipqa"].get(key), size["postgresql"].get(key)
+        ratio = f"{b / a:.2f}×" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else "—"
+        lines.append(f"| {labels.get(key, key)} | {_fmt(a)} | {_fmt(b)} | {ratio} |")
+    return "\n".join(lines) + "\n"
 
 
 def fit(sizes: list[dict], full_chunks: int) -> dict:
@@ -392,8 +466,19 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _bench_store(url: str, part: list[str], extra: str, embedder: str | None, cache: Path, qs: list[str],
+                 log) -> dict:
+    """The same slice in the PostgreSQL knowledge base at ``url`` (rebuilt), its vectors from ``cache``."""
+    log("  the same documents into PostgreSQL …")
+    pg = _child("build-ipqa", files=part, index_dir=url, extra=extra, embedder=embedder, embed_cache=str(cache))
+    pg |= _child("serve-ipqa", index_dir=url, questions=qs)
+    log(f"  PostgreSQL: stored in {pg['store_seconds']:.1f}s, ask p95 {pg['ask_p95_ms']:.1f} ms, "
+        f"add one {pg['add_one_store_seconds']:.2f}s")
+    return pg
+
+
 def run(corpus: Path, sizes: list[int], out_dir: Path, *, embedder: str | None = None, baseline: bool = True,
-        questions: str = "laws_qa", log=print) -> dict:
+        questions: str = "laws_qa", store: str | None = None, log=print) -> dict:
     corpus, out_dir = Path(corpus), Path(out_dir)
     files = corpus_files(corpus)
     qs = bench_questions(questions)
@@ -405,12 +490,16 @@ def run(corpus: Path, sizes: list[int], out_dir: Path, *, embedder: str | None =
         part = [str(p) for p in files[:n]]
         work = out_dir / "work" / str(n)
         log(f"[{n} documents] building ipqa …")
-        ip = _child("build-ipqa", files=part, index_dir=str(work / "ipqa"), extra=extra, embedder=embedder)
+        cache = work / "embeddings.npz"
+        ip = _child("build-ipqa", files=part, index_dir=str(work / "ipqa"), extra=extra, embedder=embedder,
+                    embed_cache=str(cache) if store else None)
         log(f"  {ip['chunks']} chunks, {ip['chunks_per_second']:.1f} chunks/s, build {ip['build_seconds']:.1f}s")
         ip |= _child("serve-ipqa", index_dir=str(work / "ipqa"), questions=qs)
         log(f"  cold start {ip['cold_start_seconds']:.2f}s, search p95 {ip['search_p95_ms']:.1f} ms, "
             f"ask p95 {ip['ask_p95_ms']:.1f} ms")
         row = {"documents": n, "ipqa": ip}
+        if store:
+            row["postgresql"] = _bench_store(store, part, extra, embedder, cache, qs, log)
         if baseline:
             log(f"[{n} documents] building the LangChain-defaults baseline …")
             base = _child("build-baseline", files=part, out_dir=str(work / "baseline"))

@@ -82,6 +82,15 @@ def update_index(index_dir, **kwargs) -> BuildReport:
     return build.update_index(index_dir, **kwargs)
 
 
+def disk_bytes(location) -> int:
+    """Bytes the knowledge base takes: its folder's files, or its tables in the database."""
+    if is_database_url(location):
+        from index.pg import disk_bytes as database_bytes
+
+        return database_bytes(str(location))
+    return sum(p.stat().st_size for p in Path(location).rglob("*") if p.is_file())
+
+
 def _unusable_embedder(manifest: dict, index_dir, exc: EmbedderUnavailable) -> IndexMismatch:
     """The index's model cannot be used here: the command rebuilds the same sources with the default one."""
     sources, _ = rebuild_arguments({**manifest, "embedder": {}})

@@ -410,6 +410,14 @@ def current_version(url: str) -> int:
     return int(read_meta(Facade(pool(url)), "version", 0) or 0)
 
 
+def disk_bytes(url: str) -> int:
+    """What the knowledge base takes in the database: its tables, indexes and TOAST."""
+    row = Facade(pool(url)).execute(
+        "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relkind = 'r'", (SCHEMA,)).fetchone()
+    return int(row[0])
+
+
 def close_pools() -> None:
     with _POOLS_LOCK:
         for p in _POOLS.values():

@@ -40,9 +40,10 @@ def wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 240) -
 
 
 @contextlib.contextmanager
-def serve(work: Path, *, index_dir: Path | None = None, args: Sequence[str] = (),
+def serve(work: Path, *, index_dir: Path | str | None = None, args: Sequence[str] = (),
           env: dict[str, str] | None = None) -> Iterator[dict]:
-    """Run ``ipqa serve`` with its data in ``work`` (and its index there unless ``index_dir`` is given).
+    """Run ``ipqa serve`` with its data in ``work`` (and its index there unless ``index_dir``, a folder
+    or a PostgreSQL URL, is given).
 
     Yields ``{"url", "port", "data", "log", "proc"}``; the log holds stdout and stderr together.
     """
@@ -54,7 +55,8 @@ def serve(work: Path, *, index_dir: Path | None = None, args: Sequence[str] = ()
     full_env.pop("IPQA_LLM_BASE_URL", None)
     full_env.pop("IPQA_AUTH", None)
     full_env.update(env or {})
-    cmd = [sys.executable, "-m", "cli", "serve", "--index-dir", str(index_dir or work / "index"),
+    where = str(index_dir or work / "index")
+    cmd = [sys.executable, "-m", "cli", "serve", "--store" if where.startswith("postgresql://") else "--index-dir", where,
            "--data-dir", str(work / "data"), "--port", str(port), *args]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)

@@ -117,12 +117,21 @@ def test_a_document_added_through_one_app_server_is_found_by_another(furong_db, 
     assert not answer.abstained and any("软件" in c.title for c in answer.citations)
 
 
-def test_eval_on_a_database_gives_the_local_store_figures(pg_server, tmp_path):  # noqa: F811
-    """`ipqa eval --store` builds the bundled knowledge base into an empty database and scores it:
-    every retrieval and answer figure within 0.01 of the baseline recorded on the local store."""
+@pytest.fixture(scope="module")
+def bundled_db(pg_server):  # noqa: F811
+    """The bundled knowledge base, built into a new database by `ipqa index --store`."""
+    url = new_database(pg_server)
+    built = _cli("index", "--store", url, "--quiet")
+    assert built.returncode == 0 and "新增 17 个文档" in built.stdout, built.stderr[-2000:]
+    return url
+
+
+def test_eval_on_a_database_gives_the_local_store_figures(bundled_db, tmp_path):
+    """`ipqa eval --store` on the database: every retrieval and answer figure within 0.01 of the
+    baseline recorded on the local store."""
     import json
 
-    url = new_database(pg_server)
+    url = bundled_db
     result = _cli("eval", "--store", url, "policies_qa", "laws_qa", "--mode", "hybrid", "--out", str(tmp_path),
                   "--quiet", "--check")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -141,3 +150,19 @@ def test_eval_on_a_database_gives_the_local_store_figures(pg_server, tmp_path): 
             assert abs(report["answers_summary"][split][metric] - value) <= 0.01, (split, metric)
             compared += 1
     assert compared >= 40
+
+
+def test_two_app_servers_on_one_database_under_load(bundled_db, tmp_path):
+    """`ipqa loadtest` against two `ipqa serve` processes on one database: users on both, no error,
+    no mix-up, and the document added through one server is found through the other within 5 s."""
+    from tests.servers import serve
+    from ui import loadtest
+
+    with serve(tmp_path / "a", index_dir=bundled_db) as first, serve(tmp_path / "b", index_dir=bundled_db) as second:
+        figures = loadtest.run([first["url"], second["url"]], users=6, seconds=20, doc_pause=1.0)
+    assert figures["servers"] == 2 and figures["errors"] == 0, figures["error_samples"] + figures["documents"]["errors"]
+    assert figures["mixups"] == [] and figures["follow_ups_checked"] > 0
+    found = figures["documents"]["found_elsewhere_ms"]
+    assert found and figures["documents"]["adds"] == figures["documents"]["removes"] >= 1
+    assert max(found) < loadtest.FOUND_ELSEWHERE_SECONDS * 1000
+    assert len(KnowledgeIndex.open(bundled_db).documents()) == 17  # every added file was removed again

@@ -105,6 +105,7 @@ class Results:
     adds: list[float] = field(default_factory=list)
     removes: list[float] = field(default_factory=list)
     doc_errors: list[str] = field(default_factory=list)
+    found_elsewhere: list[float] = field(default_factory=list)  # ms until another server found an added document
     follow_ups: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -162,11 +163,28 @@ def _user(n: int, conversations: Sequence[Conversation], url: str, auth, deadlin
             _call(results, client, "/search", conv.first, "", "", "", None, None, "hybrid", 5)
 
 
-def _documents(doc: Path, url: str, auth, deadline: float, results: Results, pause: float) -> None:
+FOUND_ELSEWHERE_SECONDS = 5.0  # a document added through one server must be found through another by then
+
+
+def _found_elsewhere(client, doc_id: str, results: Results) -> None:
+    """Search through another server (on the same database) until the added document shows."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < FOUND_ELSEWHERE_SECONDS:
+        found = _call(results, client, "/search", "负载测试", "", doc_id, "", None, None, "hybrid", 3)
+        if found is not None and found.get("hits"):
+            results.found_elsewhere.append((time.perf_counter() - start) * 1000)
+            return
+        time.sleep(0.1)
+    results.doc_errors.append(f"另一台服务器 {FOUND_ELSEWHERE_SECONDS:g} 秒内检索不到 not found through the other server: "
+                              f"{doc_id}")
+
+
+def _documents(doc: Path, urls: Sequence[str], auth, deadline: float, results: Results, pause: float) -> None:
     from gradio_client import handle_file
 
     try:
-        client = _client(url, auth)
+        client = _client(urls[0], auth)
+        other = _client(urls[1], auth) if len(urls) > 1 else None
     except Exception as exc:
         results.doc_errors.append(f"连接失败 connect failed: {type(exc).__name__}: {exc}")
         return
@@ -187,6 +205,8 @@ def _documents(doc: Path, url: str, auth, deadline: float, results: Results, pau
         found = _call(results, client, "/search", doc.stem, "", added["added"][0], "", None, None, "hybrid", 3)
         if found is not None and not found.get("hits"):
             results.doc_errors.append(f"加入后检索不到 not found after add: {added['added'][0]}")
+        if other is not None:
+            _found_elsewhere(other, added["added"][0], results)
         time.sleep(pause)
         start = time.perf_counter()
         try:
@@ -211,9 +231,12 @@ SAMPLE_DOC = """# 负载测试临时文件
 """
 
 
-def run(url: str, users: int = 50, seconds: float = 60, auth: tuple[str, str] | None = None,
+def run(url: str | Sequence[str], users: int = 50, seconds: float = 60, auth: tuple[str, str] | None = None,
         doc: Path | None = None, doc_pause: float = 3.0) -> dict:
-    """Run the load test and return its figures (see ``summary``)."""
+    """Run the load test and return its figures (see ``summary``). Several URLs (app servers on one
+    shared database): users take them in turn, and a document added through the first must be
+    found through the second within ``FOUND_ELSEWHERE_SECONDS``."""
+    urls = [url] if isinstance(url, str) else list(url)
     pool = conversation_pool()
     own = [[pool[i] for i in range(n, len(pool), users)] or [pool[n % len(pool)]] for n in range(users)]
     shared = users > len(pool)
@@ -224,16 +247,16 @@ def run(url: str, users: int = 50, seconds: float = 60, auth: tuple[str, str] | 
             doc.write_text(SAMPLE_DOC, encoding="utf-8")
         started = time.time()
         deadline = started + seconds
-        threads = [threading.Thread(target=_user, args=(n, own[n], url, auth, deadline, results, pool), daemon=True)
-                   for n in range(users)]
-        threads.append(threading.Thread(target=_documents, args=(doc, url, auth, deadline, results, doc_pause),
+        threads = [threading.Thread(target=_user, args=(n, own[n], urls[n % len(urls)], auth, deadline, results,
+                                                        pool), daemon=True) for n in range(users)]
+        threads.append(threading.Thread(target=_documents, args=(doc, urls, auth, deadline, results, doc_pause),
                                         daemon=True))
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         duration = time.time() - started
-    return summary(results, url=url, users=users, seconds=seconds, duration=duration, pool=len(pool),
+    return summary(results, url=", ".join(urls), servers=len(urls), users=users, seconds=seconds, duration=duration, pool=len(pool),
                    shared=shared)
 
 
@@ -263,6 +286,7 @@ def summary(results: Results, **info) -> dict:
                           "add_p50_ms": _pct(results.adds, 0.5), "add_max_ms": round(max(results.adds), 1)
                           if results.adds else None, "remove_p50_ms": _pct(results.removes, 0.5),
                           "remove_max_ms": round(max(results.removes), 1) if results.removes else None,
+                          "found_elsewhere_ms": [round(v, 1) for v in results.found_elsewhere],
                           "errors": results.doc_errors},
             "mixups": results.mixups, "follow_ups_checked": results.follow_ups}
 
@@ -296,6 +320,9 @@ def report(figures: dict) -> str:
         f"加入文件 add（毫秒 ms）：{', '.join(ms(v) for v in d['add_ms']) or '无 none'}",
         f"删除文件 remove（毫秒 ms）：{', '.join(ms(v) for v in d['remove_ms']) or '无 none'}",
     ]
+    if figures.get("servers", 1) > 1:
+        lines.append(f"服务器 servers：{figures['servers']}；另一台服务器检索到新文件用时 found through the other server"
+                     f"（毫秒 ms）：{', '.join(ms(v) for v in d.get('found_elsewhere_ms', [])) or '无 none'}")
     if figures.get("shared"):
         lines.append("注意 note：用户数多于对话池，部分用户共用对话，它们之间的串话查不出 users share conversations")
     for e in figures["error_samples"] + d["errors"]:
