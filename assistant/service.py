@@ -92,8 +92,12 @@ class Assistant:
         self.index.close()
 
     def warm_up(self) -> None:
-        """Load the model and run one query so the first user does not wait."""
+        """Load the model and the tokenisers, and run one query, so the first user does not wait
+        (jieba's plain dictionary, which splits compounds for the subject check, takes a second)."""
+        from index.text import parts
+
         self.index.load_embedder()
+        parts("高价值发明专利")
         self.ask("专利权的期限")
 
     # --- pieces ---

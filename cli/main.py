@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from assistant.records import answer_json, hit_json
-from ui.tables import print_table
 from corpus.errors import InvalidParameter, IpqaError
+from ui.tables import print_table
 
 
 def _max_file_mb(value: str) -> float:
