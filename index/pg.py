@@ -34,7 +34,9 @@ BUILD_SCHEMA = "ipqa_build"  # a full rebuild is written here and renamed to SCH
 WRITE_LOCK = 7_318_029_117  # pg_advisory_xact_lock key of ipqa's writers
 CHANNEL = "ipqa_changed"
 K1, B = 1.5, 0.75  # bm25s's defaults (method "lucene")
-APPROX_THRESHOLD = 50_000  # vectors; below it searches are exact, as in the local store
+# Vectors; below it searches are exact. Lower than the local store's 50,000: an exact scan costs far
+# more in SQL (23 ms for 8,851 chunks against 1 ms in FAISS; HNSW 4 ms, recall@50 0.98).
+APPROX_THRESHOLD = 20_000
 EF_SEARCH = 128
 POOL_SIZE = int(os.environ.get("IPQA_PG_POOL", "8"))
 _URL = re.compile(r"^postgres(ql)?://", re.I)
@@ -71,6 +73,8 @@ def _configure(schema: str):
     def configure(conn) -> None:
         conn.execute(f"SET search_path TO {schema}, public")
         conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+        # pgvector ≥ 0.8: scan on past ef_search until LIMIT rows are found, in exact distance order
+        conn.execute("SET hnsw.iterative_scan = strict_order")
     return configure
 
 
