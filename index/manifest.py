@@ -25,9 +25,14 @@ FORMAT_VERSION = 2  # 2: sentence vectors (sentences.faiss)
 DIGEST = "sha256"  # hashlib name; ~1.5 GB/s with the CPU's SHA extensions: 26 ms for 40 MB here
 
 
+LOCAL_STORE = {"catalog": "sqlite", "vectors": "faiss", "keywords": "bm25s"}  # a folder's stores, by name
+
+
 def new_manifest(embedder_name: str, dim: int, chunker: dict, created_at: str) -> dict:
+    """A new knowledge base's manifest (a folder's; index.pg_write records the database's stores)."""
     return {"generator": GENERATOR, "format_version": FORMAT_VERSION, "embedder": {"name": embedder_name, "dim": dim},
-            "chunker": chunker, "dictionary_hash": dictionary_hash(), "created_at": created_at, "documents": {}}
+            "chunker": chunker, "dictionary_hash": dictionary_hash(), "created_at": created_at, "documents": {},
+            "store": dict(LOCAL_STORE)}
 
 
 def read_manifest(index_dir: Path) -> dict:

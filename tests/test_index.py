@@ -194,6 +194,7 @@ def test_build_writes_manifest_and_layout(built, policies):
     assert sorted(report.added) == sorted(policies)
     manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["format_version"] == 2
+    assert manifest["store"] == {"catalog": "sqlite", "vectors": "faiss", "keywords": "bm25s"}
     assert manifest["embedder"] == {"name": "hash-bigram-256", "dim": 256}
     assert manifest["chunker"]["max_chars"] == 400
     assert len(manifest["dictionary_hash"]) == 16

@@ -98,6 +98,7 @@ def test_both_stores_rank_alike(tmp_path, pg_server):  # noqa: F811
     update_index(url, add=docs)
     local, shared = KnowledgeIndex.open(tmp_path / "index"), KnowledgeIndex.open(url)
     assert shared.shared and not local.shared
+    assert (local.manifest["store"]["vectors"], shared.manifest["store"]["vectors"]) == ("faiss", "pgvector")
     for question in QUESTIONS:
         for mode in ("dense", "bm25", "hybrid"):
             assert _top(local, question, mode) == _top(shared, question, mode), (question, mode)
