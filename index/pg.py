@@ -194,7 +194,18 @@ CREATE TABLE terms (token TEXT PRIMARY KEY, df INTEGER NOT NULL);
 """
 
 
-MIGRATIONS = ((1, _migration_1),)  # (version, SQL for a vector dimension); append, never edit
+def _migration_2(dim: int) -> str:
+    """Each posting carries its chunk's length: BM25 reads the postings alone (an index-only scan)
+    instead of looking up every matching chunk (120 → 50 ms for ten common words over 35,000 chunks)."""
+    return """
+ALTER TABLE postings ADD COLUMN ntokens INTEGER;
+UPDATE postings p SET ntokens = c.ntokens FROM chunks c WHERE c.id = p.chunk;
+ALTER TABLE postings ALTER COLUMN ntokens SET NOT NULL;
+CREATE INDEX postings_cover ON postings (token) INCLUDE (chunk, tf, ntokens);
+"""
+
+
+MIGRATIONS = ((1, _migration_1), (2, _migration_2))  # (version, SQL for a vector dimension); append, never edit
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -223,12 +234,28 @@ def read_meta(db, key: str, default=None):
     return row[0] if row else default
 
 
+def ensure_schema(url: str) -> None:
+    """Bring a knowledge base written by an older ipqa to ``SCHEMA_VERSION`` (once, under the
+    writers' lock) before reading it. While a writer holds the lock, it migrates (every write does)."""
+    with pool(url).connection() as conn:
+        done = conn.execute("SELECT MAX(version) FROM migrations").fetchone()[0]
+    if done is not None and done >= SCHEMA_VERSION:
+        return
+    with connect(url) as conn:
+        if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (WRITE_LOCK,)).fetchone()[0]:
+            return
+        dim = conn.execute(f"SELECT value FROM {SCHEMA}.meta WHERE key = 'manifest'").fetchone()[0]["embedder"]["dim"]
+        migrate(conn, SCHEMA, int(dim))
+        conn.commit()
+
+
 def read_manifest(url: str) -> dict:
     """The knowledge base's manifest, with ``documents`` as the local manifest has them."""
     db = Facade(pool(url))
     with pool(url).connection() as conn:
         if not schema_exists(conn):
             raise IndexNotBuilt(safe_url(url))
+    ensure_schema(url)
     manifest = dict(read_meta(db, "manifest", {}))
     manifest["version"] = read_meta(db, "version", 0)
     chunks = dict(db.execute("SELECT doc_id, COUNT(*) FROM chunks GROUP BY doc_id").fetchall())
@@ -341,9 +368,8 @@ WITH q AS (SELECT token, SUM(weight) AS weight FROM unnest(?::text[], ?::float8[
      stats AS (SELECT (value->>'chunks')::float8 AS n, (value->>'tokens')::float8 / GREATEST(
                (value->>'chunks')::float8, 1) AS avgdl FROM meta WHERE key = 'stats')
 SELECT p.chunk, SUM(q.weight * ln(1 + (stats.n - t.df + 0.5) / (t.df + 0.5))
-                    * p.tf / ({K1} * ((1 - {B}) + {B} * c.ntokens / stats.avgdl) + p.tf)) AS score
-FROM q JOIN terms t ON t.token = q.token JOIN postings p ON p.token = q.token
-     JOIN chunks c ON c.id = p.chunk CROSS JOIN stats
+                    * p.tf / ({K1} * ((1 - {B}) + {B} * p.ntokens / stats.avgdl) + p.tf)) AS score
+FROM q JOIN terms t ON t.token = q.token JOIN postings p ON p.token = q.token CROSS JOIN stats
 """
 
 

@@ -91,7 +91,8 @@ def _add(conn, p: Prepared, df: Counter) -> None:
                              sum(n.values()), vector_text(v)) for i, c, n, v in zip(ids, p.chunks, counts, p.vectors)))
         _copy(cur, "sentences", "chunk, pos, embedding",
               ((i, j, vector_text(v)) for i, rows in zip(ids, p.sentence_vectors) for j, v in enumerate(rows)))
-        _copy(cur, "postings", "token, chunk, tf", ((t, i, n) for i, c in zip(ids, counts) for t, n in c.items()))
+        _copy(cur, "postings", "token, chunk, tf, ntokens",
+              ((t, i, n, sum(c.values())) for i, c in zip(ids, counts) for t, n in c.items()))
     for c in counts:
         df.update(c.keys())
 
