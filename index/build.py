@@ -39,7 +39,7 @@ Progress = Callable[[int, int], None]  # (chunks embedded so far, chunks to embe
 EMBED_BATCH = 128
 
 
-def _now() -> str:
+def timestamp() -> str:
     return dt.datetime.now().isoformat(timespec="seconds")
 
 
@@ -222,7 +222,7 @@ class _Staging:
         self.staged = new_staging(index_dir, copy=not fresh)
         try:
             if fresh:
-                self.manifest = new_manifest(embedder.name, embedder.dim, settings.as_dict(), _now())
+                self.manifest = new_manifest(embedder.name, embedder.dim, settings.as_dict(), timestamp())
                 self.catalog = Catalog(self.staged / "store.sqlite")
                 self.stores = Stores.new(embedder.dim)
             else:
@@ -261,7 +261,7 @@ class _Staging:
         failpoint("stored")
         self.manifest.setdefault("generator", "ipqa")
         self.manifest["counts"] = counts
-        self.manifest["updated_at"] = _now()
+        self.manifest["updated_at"] = timestamp()
         self.manifest["files"] = file_digests(self.staged, sync=True)
         _write_synced(self.staged / MANIFEST, self.manifest)
         unmark(self.staged)
@@ -298,7 +298,7 @@ class _Plan:
     to_remove: list[str] = field(default_factory=list)  # replaced or dropped documents
 
 
-def _plan(current: dict[str, dict], add: Sequence[tuple[Document, str]], remove: Iterable[str],
+def plan_update(current: dict[str, dict], add: Sequence[tuple[Document, str]], remove: Iterable[str],
           prune_origins: Iterable[str], report: BuildReport) -> _Plan:
     """Decide what changes, from the manifest's per-document hashes and origins alone."""
     plan = _Plan()
@@ -353,7 +353,7 @@ def _prepare_early(index_dir: Path, add: Sequence[tuple[Document, str]], embedde
     except IpqaError as exc:  # a swap under way, or a damaged index: decided under the lock
         log.info("planning %s under the lock: %s", index_dir, exc)
         return {}, embedder
-    plan = _plan(manifest.get("documents", {}), add, (), (), BuildReport())
+    plan = plan_update(manifest.get("documents", {}), add, (), (), BuildReport())
     ready = prepare(plan.to_add, embedder, settings, report, progress=progress, on_progress=on_progress)
     return {p.key: p for p in ready}, embedder
 
@@ -382,7 +382,7 @@ def update_index(index_dir: str | Path, *, add: Sequence[tuple[Document, str]] =
         fresh, manifest, embedder = _state(index_dir, embedder, settings, rebuild)
         if not fresh:
             verify_files(manifest, index_dir)  # never build on (or call unchanged) a damaged index
-        plan = _plan(manifest.get("documents", {}), add, remove, prune_origins, report)
+        plan = plan_update(manifest.get("documents", {}), add, remove, prune_origins, report)
         if fresh or plan.to_add or plan.to_remove:
             report.counts = _apply(index_dir, plan, ready, embedder, settings, fresh, report, progress)
         else:

@@ -14,13 +14,11 @@ knowledge base as it was.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -152,10 +150,6 @@ class Facade:
 def vector_text(vector: np.ndarray) -> str:
     """pgvector's text form of a vector."""
     return "[" + ",".join(f"{float(x):.7g}" for x in np.asarray(vector).ravel()) + "]"
-
-
-def _parse_vector(text: str) -> np.ndarray:
-    return np.asarray(json.loads(text), dtype=np.float32)
 
 
 # --- schema ----------------------------------------------------------------------------------
@@ -306,11 +300,6 @@ class PgVectors:
         found = dict(self.db.execute("SELECT id, -(embedding <#> ?::vector) FROM chunks WHERE id = ANY(?)",
                                      (vector_text(vector), ids)))
         return np.asarray([found.get(i, 0.0) for i in ids], dtype=np.float32)
-
-    def vectors(self, ids) -> np.ndarray:
-        ids = _ids_param(ids)
-        found = dict(self.db.execute("SELECT id, embedding::text FROM chunks WHERE id = ANY(?)", (ids,)))
-        return np.stack([_parse_vector(found[i]) for i in ids]) if ids else np.zeros((0, 0), np.float32)
 
 
 class PgSentences:

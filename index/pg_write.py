@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from corpus.types import Document
-from index.build import BuildReport, Prepared, Progress, _now, _plan, prepare
+from index.build import BuildReport, Prepared, Progress, timestamp, plan_update, prepare
 from index.catalog import clause_rows, document_row
 from index.chunking import ChunkerSettings
 from index.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
@@ -104,7 +104,7 @@ def _finish(conn, manifest: dict, version: int) -> dict[str, int]:
     counts = {"documents": conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
               "clauses": conn.execute("SELECT COUNT(*) FROM clauses").fetchone()[0], "chunks": int(chunks)}
     stored = {k: v for k, v in manifest.items() if k not in ("documents", "files", "version")}
-    stored.update(counts=counts, updated_at=_now(), store=STORE)
+    stored.update(counts=counts, updated_at=timestamp(), store=STORE)
     for key, value in (("stats", {"chunks": int(chunks), "tokens": int(tokens)}), ("manifest", stored),
                        ("version", version)):
         conn.execute("INSERT INTO meta VALUES (%s, %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -120,7 +120,7 @@ def _write(conn, plan, items: Sequence[Prepared], manifest: dict, embedder: Embe
         conn.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
         migrate(conn, BUILD_SCHEMA, embedder.dim)
         conn.execute("DROP INDEX " + ", ".join(HNSW))  # built once, after the rows: much faster
-        manifest = new_manifest(embedder.name, embedder.dim, settings.as_dict(), _now())
+        manifest = new_manifest(embedder.name, embedder.dim, settings.as_dict(), timestamp())
     else:
         migrate(conn, SCHEMA, embedder.dim)
     for doc_id in plan.to_remove:
@@ -148,7 +148,7 @@ def _prepare_early(url: str, add, embedder, settings, rebuild, report, progress,
         return {}, embedder
     with connect(url, autocommit=True) as conn:
         fresh, manifest, embedder = _state(url, conn, embedder, settings, rebuild)
-    plan = _plan({} if fresh else manifest.get("documents", {}), add, (), (), BuildReport())
+    plan = plan_update({} if fresh else manifest.get("documents", {}), add, (), (), BuildReport())
     ready = prepare(plan.to_add, embedder, settings, report, progress=progress, on_progress=on_progress)
     return {p.key: p for p in ready}, embedder
 
@@ -166,7 +166,7 @@ def update_database(url: str, *, add: Sequence[tuple[Document, str]] = (), remov
         locked_at = time.perf_counter()
         failpoint("locked")
         fresh, manifest, embedder = _state(url, conn, embedder, settings, rebuild)
-        plan = _plan({} if fresh else manifest.get("documents", {}), add, remove, prune_origins, report)
+        plan = plan_update({} if fresh else manifest.get("documents", {}), add, remove, prune_origins, report)
         if fresh or plan.to_add or plan.to_remove:
             keys = {(d.doc_id, d.content_hash, embedder.name): (d, o) for d, o in plan.to_add}
             late = [pair for key, pair in keys.items() if key not in ready]
