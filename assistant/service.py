@@ -113,9 +113,11 @@ class Assistant:
         """Clauses for a question or keywords; ``k`` from 1 to 100, ``mode`` hybrid | dense | bm25 (or the
         page's labels); a filter nothing passes is refused (``InvalidParameter``), not answered empty."""
         k, mode = check_k(k), check_mode(mode)
-        check_filters(filters, self.index.documents())
-        u = self.understand(question, history)
-        return retrieve_understood(self.index, u, k=k, settings=replace(self.retrieval, mode=mode), filters=filters)
+        with self.index.snapshot():
+            check_filters(filters, self.index.documents())
+            u = self.understand(question, history)
+            return retrieve_understood(self.index, u, k=k, settings=replace(self.retrieval, mode=mode),
+                                       filters=filters)
 
     def match_terms(self, query: str) -> list[str]:
         """The words of ``query`` a result is matched on, for highlighting (no single characters)."""
@@ -159,9 +161,22 @@ class Assistant:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         question = check_question(question)
+        with self.index.snapshot():  # one version of a shared knowledge base for the whole answer
+            answer, u = self._extractive(question, history, filters, k, timings)
+        if self.llm and use_llm is not False and not answer.abstained:
+            t = time.perf_counter()
+            answer = self._with_llm(u, answer)
+            timings["compose_ms"] += (time.perf_counter() - t) * 1000
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        return replace(answer, timings={k_: round(v, 2) for k_, v in timings.items()})
+
+    def _extractive(self, question: str, history: Sequence[dict], filters: Filters | None, k: int,
+                    timings: dict[str, float]) -> tuple[Answer, Understanding]:
+        """The answer quoted from the clauses (or the precise not-found), and what was asked."""
+        t = time.perf_counter()
         check_filters(filters, self.index.documents())
         u = self.understand(question, history)
-        timings["understand_ms"] = (time.perf_counter() - started) * 1000
+        timings["understand_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         hits = retrieve_understood(self.index, u, k=k, settings=self.retrieval, filters=filters)
         timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
@@ -180,11 +195,8 @@ class Assistant:
                 text = list_text(listed[0], picked, {c.clause_id: c.n for c in citations})
             answer = Answer(question=question, text=compose.yes_first(u, text), citations=tuple(citations),
                             abstained=False, rewritten_query=rewritten, hits=tuple(hits), intent=u.intent)
-            if self.llm and use_llm is not False:
-                answer = self._with_llm(u, answer)
         timings["compose_ms"] = (time.perf_counter() - t) * 1000
-        timings["total_ms"] = (time.perf_counter() - started) * 1000
-        return replace(answer, timings={k_: round(v, 2) for k_, v in timings.items()})
+        return answer, u
 
     def _sources(self, answer: Answer, limit: int = 5) -> list[Citation]:
         """Numbered clauses for the LLM: the extractive answer's citations first, then the next best."""

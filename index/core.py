@@ -8,7 +8,9 @@ names of the writing API are re-exported here for callers that import them from 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.errors import EmbedderUnavailable, IndexMismatch, InvalidQuestion, IpqaError
+from corpus.errors import (EmbedderUnavailable, IndexBusy, IndexDamaged, IndexMismatch, IndexNotBuilt, InvalidQuestion,
+                           IpqaError, NotAnIndex)
 from corpus.types import Hit
-from index import build
+from index import build, pg
 from index.build import BuildReport, Prepared, Stores, load_stores, prepare
 from index.catalog import Catalog, DocInfo
 from index.embedders import Embedder, get_embedder
-from index.folder import recover_for_reader
+from index.folder import MANIFEST, between_renames, recover_for_reader
 from index.manifest import check_manifest, file_digests, read_manifest, reading, rebuild_arguments, verify_files
 from index.pg import is_database_url, safe_url
 from index.text import tokenize
@@ -30,6 +33,7 @@ from index.text import tokenize
 log = logging.getLogger(__name__)
 
 DEFAULT_INDEX_DIR = Path(".ipqa") / "index"
+OPEN_ATTEMPTS = 5  # a reader opening a folder while writers swap in new versions reads it again
 STALE_CHECK_SECONDS = 1.0  # how often an open index asks whether a writer changed it
 MODES = ("dense", "bm25", "hybrid")
 RRF_K = 60
@@ -91,11 +95,35 @@ def disk_bytes(location) -> int:
     return sum(p.stat().st_size for p in Path(location).rglob("*") if p.is_file())
 
 
+def _folder_identity(index_dir: Path) -> tuple | None:
+    """What changes whenever a writer swaps in a new version: the folder's and its manifest's inodes
+    and the manifest's modification time (None between the two renames of a swap)."""
+    try:
+        folder, manifest = os.stat(index_dir), os.stat(index_dir / MANIFEST)
+    except OSError:
+        return None
+    return folder.st_ino, manifest.st_ino, manifest.st_mtime_ns
+
+
 def _unusable_embedder(manifest: dict, index_dir, exc: EmbedderUnavailable) -> IndexMismatch:
     """The index's model cannot be used here: the command rebuilds the same sources with the default one."""
     sources, _ = rebuild_arguments({**manifest, "embedder": {}})
     return IndexMismatch(f"索引由向量模型「{exc.embedder}」建立，本机无法使用该模型（{exc.reason}）", index_dir,
                          extra=sources)
+
+
+@dataclass
+class _View:
+    """What an opened index keeps of one version of the knowledge base."""
+
+    version: object
+    docs: dict[str, DocInfo]
+    ids_by_doc: dict[str, np.ndarray]
+    clause_info: dict[str, tuple[tuple[str, ...], str]]  # clause_id -> (path, citation), filled as asked
+
+    @classmethod
+    def read(cls, version, catalog: Catalog) -> "_View":
+        return cls(version, {d.doc_id: d for d in catalog.documents()}, catalog.chunk_ids_by_doc(), {})
 
 
 class KnowledgeIndex:
@@ -113,9 +141,10 @@ class KnowledgeIndex:
         self.sentences = stores.sentences
         self.keywords = stores.keywords
         self.embedder = embedder
-        self._docs = {d.doc_id: d for d in catalog.documents()}
-        self._ids_by_doc = catalog.chunk_ids_by_doc()
-        self._clause_info: dict[str, tuple[tuple[str, ...], str]] = {}  # clause_id -> (path, citation)
+        self._stores = stores
+        self._view = _View.read(manifest.get("version"), catalog)
+        self._local = threading.local()  # the view of this thread's open snapshot
+        self._identity: tuple | None = None  # a folder's version as the file system tells it (_folder_identity)
         self._vector_cache: dict[str, np.ndarray] = {}
         self._checked_at = time.monotonic()
 
@@ -127,7 +156,25 @@ class KnowledgeIndex:
         if is_database_url(index_dir):
             return cls._open_database(str(index_dir), embedder)
         index_dir = Path(index_dir)
-        recover_for_reader(index_dir)
+        for _attempt in range(OPEN_ATTEMPTS):
+            recover_for_reader(index_dir)
+            before = _folder_identity(index_dir)
+            try:
+                opened = cls._open_folder(index_dir, embedder)
+            except (IndexDamaged, IndexNotBuilt, NotAnIndex):
+                if _folder_identity(index_dir) == before and not between_renames(index_dir):
+                    raise  # not a swap under way: the index is damaged (or not there)
+                continue
+            if _folder_identity(index_dir) == before:
+                opened._identity = before
+                return opened
+            opened.close()  # a writer swapped in a new version while this one was read: read again
+            log.info("%s changed while it was opened; opening it again", index_dir)
+        raise IndexBusy(index_dir)
+
+    @classmethod
+    def _open_folder(cls, index_dir: Path, embedder: Embedder | None) -> "KnowledgeIndex":
+        """One attempt at opening the folder (a writer may swap in a new version meanwhile)."""
         manifest = read_manifest(index_dir)
         name = manifest.get("embedder", {}).get("name")
         check_manifest(manifest, index_dir, embedder.name if embedder else None)
@@ -155,15 +202,56 @@ class KnowledgeIndex:
     def _open_database(cls, url: str, embedder: Embedder | None) -> "KnowledgeIndex":
         """The knowledge base in a PostgreSQL database (index.pg): nothing is read up front but the
         catalog's document list; searches run in SQL."""
-        from index.pg import open_stores
+        with pg.snapshot(pg.pool(url)):
+            manifest, db, stores = pg.open_stores(url)
+            check_manifest(manifest, safe_url(url), embedder.name if embedder else None)
+            try:
+                embedder = embedder or get_embedder(manifest.get("embedder", {}).get("name"))
+            except EmbedderUnavailable as exc:
+                raise _unusable_embedder(manifest, safe_url(url), exc) from exc
+            return cls(url, manifest, Catalog(db=db), stores, embedder)
 
-        manifest, db, stores = open_stores(url)
-        check_manifest(manifest, safe_url(url), embedder.name if embedder else None)
-        try:
-            embedder = embedder or get_embedder(manifest.get("embedder", {}).get("name"))
-        except EmbedderUnavailable as exc:
-            raise _unusable_embedder(manifest, safe_url(url), exc) from exc
-        return cls(url, manifest, Catalog(db=db), stores, embedder)
+    # --- versions ---
+
+    @property
+    def _docs(self) -> dict[str, DocInfo]:
+        return self._current().docs
+
+    @property
+    def _ids_by_doc(self) -> dict[str, np.ndarray]:
+        return self._current().ids_by_doc
+
+    @property
+    def _clause_info(self) -> dict[str, tuple[tuple[str, ...], str]]:
+        return self._current().clause_info
+
+    def _current(self) -> _View:
+        return getattr(self._local, "view", None) or self._view
+
+    @contextmanager
+    def snapshot(self):
+        """Every read inside sees one version of the knowledge base, whatever writers commit
+        meanwhile. In a database: one read-only transaction, and the cached document list moves to
+        the version it reads. An opened folder is one version already."""
+        if not self.shared or getattr(self._local, "view", None) is not None:
+            yield
+            return
+        with pg.snapshot(pg.pool(self.index_dir)):
+            self._local.view = self._view_at(pg.current_version(self.index_dir))
+            try:
+                yield
+            finally:
+                self._local.view = None
+
+    def _view_at(self, version) -> _View:
+        view = self._view
+        if version == view.version:
+            return view
+        log.info("%s: version %s → %s", self.location, view.version, version)
+        self.manifest = pg.read_manifest(self.index_dir)
+        pg.refresh_stores(self._stores)
+        self._view = view = _View.read(version, self.catalog)
+        return view
 
     @property
     def location(self) -> str:
@@ -177,17 +265,15 @@ class KnowledgeIndex:
 
     def is_stale(self) -> bool:
         """True when a writer changed the knowledge base since it was opened (checked at most once a
-        second: a version row in the database, the manifest's time stamp in a folder)."""
+        second: a version row in the database; in a folder, a new folder swapped in)."""
         now = time.monotonic()
         if now - self._checked_at < STALE_CHECK_SECONDS:
             return False
         self._checked_at = now
         try:
             if self.shared:
-                from index.pg import current_version
-
-                return current_version(self.index_dir) != self.manifest.get("version")
-            return read_manifest(self.index_dir).get("updated_at") != self.manifest.get("updated_at")
+                return pg.current_version(self.index_dir) != self._view.version
+            return _folder_identity(self.index_dir) not in (self._identity, None)
         except IpqaError as exc:  # a swap under way, or gone: the next check decides
             log.info("checking %s for changes: %s", self.location, exc)
             return False
@@ -310,6 +396,11 @@ class KnowledgeIndex:
                depth: int = 50, weights: tuple[float, float] = (1.0, 1.0)) -> list[Hit]:
         """Top ``k`` chunks for ``query``. Hybrid mode fuses the dense and BM25 rankings
         (``depth`` candidates each) by weighted reciprocal rank."""
+        with self.snapshot():
+            return self._search(query, k, mode, filters, depth, weights)
+
+    def _search(self, query: str, k: int, mode: str, filters: Filters | None, depth: int,
+                weights: tuple[float, float]) -> list[Hit]:
         query = (query or "").strip()
         if not query:
             raise InvalidQuestion("检索内容为空，请输入问题或关键词")

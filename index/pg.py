@@ -19,6 +19,7 @@ import os
 import re
 import threading
 from collections import Counter
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -115,12 +116,42 @@ class _Rows(list):
         return self[0] if self else None
 
 
+_PINNED = threading.local()  # {pool: connection} of this thread's open snapshots
+
+
+@contextmanager
+def snapshot(pool):
+    """Every read of this thread from ``pool`` inside sees one committed state of the database,
+    whatever writers commit meanwhile: one read-only, repeatable-read transaction on one connection."""
+    pinned = _PINNED.__dict__.setdefault("conns", {})
+    if pool in pinned:  # nested: the outer snapshot holds
+        yield
+        return
+    with pool.connection() as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        pinned[pool] = conn
+        try:
+            yield
+        finally:
+            del pinned[pool]
+
+
 class Facade:
     """SQLite's ``execute`` API over PostgreSQL (``?`` marks become ``%s``), so the catalog's
-    reading code runs unchanged: on a pooled connection per call, or on one writer's connection."""
+    reading code runs unchanged: on one writer's connection, on this thread's snapshot, or on a
+    pooled connection per call."""
 
     def __init__(self, pool=None, conn=None):
         self.pool, self.conn = pool, conn
+
+    @contextmanager
+    def _connection(self):
+        conn = self.conn or _PINNED.__dict__.get("conns", {}).get(self.pool)
+        if conn is not None:
+            yield conn
+            return
+        with self.pool.connection() as conn:
+            yield conn
 
     def _run(self, conn, sql: str, params, many: bool):
         sql = sql.replace("?", "%s")
@@ -132,15 +163,11 @@ class Facade:
             return _Rows(cur.fetchall() if cur.description else [])
 
     def execute(self, sql: str, params=()):
-        if self.conn is not None:
-            return self._run(self.conn, sql, params, False)
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             return self._run(conn, sql, params, False)
 
     def executemany(self, sql: str, params):
-        if self.conn is not None:
-            return self._run(self.conn, sql, params, True)
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             return self._run(conn, sql, params, True)
 
     def close(self) -> None:  # the pool outlives one opened index
@@ -405,24 +432,35 @@ class PgKeywords:
         freqs = dict(self.db.execute("SELECT token, df FROM terms WHERE token = ANY(?)", (wanted,))) if wanted else {}
         return {t: int(v) for t, v in freqs.items()}, self.size
 
+    def forget(self) -> None:
+        self._vocabulary = None
+
     def vocabulary(self) -> set[str]:
-        """Every token of the indexed chunks (read once per opened index)."""
+        """Every token of the indexed chunks (read once per version)."""
         if self._vocabulary is None:
             self._vocabulary = {r[0] for r in self.db.execute("SELECT token FROM terms")}
         return self._vocabulary
 
 
 def open_stores(url: str):
-    """(manifest, catalog facade, Stores) of the knowledge base at ``url``."""
+    """(manifest, catalog facade, Stores) of the knowledge base at ``url`` (within a ``snapshot``
+    of its pool, all of one version)."""
     from index.build import Stores
 
     manifest = read_manifest(url)
     db = Facade(pool(url))
-    stats = read_meta(db, "stats", {}) or {}
-    sentences = db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
-    chunks = int(stats.get("chunks", 0))
-    stores = Stores(PgVectors(db, chunks), PgSentences(db, int(sentences)), PgKeywords(db, chunks))
+    stores = Stores(PgVectors(db, 0), PgSentences(db, 0), PgKeywords(db, 0))
+    refresh_stores(stores)
     return manifest, db, stores
+
+
+def refresh_stores(stores) -> None:
+    """Bring the stores' sizes (and cached vocabulary) to the version being read."""
+    db = stores.vectors.db
+    chunks = int((read_meta(db, "stats", {}) or {}).get("chunks", 0))
+    stores.vectors.size = stores.keywords.size = chunks
+    stores.sentences.size = int(db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0])
+    stores.keywords.forget()
 
 
 def current_version(url: str) -> int:
