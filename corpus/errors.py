@@ -61,6 +61,18 @@ class IndexNotBuilt(IpqaError):
         return f"还没有建立索引（{self.index_dir}）。请先运行：{self.command}"
 
 
+class IndexBusy(IpqaError):
+    """Writers kept swapping in new versions of the index while it was being opened."""
+
+    def __init__(self, index_dir: str | Path):
+        self.index_dir = str(index_dir)
+        super().__init__(f"{self.index_dir} was replaced by writers on every attempt to open it")
+
+    @property
+    def user_message(self) -> str:
+        return f"索引（{self.index_dir}）正在被反复更新，暂时无法打开，请稍后重试"
+
+
 class IndexMismatch(IpqaError):
     """The index on disk cannot be used as it is; ``command`` rebuilds it."""
 

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -104,17 +105,25 @@ class Stores:
         self.keywords.save(folder)  # rebuilds the BM25 matrix
 
 
+_LOADING = threading.Lock()
+
+
 def load_stores(folder: Path, manifest: dict, index_dir: Path) -> Stores:
-    """The stores in ``folder`` (the index or its staging copy); errors name ``index_dir``."""
+    """The stores in ``folder`` (the index or its staging copy); errors name ``index_dir``.
+
+    One thread at a time: numpy reads a ``.npy`` header with ``ast.literal_eval``, and CPython
+    3.11.7's parser is not thread-safe (two threads loading at once raised ``SystemError: AST
+    constructor recursion depth mismatch`` while a reader opened the index during writes)."""
     loaded = []
-    for store in (FaissStore, SentenceStore):
-        try:
-            loaded.append(store.load(folder))
-        except LOAD_ERRORS as exc:
-            file = store.HNSW_FILE if store.HNSW_FILE in str(exc) else store.FILE
-            raise damaged(manifest, index_dir, file, f"无法读取：{type(exc).__name__}") from exc
-    with reading(index_dir, manifest, BM25Store.DIR + "/"):
-        keywords = BM25Store.load(folder)
+    with _LOADING:
+        for store in (FaissStore, SentenceStore):
+            try:
+                loaded.append(store.load(folder))
+            except LOAD_ERRORS as exc:
+                file = store.HNSW_FILE if store.HNSW_FILE in str(exc) else store.FILE
+                raise damaged(manifest, index_dir, file, f"无法读取：{type(exc).__name__}") from exc
+        with reading(index_dir, manifest, BM25Store.DIR + "/"):
+            keywords = BM25Store.load(folder)
     return Stores(loaded[0], loaded[1], keywords)
 
 

@@ -107,8 +107,11 @@ def check_index_dir(index_dir: Path) -> bool:
         if any((index_dir / f).exists() for f in DATA_FILES):
             return True  # ours, with a damaged manifest: opening it says so (IndexDamaged)
         raise NotAnIndex(index_dir, f"其中的 {MANIFEST} 不是 ipqa 的索引清单")
-    if any(index_dir.iterdir()):
-        raise NotAnIndex(index_dir, _contents(index_dir))
+    try:
+        if any(index_dir.iterdir()):
+            raise NotAnIndex(index_dir, _contents(index_dir))
+    except FileNotFoundError:  # renamed away this instant by a writer's swap: no index there now
+        pass
     return False
 
 
@@ -148,13 +151,19 @@ def recover_for_reader(index_dir: Path) -> None:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             deadline = time.monotonic() + SWAP_WAIT_SECONDS
-            while not index_dir.exists() and previous.exists() and time.monotonic() < deadline:
+            while between_renames(index_dir) and time.monotonic() < deadline:
                 time.sleep(0.02)
             return
         try:
             recover(index_dir)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def between_renames(index_dir: Path) -> bool:
+    """A writer (or a killed one) is between the two renames of a swap: the index is at
+    ``.ipqa-previous`` and nothing is at ``index_dir`` yet."""
+    return not index_dir.exists() and previous_path(index_dir).exists()
 
 
 def recover(index_dir: Path) -> None:

@@ -106,12 +106,13 @@ def verify_files(manifest: dict, index_dir: Path) -> bool:
     for rel, want in recorded.items():
         try:
             size = (index_dir / rel).stat().st_size
-        except FileNotFoundError:
+            digest = _digest(index_dir / rel) if size == want.get("size") else None
+        except FileNotFoundError:  # (also gone between the two calls: a writer swapped the folder)
             raise damaged(manifest, index_dir, rel, "文件缺失") from None
         if size != want.get("size"):
             raise damaged(manifest, index_dir, rel,
                           f"大小为 {size} 字节，建立索引时为 {want.get('size')} 字节，文件可能被截断或改写")
-        if _digest(index_dir / rel) != want.get(DIGEST):
+        if digest != want.get(DIGEST):
             raise damaged(manifest, index_dir, rel, "内容与建立索引时记录的校验值不符")
     return True
 

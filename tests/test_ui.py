@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -287,3 +288,41 @@ def test_gradio_client_calls_ask_and_search(server):
     assert follow["citations"][0]["doc_id"] == "cangzhou-2017"
     found = client.predict("质押融资", "沧州", "", "", None, None, "hybrid", 5, api_name="/search")
     assert found["hits"] and all(h["doc_id"] == "cangzhou-2017" for h in found["hits"])
+
+
+@pytest.mark.slow
+def test_the_running_app_finds_a_document_added_with_the_cli(server):
+    """``ipqa docs add`` in another process while the app runs: the app finds the new document
+    within 5 s without a restart, and stops finding it once ``ipqa docs remove`` took it out."""
+    import subprocess
+    import sys
+
+    from gradio_client import Client
+
+    from corpus import load_document
+
+    client = Client(server["url"], verbose=False)
+    law = DATA / "宁波市专利管理条例(2012-04-09).md"
+    doc_id, index_dir = load_document(law).doc_id, str(server["data"].parent / "index")
+
+    def found() -> set[str]:
+        hits = client.predict("宁波市专利管理条例", "", "", "", None, None, "bm25", 5, api_name="/search")["hits"]
+        return {h["doc_id"] for h in hits}
+
+    def cli(*args: str) -> None:
+        subprocess.run([sys.executable, "-m", "cli", "docs", *args, "--index-dir", index_dir], cwd=ROOT, check=True,
+                       capture_output=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+
+    def within_5s(want: bool) -> bool:
+        deadline = time.monotonic() + 5
+        while (doc_id in found()) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return (doc_id in found()) == want
+
+    assert doc_id not in found()
+    cli("add", str(law), "--quiet")
+    try:
+        assert within_5s(True)
+    finally:
+        cli("remove", doc_id)
+    assert within_5s(False)
