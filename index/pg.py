@@ -49,6 +49,14 @@ class DatabaseUnavailable(IpqaError):
         super().__init__(f"无法使用数据库 {safe_url(url)}：{reason}")
 
 
+class ReadOnlyDatabase(DatabaseUnavailable):
+    """A write sent to a database that only reads: a read replica (hot standby) or one set read-only."""
+
+    def __init__(self, url: str):
+        super().__init__(url, "该数据库只读（可能是只读副本），不能建立索引或添加、删除文件；"
+                              "请把写入操作的 --store 指向主库")
+
+
 def is_database_url(location) -> bool:
     return isinstance(location, str) and bool(_URL.match(location.strip()))
 

@@ -24,8 +24,8 @@ from index.chunking import ChunkerSettings
 from index.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from index.folder import failpoint
 from index.manifest import check_manifest, new_manifest
-from index.pg import (BUILD_SCHEMA, CHANNEL, SCHEMA, WRITE_LOCK, connect, migrate, read_manifest, safe_url,
-                      schema_exists, vector_text)
+from index.pg import (BUILD_SCHEMA, CHANNEL, SCHEMA, WRITE_LOCK, ReadOnlyDatabase, connect, migrate, read_manifest,
+                      safe_url, schema_exists, vector_text)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,15 @@ STORE = {"catalog": "postgresql", "vectors": "pgvector", "keywords": "postgresql
 HNSW = {"chunks_hnsw": "chunks USING hnsw (embedding vector_ip_ops)",
         "sentences_hnsw": "sentences USING hnsw (embedding vector_ip_ops)"}
 EMPTY_TOKEN = "\u2205"  # a chunk without words keeps one token, as in the local BM25 store
+
+
+def _writable(url: str) -> None:
+    """Refuse, before any embedding, a database that cannot take writes (a read replica)."""
+    with connect(url, autocommit=True) as conn:
+        standby, read_only = conn.execute(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'").fetchone()
+    if standby or read_only:
+        raise ReadOnlyDatabase(url)
 
 
 def _lock(conn, url: str) -> None:
@@ -160,6 +169,7 @@ def update_database(url: str, *, add: Sequence[tuple[Document, str]] = (), remov
     """``index.build.update_index`` for a PostgreSQL knowledge base (the same arguments and report)."""
     started = time.perf_counter()
     report = BuildReport()
+    _writable(url)
     ready, embedder = _prepare_early(url, add, embedder, settings, rebuild, report, progress, on_progress)
     with connect(url) as conn:
         _lock(conn, url)

@@ -53,6 +53,23 @@ def test_a_bad_store_url_gets_a_chinese_error():
     assert down.returncode == 2 and "无法使用数据库" in down.stderr and "Traceback" not in down.stderr
 
 
+def test_a_read_only_database_answers_and_refuses_writes_in_chinese(furong_db):
+    """What a read replica does (a database set read-only behaves the same): questions are answered,
+    a write is refused before any embedding, with the advice to point it at the primary."""
+    import psycopg
+
+    with psycopg.connect(furong_db, autocommit=True) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute(psycopg.sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(
+            psycopg.sql.Identifier(name)))
+    asked = _cli("ask", "芙蓉区对专利申请有什么资助", "--store", furong_db)
+    assert asked.returncode == 0 and "芙蓉区" in asked.stdout, asked.stderr
+    refused = _cli("docs", "add", str(CIRCUITS), "--store", furong_db)
+    assert refused.returncode == 2 and "只读" in refused.stderr and "主库" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr and "正在" not in refused.stderr  # nothing embedded first
+    assert [d.doc_id for d in KnowledgeIndex.open(furong_db).documents()] == ["changsha-furong-2017"]
+
+
 def test_a_writer_killed_midway_leaves_the_knowledge_base_intact(furong_db):
     before = KnowledgeIndex.open(furong_db)
     answer_before = [h.chunk.chunk_id for h in before.search("专利资助", 5)]
