@@ -270,11 +270,17 @@ def ensure_schema(url: str) -> None:
         done = conn.execute("SELECT MAX(version) FROM migrations").fetchone()[0]
     if done is not None and done >= SCHEMA_VERSION:
         return
+    import psycopg
+
     with connect(url) as conn:
         if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (WRITE_LOCK,)).fetchone()[0]:
             return
         dim = conn.execute(f"SELECT value FROM {SCHEMA}.meta WHERE key = 'manifest'").fetchone()[0]["embedder"]["dim"]
-        migrate(conn, SCHEMA, int(dim))
+        try:
+            migrate(conn, SCHEMA, int(dim))
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            raise DatabaseUnavailable(url, "知识库由旧版 ipqa 写入，需要升级表结构，而该数据库只读（可能是只读副本）；"
+                                           "请先对主库运行一次 ipqa index --store <主库地址>") from exc
         conn.commit()
 
 

@@ -53,6 +53,38 @@ def test_a_bad_store_url_gets_a_chinese_error():
     assert down.returncode == 2 and "无法使用数据库" in down.stderr and "Traceback" not in down.stderr
 
 
+def _as_written_by_schema_1(url: str, *, read_only: bool = False) -> None:
+    """Turn the knowledge base back into what an ipqa of schema version 1 wrote."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP INDEX ipqa.postings_cover")
+        conn.execute("ALTER TABLE ipqa.postings DROP COLUMN ntokens")
+        conn.execute("DELETE FROM ipqa.migrations WHERE version > 1")
+        if read_only:
+            name = conn.execute("SELECT current_database()").fetchone()[0]
+            conn.execute(psycopg.sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(
+                psycopg.sql.Identifier(name)))
+
+
+def test_a_reader_brings_an_older_schema_up_to_date(furong_db):
+    import psycopg
+
+    expected = [h.chunk.chunk_id for h in KnowledgeIndex.open(furong_db).search("专利资助", 5, mode="bm25")]
+    _as_written_by_schema_1(furong_db)
+    asked = _cli("search", "专利资助", "--store", furong_db, "--mode", "bm25")
+    assert asked.returncode == 0, asked.stderr
+    with psycopg.connect(furong_db) as conn:
+        assert [r[0] for r in conn.execute("SELECT version FROM ipqa.migrations ORDER BY version")] == [1, 2]
+    assert [h.chunk.chunk_id for h in KnowledgeIndex.open(furong_db).search("专利资助", 5, mode="bm25")] == expected
+
+
+def test_an_older_schema_on_a_read_only_database_gets_a_chinese_error(furong_db):
+    _as_written_by_schema_1(furong_db, read_only=True)
+    asked = _cli("ask", "芙蓉区对专利申请有什么资助", "--store", furong_db)
+    assert asked.returncode == 2 and "需要升级表结构" in asked.stderr and "Traceback" not in asked.stderr, asked.stderr
+
+
 def test_a_read_only_database_answers_and_refuses_writes_in_chinese(furong_db):
     """What a read replica does (a database set read-only behaves the same): questions are answered,
     a write is refused before any embedding, with the advice to point it at the primary."""
