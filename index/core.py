@@ -21,13 +21,14 @@ import numpy as np
 from corpus.errors import (EmbedderUnavailable, IndexBusy, IndexDamaged, IndexMismatch, IndexNotBuilt, InvalidQuestion,
                            IpqaError, NotAnIndex)
 from corpus.types import Hit
-from index import build, pg
+from index import pg
 from index.build import BuildReport, Prepared, Stores, load_stores, prepare
 from index.catalog import Catalog, DocInfo
 from index.embedders import Embedder, get_embedder
 from index.folder import MANIFEST, between_renames, recover_for_reader
 from index.manifest import check_manifest, file_digests, read_manifest, reading, rebuild_arguments, verify_files
 from index.pg import is_database_url, safe_url
+from index.registry import check_stores, kind_of
 from index.text import tokenize
 
 log = logging.getLogger(__name__)
@@ -78,21 +79,13 @@ class Filters:
 
 def update_index(index_dir, **kwargs) -> BuildReport:
     """Bring a knowledge base in line (``index.build.update_index``'s arguments): a folder, or a
-    PostgreSQL database given by its URL (``index.pg_write``)."""
-    if is_database_url(index_dir):
-        from index.pg_write import update_database
-
-        return update_database(str(index_dir), **kwargs)
-    return build.update_index(index_dir, **kwargs)
+    PostgreSQL database given by its URL (``index.registry``)."""
+    return kind_of(index_dir).update(index_dir, **kwargs)
 
 
 def disk_bytes(location) -> int:
     """Bytes the knowledge base takes: its folder's files, or its tables in the database."""
-    if is_database_url(location):
-        from index.pg import disk_bytes as database_bytes
-
-        return database_bytes(str(location))
-    return sum(p.stat().st_size for p in Path(location).rglob("*") if p.is_file())
+    return kind_of(location).disk_bytes(location)
 
 
 def _folder_identity(index_dir: Path) -> tuple | None:
@@ -177,6 +170,7 @@ class KnowledgeIndex:
         """One attempt at opening the folder (a writer may swap in a new version meanwhile)."""
         manifest = read_manifest(index_dir)
         name = manifest.get("embedder", {}).get("name")
+        check_stores(manifest, kind_of(index_dir), index_dir)
         check_manifest(manifest, index_dir, embedder.name if embedder else None)
         verified = verify_files(manifest, index_dir)
         if not verified:
@@ -204,6 +198,7 @@ class KnowledgeIndex:
         catalog's document list; searches run in SQL."""
         with pg.snapshot(pg.pool(url)):
             manifest, db, stores = pg.open_stores(url)
+            check_stores(manifest, kind_of(url), url)
             check_manifest(manifest, safe_url(url), embedder.name if embedder else None)
             try:
                 embedder = embedder or get_embedder(manifest.get("embedder", {}).get("name"))

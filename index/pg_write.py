@@ -24,12 +24,12 @@ from index.chunking import ChunkerSettings
 from index.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from index.folder import failpoint
 from index.manifest import check_manifest, new_manifest
+from index.registry import KINDS
 from index.pg import (BUILD_SCHEMA, CHANNEL, SCHEMA, WRITE_LOCK, ReadOnlyDatabase, connect, migrate, read_manifest,
                       safe_url, schema_exists, vector_text)
 
 log = logging.getLogger(__name__)
 
-STORE = {"catalog": "postgresql", "vectors": "pgvector", "keywords": "postgresql-bm25"}
 HNSW = {"chunks_hnsw": "chunks USING hnsw (embedding vector_ip_ops)",
         "sentences_hnsw": "sentences USING hnsw (embedding vector_ip_ops)"}
 EMPTY_TOKEN = "\u2205"  # a chunk without words keeps one token, as in the local BM25 store
@@ -113,7 +113,7 @@ def _finish(conn, manifest: dict, version: int) -> dict[str, int]:
     counts = {"documents": conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
               "clauses": conn.execute("SELECT COUNT(*) FROM clauses").fetchone()[0], "chunks": int(chunks)}
     stored = {k: v for k, v in manifest.items() if k not in ("documents", "files", "version")}
-    stored.update(counts=counts, updated_at=timestamp(), store=STORE)
+    stored.update(counts=counts, updated_at=timestamp(), store=dict(KINDS["postgresql"].stores))
     for key, value in (("stats", {"chunks": int(chunks), "tokens": int(tokens)}), ("manifest", stored),
                        ("version", version)):
         conn.execute("INSERT INTO meta VALUES (%s, %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",

@@ -278,6 +278,12 @@ def test_mismatched_or_missing_index_is_refused(built, tmp_path):
         KnowledgeIndex.open(index_dir, embedder=Other())
     assert "ipqa index --rebuild" in err.value.user_message and "hash-bigram-256" in err.value.user_message
     manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
+    # written by stores this program does not have (index.registry): refused, naming them
+    (index_dir / "manifest.json").write_text(json.dumps({**manifest, "store": {**manifest["store"],
+                                                         "vectors": "hnswlib"}}), encoding="utf-8")
+    with pytest.raises(IndexMismatch) as other_store:
+        KnowledgeIndex.open(index_dir)
+    assert "vectors=hnswlib" in other_store.value.user_message and "faiss" in other_store.value.user_message
     manifest["format_version"] = 99
     (index_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(IndexMismatch, match="rebuild"):
