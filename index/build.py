@@ -198,6 +198,8 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 def prepare(docs: Sequence[tuple[Document, str]], embedder: Embedder, settings: ChunkerSettings,
             report: BuildReport, *, progress: bool = False, on_progress: Progress | None = None) -> list[Prepared]:
     """Chunk, embed and tokenise documents (with their origin labels): the costly part of an update."""
+    if not docs:  # (a removal only: the model is not even loaded)
+        return []
     planned = [(d, o, chunk_document(d, settings)) for d, o in docs]
     plan = _texts(planned, settings)
     started = time.perf_counter()
