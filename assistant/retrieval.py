@@ -26,7 +26,7 @@ from assistant.ranking import Candidates, candidates, features
 from assistant.rerank import get_reranker
 from assistant.understanding import QuestionReader, Understanding
 from corpus.metadata import LAW_KINDS
-from corpus.types import Hit
+from corpus.types import Chunk, Hit
 from index.core import Filters, KnowledgeIndex
 
 
@@ -142,3 +142,37 @@ def retrieve(ix: KnowledgeIndex, question: str, *, history: Sequence[dict] = (),
     reader = reader or QuestionReader(ix.documents())
     u = reader.read(question, history)
     return retrieve_understood(ix, u, k=k, settings=replace(settings, mode=mode), filters=filters)
+
+
+MIN_KEYWORD_MATCHES = 3  # a hybrid clause search with fewer matching results keeps the semantic ones
+
+
+def clause_results(ix: KnowledgeIndex, hits: list[Hit], k: int) -> list[Hit]:
+    """What a clause search shows: one result per clause in rank order, a long clause's pieces
+    merged into the whole clause; in hybrid mode, results that share no word with the query are left
+    out once at least ``MIN_KEYWORD_MATCHES`` do (they only padded the list)."""
+    first: dict[str, Hit] = {}
+    for h in hits:
+        first.setdefault(h.chunk.clause_id, h)
+    kept = list(first.values())
+    if kept and {"dense", "bm25"} <= kept[0].scores.keys():
+        matched = [h for h in kept if h.scores.get("bm25", 0.0) > 0]
+        if len(matched) >= MIN_KEYWORD_MATCHES:
+            kept = matched
+    docs: dict[str, object] = {}
+    out = []
+    for rank, h in enumerate(kept[:k], start=1):
+        chunk = h.chunk
+        if chunk.parts > 1:
+            doc = docs.get(chunk.doc_id) or docs.setdefault(chunk.doc_id, ix.document(chunk.doc_id))
+            if doc is not None:
+                chunk = _whole_clause(doc, chunk)
+        out.append(replace(h, chunk=chunk, rank=rank))
+    return out
+
+
+def _whole_clause(doc, chunk: Chunk) -> Chunk:
+    clause = doc.clause(chunk.clause_id)
+    text = clause.text.strip()
+    start = clause.start + len(clause.text) - len(clause.text.lstrip())
+    return replace(chunk, text=text, start=start, end=start + len(text), part=0, parts=1)

@@ -13,7 +13,7 @@ from pathlib import Path
 from assistant import compose
 from assistant.params import check_filters, check_k, check_mode
 from assistant.llm import Generator, LLMError, LLMSettings, build_messages, check_answer
-from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, retrieve_understood
+from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, clause_results, retrieve_understood
 from assistant.listing import list_items, list_text
 from assistant.understanding import QuestionReader, Understanding
 from assistant.verify import Failure, check_reply, document_spans, not_found_text, read_asked, supported, verify
@@ -110,14 +110,16 @@ class Assistant:
 
     def search(self, question: str, *, history: Sequence[dict] = (), k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None) -> list[Hit]:
-        """Clauses for a question or keywords; ``k`` from 1 to 100, ``mode`` hybrid | dense | bm25 (or the
-        page's labels); a filter nothing passes is refused (``InvalidParameter``), not answered empty."""
+        """Clauses for a question or keywords, one result per clause (a long clause's pieces merged);
+        ``k`` from 1 to 100, ``mode`` hybrid | dense | bm25 (or the page's labels); a filter nothing
+        passes is refused (``InvalidParameter``), not answered empty."""
         k, mode = check_k(k), check_mode(mode)
         with self.index.snapshot():
             check_filters(filters, self.index.documents())
             u = self.understand(question, history)
-            return retrieve_understood(self.index, u, k=k, settings=replace(self.retrieval, mode=mode),
+            hits = retrieve_understood(self.index, u, k=2 * k, settings=replace(self.retrieval, mode=mode),
                                        filters=filters)
+            return clause_results(self.index, hits, k)
 
     def match_terms(self, query: str) -> list[str]:
         """The words of ``query`` a result is matched on, for highlighting (no single characters)."""

@@ -669,3 +669,17 @@ def test_ask_cli_json_and_batch(real_index, tmp_path):
     out = subprocess.run(base + ["--batch", str(batch)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["id"] for r in rows] == ["a", "b"] and rows[1]["rewritten_query"]
+
+
+def test_clause_search_lists_each_clause_once_with_its_whole_text(assistant):
+    """沧州's 发展目标 is indexed as four pieces; the clause search shows it once, whole, and every
+    result of a hybrid keyword search shares a word with the query."""
+    hits = assistant.search("沧州专利发展目标", k=20)
+    clause_ids = [h.chunk.clause_id for h in hits]
+    assert len(clause_ids) == len(set(clause_ids)) and [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    goal = next(h for h in hits if h.chunk.clause_id == "cangzhou-2017:二、")
+    assert goal.chunk.parts == 1 and goal.chunk.text.startswith("二、发展目标")
+    assert "专利保护能力明显增强" in goal.chunk.text and "专利服务能力显著拓展" in goal.chunk.text
+    doc = assistant.index.document("cangzhou-2017")
+    assert doc.text[goal.chunk.start:goal.chunk.end] == goal.chunk.text
+    assert all(h.scores["bm25"] > 0 for h in assistant.search("质押融资", k=20))
