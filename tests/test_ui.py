@@ -187,6 +187,15 @@ def test_chat_answers_with_sources_follow_up_and_not_found(page, server):
 def test_clause_search_with_place_filter_and_csv(page):
     pg = page
     pg.get_by_role("tab", name="条款检索").click()
+    # the year boxes start empty (not 0); an empty query is refused in a toast headed in Chinese
+    assert pg.get_by_label("起始年份").input_value() == "" and pg.get_by_label("结束年份").input_value() == ""
+    pg.locator("#ipqa-search").click()
+    toast = pg.locator(".toast-body").filter(has_text="请输入检索内容")
+    toast.wait_for()
+    heading = toast.locator(".toast-title")
+    assert heading.evaluate("e => getComputedStyle(e, '::before').content") == '"出错了"'
+    assert heading.evaluate("e => getComputedStyle(e).fontSize") == "0px"  # Gradio's own "Error", hidden
+    _shot(pg, "search-empty-query")
     pg.locator("#ipqa-query textarea").fill("质押融资")
     _pick(pg, "ipqa-search-place", "沧州市")
     pg.locator("#ipqa-search").click()

@@ -42,6 +42,23 @@ TEMP_SWEEP_SECONDS = 600  # how often Gradio deletes uploads older than TEMP_MAX
 EVAL_DATASETS = [("地方政策 policies_qa", "policies_qa"), ("法律法规 laws_qa", "laws_qa"), ("全部数据集", "all")]
 
 
+# Toasts with Chinese headings (Gradio's own read "Info", "Warning", "Error"); a refused request is
+# the user's mistake, not the server's: no traceback in the server's log for it.
+
+
+def _error(message: str) -> gr.Error:
+    log.info("request refused: %s", message.splitlines()[0] if message else "")
+    return gr.Error(message, title="出错了", print_exception=False)
+
+
+def _warning(message: str) -> None:
+    gr.Warning(message, title="请注意")
+
+
+def _info(message: str) -> None:
+    gr.Info(message, title="提示")
+
+
 def _filters(place: str | None, doc_ids: Sequence[str] | str | None, kinds: Sequence[str] | str | None,
              years: tuple[int, int] | None = None) -> Filters | None:
     doc_ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids or [])
@@ -52,11 +69,11 @@ def _filters(place: str | None, doc_ids: Sequence[str] | str | None, kinds: Sequ
 
 
 def _years(first, last) -> tuple[int, int] | None:
-    """Year range from two optional number boxes; raises gr.Error with a Chinese message."""
+    """Year range from two optional number boxes; raises a Chinese gr.Error."""
     try:
         return year_range(first, last)
     except IpqaError as exc:
-        raise gr.Error(exc.user_message) from None
+        raise _error(exc.user_message) from None
 
 
 class App:
@@ -97,7 +114,7 @@ class App:
         message = (message or "").strip()
         chat, turns, answers = list(chat or []), list(turns or []), dict(answers or {})
         if not message:
-            gr.Warning("请输入问题")
+            _warning("请输入问题")
             yield message, chat, turns, answers, gr.skip()
             return
         chat += [{"role": "user", "content": render.esc(message)},
@@ -136,19 +153,19 @@ class App:
             return
         rating = "up" if data.liked in (True, "Like") else "down"
         self.backend.record_feedback(rating, record["question"], record, history=record.get("history", ()))
-        gr.Info("已记录您的反馈，谢谢！")
+        _info("已记录您的反馈，谢谢！")
 
     # --- search ---
 
     def search(self, query, place, doc_ids, kinds, year_from, year_to, mode, k):
         query = (query or "").strip()
         if not query:
-            raise gr.Error("请输入检索内容")
+            raise _error("请输入检索内容")
         filters = _filters(place, doc_ids, kinds, _years(year_from, year_to))
         try:
             hits = self.backend.search(query, filters=filters, mode=mode or "hybrid", k=int(k or 20))
         except IpqaError as exc:
-            raise gr.Error(exc.user_message) from None
+            raise _error(exc.user_message) from None
         terms = self.backend.assistant.match_terms(query)
         return render.search_html(hits, terms, query), self._csv(query, hits)
 
@@ -196,13 +213,13 @@ class App:
 
         changed = self.backend.add(paths, on_progress=embedded)
         if not changed.ok:
-            gr.Warning(changed.message.splitlines()[0] if changed.message else "导入失败")
+            _warning(changed.message.splitlines()[0] if changed.message else "导入失败")
         return (*self._refreshed(changed.message, changed.ok), None, "")
 
     def remove(self, doc_ids):
         changed = self.backend.remove(doc_ids if isinstance(doc_ids, list) else [doc_ids])
         if not changed.ok:
-            gr.Warning(changed.message)
+            _warning(changed.message)
         return self._refreshed(changed.message, changed.ok)
 
     # --- eval ---
@@ -212,9 +229,9 @@ class App:
         try:
             outcome = self.backend.evaluate(datasets, baselines=bool(baselines))
         except RuntimeError as exc:
-            raise gr.Error(str(exc)) from None
+            raise _error(str(exc)) from None
         except IpqaError as exc:
-            raise gr.Error(exc.user_message) from None
+            raise _error(exc.user_message) from None
         from eval.report import answer_rows, summary_rows
         from eval.runner import is_test
 
@@ -243,7 +260,7 @@ class App:
         try:
             answer = self.backend.ask(question, _history(history), _filters(place, doc_id, kind))
         except IpqaError as exc:
-            raise gr.Error(exc.user_message) from None
+            raise _error(exc.user_message) from None
         return answer_json(answer)
 
     def api_search(self, query: str, place: str = "", doc_id: str = "", kind: str = "", year_from: int | None = None,
@@ -253,7 +270,7 @@ class App:
             hits = self.backend.search(query, filters=_filters(place, doc_id, kind, _years(year_from, year_to)),
                                        mode=mode, k=k)
         except IpqaError as exc:
-            raise gr.Error(exc.user_message) from None
+            raise _error(exc.user_message) from None
         return {"query": query, "hits": [hit_json(h) for h in hits]}
 
     def api_add_documents(self, files: list[FileData]) -> dict:
@@ -264,7 +281,7 @@ class App:
         for f in files or []:
             path = _uploaded_path(f)
             if path is None:
-                raise gr.Error("只接受通过 gradio_client.handle_file 上传的文件")
+                raise _error("只接受通过 gradio_client.handle_file 上传的文件")
             paths.append(path)
         changed = self.backend.add(paths)
         return {"ok": changed.ok, "message": changed.message, "added": changed.added, "updated": changed.updated}
@@ -356,8 +373,9 @@ def build_app(backend: Backend) -> gr.Blocks:
                     s_docs = gr.Dropdown(docs, label="文件", value=None, elem_id="ipqa-search-doc")
                     s_kinds = gr.Dropdown(kinds, label="文件类型", value=[], multiselect=True, elem_id="ipqa-search-kind")
                 with gr.Row():
-                    year_from = gr.Number(label="起始年份", precision=0, value=None)
-                    year_to = gr.Number(label="结束年份", precision=0, value=None)
+                    # text boxes: Gradio's number box shows 0 when empty
+                    year_from = gr.Textbox(label="起始年份", placeholder="如 2021（可不填）", max_lines=1)
+                    year_to = gr.Textbox(label="结束年份", placeholder="如 2025（可不填）", max_lines=1)
                     mode = gr.Radio(MODES, value="hybrid", label="检索方式")
                     k = gr.Slider(5, 50, value=20, step=1, label="结果数")
                 results = _panel('<div class="ipqa-empty">输入关键词后点击“检索”。</div>', open_clause,

@@ -206,6 +206,16 @@ def preview_html(previews) -> str:
 
 
 CSS = """
+/* Toast headings in Chinese: Gradio 6 writes the toast's type ("Error", "Warning", "Info") and
+   ignores the title it is given, so the type's word is hidden and the Chinese one shown instead. */
+.toast-title.error, .toast-title.warning, .toast-title.info, .toast-title.success { font-size: 0; }
+.toast-title.error::before, .toast-title.warning::before, .toast-title.info::before,
+.toast-title.success::before { font-size: var(--text-md, 14px); }
+.toast-title.error::before { content: "出错了"; }
+.toast-title.warning::before { content: "请注意"; }
+.toast-title.info::before { content: "提示"; }
+.toast-title.success::before { content: "完成"; }
+
 .ipqa-rewritten {font-size: 0.8em; color: #6b7280; margin-bottom: 4px;}
 .ipqa-notfound {background: #fff7ed; border-left: 4px solid #f97316; padding: 6px 10px; border-radius: 4px;}
 .ipqa-reason {display: inline-block; margin-left: 6px; padding: 0 6px; border-radius: 8px; background: #fed7aa; color: #7c2d12; font-size: 0.85em;}
