@@ -441,23 +441,22 @@ def fit(sizes: list[dict], full_chunks: int) -> dict:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
+    from eval.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     sizes = result["sizes"]
     docs = [s["documents"] for s in sizes]
-    panels = [("build_seconds", "build seconds"), ("index_mb", "index on disk (MB)"),
-              ("search_p95_ms", "search p95 (ms)"), ("serve_rss_mb", "peak RSS serving (MB)")]
+    panels = [("build_seconds", "建索引耗时（秒）"), ("index_mb", "索引占用磁盘（MB）"),
+              ("search_p95_ms", "检索 p95（毫秒）"), ("serve_rss_mb", "服务进程内存峰值（MB）")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
     for ax, (key, label) in zip(axes, panels):
         for side, style in (("ipqa", "o-"), ("baseline", "s--")):
             ys = [(s.get(side) or {}).get(key) for s in sizes]
             if all(isinstance(v, (int, float)) for v in ys):
-                ax.plot(docs, ys, style, label="ipqa" if side == "ipqa" else "LangChain defaults")
+                ax.plot(docs, ys, style, label="ipqa" if side == "ipqa" else "LangChain 默认做法")
         ax.set_xscale("log")
-        ax.set_xlabel("documents")
+        ax.set_xlabel("文件数")
         ax.set_title(label)
         ax.grid(alpha=.3)
     axes[0].legend()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from eval.metrics import wilson
 from eval.runner import METRICS, EvalRun, is_test, target_status, to_json
+
+log = logging.getLogger(__name__)
 
 _HEADERS = ["hit@1", "hit@1 95% CI", "hit@3", "hit@5", "hit@10", "MRR@10", "nDCG@10", "recall@10", "p50 ms",
             "p95 ms", "n"]
@@ -82,12 +85,32 @@ def worst_types(run: EvalRun, pipeline: str, n: int = 3) -> list[tuple[str, str,
     return sorted(found, key=lambda x: (x[2], -x[3]))[:n]
 
 
-def chart(run: EvalRun, path: Path) -> None:
-    """Metrics by pipeline (top row) and hit@5 by question type (bottom row), one column per dataset."""
+CJK_FONTS = ("WenQuanYi Zen Hei", "Noto Sans CJK SC", "Source Han Sans SC", "SimHei", "Microsoft YaHei",
+             "PingFang SC")
+
+
+def pyplot():
+    """matplotlib's pyplot, off screen, writing Chinese with the first CJK font this machine has
+    (Debian: apt-get install fonts-wqy-zenhei); without one, a warning says what to install."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    found = [name for name in CJK_FONTS if name in have]
+    if not found:
+        log.warning("no CJK font found: Chinese in charts shows as boxes (apt-get install fonts-wqy-zenhei)")
+    plt.rcParams["font.sans-serif"] = found + list(plt.rcParams["font.sans-serif"])
+    plt.rcParams["axes.unicode_minus"] = False
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # "weight normal not found, using 500"
+    return plt
+
+
+def chart(run: EvalRun, path: Path) -> None:
+    """Metrics by pipeline (top row) and hit@5 by question type (bottom row), one column per dataset."""
+    plt = pyplot()
 
     summary, by_type = run.summary(), run.by_type()
     datasets, pipelines = run.datasets(), run.pipelines()
@@ -100,7 +123,7 @@ def chart(run: EvalRun, path: Path) -> None:
             ax.bar([x + i * width for x in range(len(METRICS))], values, width, label=pipe)
         ax.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(METRICS))], METRICS, fontsize=8)
         ax.set_ylim(0, 1)
-        ax.set_title(f"{ds}: retrieval by pipeline")
+        ax.set_title(f"{ds}：各检索方案的指标")
         ax.legend(fontsize=8)
         ax = axes[1][col]
         types = sorted(by_type.get(ds, {}))
@@ -110,7 +133,7 @@ def chart(run: EvalRun, path: Path) -> None:
         ax.set_xticks([x + width * (len(pipelines) - 1) / 2 for x in range(len(types))],
                       [f"{t}\n(n={int(next(iter(by_type[ds][t].values()))['n'])})" for t in types], fontsize=8)
         ax.set_ylim(0, 1)
-        ax.set_title(f"{ds}: hit@5 by question type")
+        ax.set_title(f"{ds}：各类问题的 hit@5")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
