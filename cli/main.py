@@ -350,15 +350,16 @@ def cmd_ask(args) -> int:
 
     if args.question and not args.batch:
         check_question(args.question)  # a bad question is refused before the index opens
+    filters = _filters(args)
     assistant = Assistant.open(args.index_dir or None)
     try:
         if args.batch:
-            return _run_batch(args.batch, lambda row: answer_json(assistant.ask(row["question"],
-                                                                                _batch_history(row.get("history")))))
+            return _run_batch(args.batch, lambda row: answer_json(assistant.ask(
+                row["question"], _batch_history(row.get("history")), filters=filters)))
         if not args.question:
             print("错误：请给出问题，或用 --batch 指定问题文件。", file=sys.stderr)
             return 2
-        answer = assistant.ask(args.question, _history_from_args(args.history))
+        answer = assistant.ask(args.question, _history_from_args(args.history), filters=filters)
         if args.json:
             print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
         else:
@@ -366,6 +367,14 @@ def cmd_ask(args) -> int:
         return 0
     finally:
         assistant.close()
+
+
+def _add_filter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--region", metavar="R", help="只看某地区的文件，如 荆门、沧州、湖北")
+    p.add_argument("--doc", action="append", metavar="DOC_ID", help="只看某文档，可重复")
+    p.add_argument("--kind", action="append", metavar="KIND", help="只看某类文件，如 规划、法律，可重复")
+    p.add_argument("--year", metavar="YYYY[-YYYY]", help="只看发布于或适用于这些年份的文件")
+    p.add_argument("--collection", action="append", metavar="NAME", help="只看某文档集，可重复")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -416,11 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="返回条数（默认 5）")
     p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="hybrid",
                    help="dense 向量 / bm25 关键词 / hybrid 混合（默认）")
-    p.add_argument("--region", metavar="R", help="只看某地区的文件，如 荆门、沧州、湖北")
-    p.add_argument("--doc", action="append", metavar="DOC_ID", help="只看某文档，可重复")
-    p.add_argument("--kind", action="append", metavar="KIND", help="只看某类文件，如 规划、法律，可重复")
-    p.add_argument("--year", metavar="YYYY[-YYYY]", help="只看发布于或适用于这些年份的文件")
-    p.add_argument("--collection", action="append", metavar="NAME", help="只看某文档集，可重复")
+    _add_filter_args(p)
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
     _add_store_arg(p)
     p.add_argument("--json", action="store_true", help="以 JSON 输出")
@@ -431,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?", help="问题")
     p.add_argument("--history", action="append", metavar="TURN",
                    help="之前的对话，按顺序重复给出；默认为用户的提问，写成 assistant:内容 表示助手的回答")
+    _add_filter_args(p)
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
     _add_store_arg(p)
     p.add_argument("--json", action="store_true", help="以 JSON 输出")

@@ -669,6 +669,14 @@ def test_ask_cli_json_and_batch(real_index, tmp_path):
     out = subprocess.run(base + ["--batch", str(batch)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["id"] for r in rows] == ["a", "b"] and rows[1]["rewritten_query"]
+    # the page's filters on the command line: a place scopes the answer; a place no file covers is refused
+    scoped = subprocess.run(base + ["专利资助有哪些", "--region", "沧州", "--json"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    cited = {c["doc_id"] for c in json.loads(scoped.stdout)["citations"]}
+    assert cited == {"cangzhou-2017"}, scoped.stdout
+    nowhere = subprocess.run(base + ["专利资助有哪些", "--region", "深圳"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert nowhere.returncode == 2 and "深圳" in nowhere.stderr and "Traceback" not in nowhere.stderr
 
 
 def test_clause_search_lists_each_clause_once_with_its_whole_text(assistant):
