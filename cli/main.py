@@ -377,8 +377,33 @@ def _add_filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collection", action="append", metavar="NAME", help="只看某文档集，可重复")
 
 
+EXAMPLES = {  # shown under each command's --help
+    "ask": ["ipqa ask 发明专利权的期限是多少年？", "ipqa ask 专利资助有哪些 --region 沧州",
+            "ipqa ask 那沧州呢？ --history 湖北省2023年知识产权质押融资目标是多少？", "ipqa ask --batch 问题.jsonl"],
+    "search": ["ipqa search 质押融资 --region 沧州 -k 10", "ipqa search 专利法第四十二条 --mode bm25 --json"],
+    "index": ["ipqa index", "ipqa index --rebuild", "ipqa index --store postgresql://ipqa@db.example:5432/ipqa"],
+    "serve": ["ipqa serve", "ipqa serve --host 0.0.0.0 --auth staff:secret --port 8080"],
+    "eval": ["ipqa eval", "ipqa eval policies_qa --check"],
+    "add": ["ipqa docs add 新政策.docx 通知.pdf", "ipqa docs add 新政策.docx --store postgresql://ipqa@db.example/ipqa"],
+    "remove": ["ipqa docs remove 专利法(2020-10-17)"],
+}
+
+
+def _describe(sub) -> None:
+    """Each command's --help starts with what it does and ends with examples."""
+    for action in sub._choices_actions:
+        p = sub.choices[action.dest]
+        p.description = p.description or action.help
+        if action.dest in EXAMPLES:
+            p.epilog = "示例：\n" + "\n".join(f"  {line}" for line in EXAMPLES[action.dest])
+            p.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
 def build_parser() -> argparse.ArgumentParser:
     from eval.bench import DEFAULT_SIZES
+    from cli import zh
+
+    zh.install()
 
     parser = argparse.ArgumentParser(
         prog="ipqa", description="知识产权政策问答助手（ipqa）：离线检索地方知识产权政策与国家法律法规，并给出条款出处。")
@@ -501,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="少输出")
     _add_size_arg(p)
     p.set_defaults(func=cmd_serve)
+    _describe(sub)
+    _describe(docs_sub)
     return parser
 
 

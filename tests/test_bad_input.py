@@ -635,7 +635,7 @@ BAD_PARAMETERS = [
     (["--region", "火星"], "收录的文件中没有关于「火星」的文件；可选的地区："),
     (["--doc", "no-such-doc"], "知识库中没有文档「no-such-doc」"),
     (["--kind", "童话"], "没有类型为「童话」的文件；可选的类型："),
-    (["--mode", "fuzzy"], "invalid choice"),  # argparse's own check of --mode
+    (["--mode", "fuzzy"], "无效的取值 'fuzzy'"),  # argparse's own check of --mode, in Chinese (cli/zh.py)
 ]
 
 

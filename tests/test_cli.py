@@ -98,3 +98,15 @@ def test_index_search_add_remove_commands(tmp_path):
     assert "删除 1 个" in removed.stdout
     missing = run("search", "专利", "--index-dir", str(tmp_path / "none"))
     assert missing.returncode == 2 and "还没有建立索引" in missing.stderr
+
+
+def test_help_and_usage_errors_are_in_chinese():
+    bad = ipqa("search", "--mode", "nope")
+    assert bad.returncode == 2 and "无效的取值 'nope'" in bad.stderr and "invalid choice" not in bad.stderr
+    unknown = ipqa("ask", "问题", "--nope")
+    assert unknown.returncode == 2 and "无法识别的参数：--nope" in unknown.stderr
+    top = ipqa("--help")
+    assert "位置参数" in top.stdout and "positional arguments" not in top.stdout and "显示本帮助并退出" in top.stdout
+    ask = ipqa("ask", "--help")
+    assert ask.stdout.startswith("用法：ipqa ask") and "提问：给出带条款出处的回答" in ask.stdout
+    assert "示例：" in ask.stdout and "ipqa ask 专利资助有哪些 --region 沧州" in ask.stdout and "--region" in ask.stdout
