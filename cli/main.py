@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -106,7 +107,9 @@ def cmd_docs_list(args) -> int:
     columns = [("doc_id", "文档ID", None), ("title", "标题", 36), ("kind", "类型", None),
                ("issuer", "发文机关", 20), ("doc_number", "文号", None), ("issued", "日期", 10),
                ("region", "地区", None), ("period", "期限", None), ("clauses", "条款数", 6)]
-    print_table(rows, columns)
+    for row in rows:  # (the title repeats the id of a law: 专利法 / 专利法(2020-10-17))
+        row["clauses"] = f"{row['clauses']} 条" if str(row.get("clauses", "")).isdigit() else row.get("clauses", "")
+    print_table(rows, columns, max_width=shutil.get_terminal_size((160, 24)).columns)
     print()
     print(f"索引中共有 {len(rows)} 个文档" if args.index_dir else report.summary())
     return 0

@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import unicodedata
 
 from tests.conftest import ROOT
 
 
-def ipqa(*args: str) -> subprocess.CompletedProcess:
+def ipqa(*args: str, columns: int | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **({"COLUMNS": str(columns)} if columns else {})}
     return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=env)
+
+
+def _columns(line: str) -> int:
+    """Terminal columns a line takes (wide CJK characters count two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
 
 
 def test_docs_list_prints_bundled_documents_with_metadata():
-    result = ipqa("docs", "list")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "文档ID" in out and "条款数" in out
-    for expected in ["changsha-furong-2017", "芙政办发〔2017〕33号", "2017-08-03", "芙蓉区",
-                     "wuhai-2022", "乌市监知字〔2022〕169号", "2021–2025", "专利法(2020-10-17)", "中华人民共和国专利法"]:
-        assert expected in out, expected
-    assert "已加载 17 个文件" in out
+    wide = ipqa("docs", "list", columns=300)  # a table where it fits
+    assert wide.returncode == 0, wide.stderr
+    assert "文档ID" in wide.stdout and "条款数" in wide.stdout
+    narrow = ipqa("docs", "list", columns=100)  # else one record per document, wrapped, never cut
+    assert "文档ID" not in narrow.stdout
+    assert all(_columns(line) <= 100 for line in narrow.stdout.splitlines() if not line.startswith(
+        ("最高人民法院", "集成电路")))  # (a long id keeps its own line whole)
+    for out in (wide.stdout, narrow.stdout):
+        for expected in ["changsha-furong-2017", "芙政办发〔2017〕33号", "2017-08-03", "芙蓉区", "wuhai-2022",
+                         "乌市监知字〔2022〕169号", "2021–2025", "专利法(2020-10-17)", "中华人民共和国专利法",
+                         "最高人民法院关于审理侵害知识产权民事案件适用惩罚性赔偿的解释(2021-03-02)"]:
+            assert expected in out, expected
+        assert "已加载 17 个文件" in out
 
 
 def test_docs_list_json_and_folder(tmp_path):

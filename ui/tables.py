@@ -24,14 +24,40 @@ def _fit(text: str, width: int) -> str:
     return out + " " * max(0, width - used)
 
 
-def print_table(rows: list[dict], columns: list[tuple[str, str, int | None]], out=sys.stdout) -> None:
+def _widths(rows: list[dict], columns: list[tuple[str, str, int | None]]) -> list[tuple[str, str, int]]:
+    return [(key, head, w if w is not None else max([_width(head)] + [_width(str(r.get(key, ""))) for r in rows]))
+            for key, head, w in columns]
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str, int | None]], out=sys.stdout,
+                max_width: int | None = None) -> None:
     """Print ``rows`` as an aligned table: columns are (key, Chinese header, width).
 
-    A width of None fits the column to its longest value, so ids are never cut.
+    A width of None fits the column to its longest value, so ids are never cut. A table wider than
+    ``max_width`` (a terminal's) is printed as records instead: the first column's value on a line of
+    its own, the others below it joined by " · ", wrapped at the width (nothing is cut).
     """
-    columns = [(key, head, w if w is not None else max([_width(head)] + [_width(str(r.get(key, ""))) for r in rows]))
-               for key, head, w in columns]
+    columns = _widths(rows, columns)
+    if max_width and sum(w for *_, w in columns) + 2 * (len(columns) - 1) > max_width:
+        _print_records(rows, columns, out, max_width)
+        return
     print("  ".join(_fit(head, w) for _, head, w in columns).rstrip(), file=out)
     print("  ".join("-" * w for _, _, w in columns), file=out)
     for row in rows:
         print("  ".join(_fit(str(row.get(key, "")), w) for key, _, w in columns).rstrip(), file=out)
+
+
+def _print_records(rows: list[dict], columns: list[tuple[str, str, int]], out, max_width: int) -> None:
+    (first, _, _), rest = columns[0], columns[1:]
+    for row in rows:
+        print(str(row.get(first, "")), file=out)
+        line = "  "
+        for value in (str(row.get(key, "")) for key, _, _ in rest):
+            if not value:
+                continue
+            piece = value if line == "  " else f" · {value}"
+            if line != "  " and _width(line + piece) > max_width:  # wrap, never cut
+                print(line, file=out)
+                line, piece = "  ", value
+            line += piece
+        print(line, file=out)
