@@ -628,7 +628,7 @@ def cmd_serve(args) -> int:
         print("提示：服务只监听本机 127.0.0.1；要让其他机器访问，请加 --host 0.0.0.0 并用 --auth 用户名:密码 设置登录。")
     backend = Backend.start(args.index_dir or None, data_dir=args.data_dir, progress=not args.quiet)
     print(f"{len(backend.documents())} 个文件已就绪，打开 http://{args.host}:{args.port} 使用（Ctrl+C 退出）。", flush=True)
-    launch(backend, host=args.host, port=args.port, auth=auth, quiet=args.quiet)
+    launch(backend, host=args.host, port=args.port, auth=auth)
     return 0
 
 

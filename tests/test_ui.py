@@ -73,6 +73,7 @@ def server(tmp_path_factory):
     with serve(tmp_path_factory.mktemp("serve")) as srv:
         started = srv["log"].read_text(errors="replace")
         assert "首次运行：正在为内置知识库建立索引" in started and "17 个文件已就绪" in started
+        assert "share=True" not in started and " DEBUG " not in started  # no library noise
         yield srv
 
 

@@ -445,10 +445,12 @@ THEME_FONTS = ["PingFang SC", "Microsoft YaHei", "WenQuanYi Zen Hei", "Noto Sans
 
 
 def launch(backend: Backend, *, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
-           block: bool = True, quiet: bool = False):
+           block: bool = True):
     """Start the app. Fonts are local ones: nothing is fetched from the internet. Uploads go to the
     app's own temporary folder under its data dir (another app's users cannot read them), at most
-    the per-file size limit each; with ``auth`` every route but the login needs it (``ui.access``)."""
+    the per-file size limit each; with ``auth`` every route but the login needs it (``ui.access``).
+    Gradio itself stays quiet (its English lines advise ``share=True``, against ipqa's own advice):
+    ``ipqa serve`` says in Chinese where the app is."""
     from starlette.middleware import Middleware
 
     from assistant.library import max_file_bytes
@@ -461,7 +463,7 @@ def launch(backend: Backend, *, host: str = "127.0.0.1", port: int = 7860, auth:
     demo.queue(default_concurrency_limit=1, max_size=256)
     theme = gr.themes.Soft(font=THEME_FONTS, font_mono=["ui-monospace", "monospace"])
     demo.launch(server_name=host, server_port=port, auth=auth, auth_message="请输入账号和密码" if auth else None,
-                theme=theme, css=render.CSS, prevent_thread_lock=not block, quiet=quiet, show_error=True,
+                theme=theme, css=render.CSS, prevent_thread_lock=not block, quiet=True, show_error=True,
                 footer_links=["api"], allowed_paths=[str(backend.exports_dir), str(backend.data_dir / "eval")],
                 max_file_size=max_file_bytes(), app_kwargs={"middleware": [Middleware(AccessGuard)]})
     return demo
