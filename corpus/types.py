@@ -106,13 +106,17 @@ class Document:
         return chain
 
     def citation(self, clause: Clause) -> str:
-        """Copy-ready citation: 《标题》（文号）四、(二)9. or 《中华人民共和国专利法》第七十一条."""
+        """Copy-ready citation: 《标题》（文号）四、(二)9., 《标题》二、发展目标 (a top-level part) or
+        《中华人民共和国专利法》第七十一条."""
         if clause.level == "条":
             where = clause.label
         elif clause.number is None:
             where = clause.label
         else:
-            where = "".join(c.label for c in self.ancestors(clause))
+            chain = self.ancestors(clause)
+            where = "".join(c.label for c in chain)
+            if len(chain) == 1 and clause.heading.startswith(clause.label):
+                where = clause.heading  # a top-level part by its words: 二、发展目标, not a bare 二、
         number = f"（{self.doc_number}）" if self.doc_number else ""
         return f"《{self.title}》{number}{where}"
 

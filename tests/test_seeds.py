@@ -118,6 +118,9 @@ def test_clause_ids_and_citations(policies):
     furong = policies["changsha-furong-2017"]
     c = furong.clause("changsha-furong-2017:一、/(二)")
     assert furong.citation(c) == "《长沙市芙蓉区推进知识产权强区建设工作实施方案》（芙政办发〔2017〕33号）一、(二)"
+    # a top-level part is cited by its words, not by a bare number
+    cangzhou = policies["cangzhou-2017"]
+    assert cangzhou.citation(cangzhou.clause("cangzhou-2017:二、")) == "《沧州市专利事业发展“十三五”规划》二、发展目标"
 
 
 @pytest.mark.parametrize("doc_id", sorted(EXPECTED_META))
