@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from corpus.clean import parse_date
+from corpus.numerals import cn_to_int
 from corpus.regions import detect_region
 from corpus.types import Revision
 
@@ -31,6 +32,13 @@ _YEAR_RANGE = re.compile(r"((?:19|20)\d{2})\s*[-—–~～至到]+\s*((?:19|20)\
 _BODY_PERIOD = re.compile(
     r"(?:时间|期限|规划期|实施期|周期|时期)(?:为|是|[:：])?\s*[(（]?((?:19|20)\d{2})\s*[-—–~～至到]+\s*((?:19|20)\d{2})\s*年"
 )
+_BODY_START = re.compile(r"^第[一二三四五六七八九十百零〇\d]+[条章节编]")
+# A red-header file's letterhead ("××市知识产权局文件") and the lines around its 文号.
+_LETTERHEAD = re.compile(r"^(?P<org>.{2,40}?)\s*文\s*件$")
+_NOTICE_QUOTED = re.compile(r"关于(?:印发|转发|下发|公布)《(?P<title>[^《》]{4,60})》的通知")
+_FILE_MARKS = ("签发人", "密级", "紧急程度", "特急", "加急", "平急", "急件", "机密", "秘密", "公开方式", "发文日期")
+_VALID_YEARS = re.compile(r"有效期(?:为|是)?\s*([一二三四五六七八九十两\d]{1,3})\s*年")
+_VALID_UNTIL = re.compile(r"有效期(?:至|到|截至)\s*((?:19|20)\d{2})\s*年")
 # Suffix of a title → kind. Longest first.
 _KINDS = [
     ("实施细则", "实施细则"), ("实施方案", "实施方案"), ("工作方案", "工作方案"), ("行动方案", "行动方案"),
@@ -74,9 +82,30 @@ def notice_inner_title(line: str) -> str | None:
     return inner.replace(" ", "") or None
 
 
+def _is_file_mark(line: str) -> bool:
+    """A red-header file's lines above its title: letterhead, 文号, 签发人, 密级 and the like."""
+    return bool(_LETTERHEAD.match(line) and _ORG.search(_LETTERHEAD.match(line).group("org"))) or bool(
+        _DOC_NUMBER.match(line)) or line.startswith(_FILE_MARKS)
+
+
+def _policy_title(lines: list[str], first: str) -> str:
+    """A policy's title: its first line, unless that is a red-header file's letterhead; then the
+    policy the notice issues (关于印发《…》的通知 → …), or the first line below the file marks."""
+    if not _is_file_mark(first):
+        return notice_inner_title(first) or first
+    head = [line.strip() for line in lines[:15] if line.strip()]
+    inner = next((t for t in map(notice_inner_title, head) if t), None)
+    # (a PDF's line joiner may have run the notice's title into the 主送 line below it)
+    quoted = next((m.group("title") for m in map(_NOTICE_QUOTED.search, head) if m), None)
+    return inner or quoted or next((line for line in head if not _is_file_mark(line)), first)
+
+
 def _law_header(lines: list[str]) -> list[Revision]:
+    """The revision lines under a law's title, before its body (a date at the end is a signature)."""
     revisions = []
     for line in lines[1:40]:
+        if _BODY_START.match(line):
+            break
         m = _REVISION_LINE.match(line)
         if not m:
             if revisions:
@@ -129,6 +158,21 @@ def _policy_kind(title: str) -> str:
     return "政策文件"
 
 
+def _valid_period(text: str, issued: dt.date | None) -> tuple[int, int] | None:
+    """有效期三年 (from the date it was issued) or 有效期至2025年12月31日."""
+    if issued is None:
+        return None
+    m = _VALID_UNTIL.search(text)
+    if m and int(m.group(1)) >= issued.year:
+        return issued.year, int(m.group(1))
+    m = _VALID_YEARS.search(text)
+    if m:
+        years = int(m.group(1)) if m.group(1).isdigit() else cn_to_int(m.group(1).replace("两", "二"))
+        if 0 < years <= 20:
+            return issued.year, issued.year + years - (1 if (issued.month, issued.day) == (1, 1) else 0)
+    return None
+
+
 def _period(title: str, text: str) -> tuple[int, int] | None:
     for name, years in _FIVE_YEAR.items():
         if name in title:
@@ -163,7 +207,7 @@ def extract_metadata(text: str, *, articles: bool, published: dt.date | None = N
     if law:
         title = first
     else:
-        title = notice_inner_title(first) or first
+        title = _policy_title(lines, first)
         if len(title) > 80 or not title:
             title = title_hint or title[:40]
 
@@ -203,13 +247,16 @@ def extract_metadata(text: str, *, articles: bool, published: dt.date | None = N
                 (m for m in (_NOTICE_TITLE.match(l) for l in head) if m), None)
             if m and m.group("issuer") and _ORG.search(m.group("issuer").strip()):
                 issuer = m.group("issuer").strip()
+        letterhead = _LETTERHEAD.match(first)
+        if not issuer and letterhead and _ORG.search(letterhead.group("org")):
+            issuer = letterhead.group("org")  # ××市知识产权局文件
 
     if law:
         kind = _law_kind(title, issuer, folder_hint)
     else:
         kind = _LAW_FOLDERS.get(folder_hint or "") or _policy_kind(title)
     region, aliases = detect_region(title, issuer)
-    period = None if kind in LAW_KINDS else _period(title, text)
+    period = None if kind in LAW_KINDS else (_period(title, text) or _valid_period(text, issued))
     return Metadata(
         title=title, issuer=issuer, doc_number=doc_number, issued=issued, region=region,
         region_aliases=aliases, period=period, kind=kind, revisions=tuple(revisions),

@@ -3,6 +3,7 @@ bad files are reported by name while their neighbours load."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 from pathlib import Path
@@ -226,3 +227,58 @@ def test_same_stem_in_two_folders_gets_two_ids(tmp_path):
         (tmp_path / sub / "plan.txt").write_bytes((POLICIES / "hubei-2023.txt").read_bytes())
     report = load_folder(tmp_path)
     assert sorted(d.doc_id for d in report.documents) == ["a-plan.txt", "b-plan.txt"]
+
+
+# --- red-header files: the usual shape of a Chinese government document -------------------------
+
+RED_HEADER_NOTICE = [
+    "沧州市市场监督管理局文件", "沧市监知〔2023〕12号", "沧州市市场监督管理局关于印发《沧州市专利资助管理办法》的通知",
+    "各县（市、区）市场监督管理局，渤海新区、高新区、经开区市场监督管理局：",
+    "现将《沧州市专利资助管理办法》印发给你们，请认真贯彻执行。", "沧州市专利资助管理办法",
+    "第一条 为鼓励发明创造，根据有关规定，制定本办法。", "第二条 对授权的发明专利，每件资助5000元。",
+    "第三条 本办法自发布之日起施行，有效期三年。", "沧州市市场监督管理局", "2023年5月6日"]
+RED_HEADER_PLAN = [
+    "乌海市知识产权局文件", "签发人：王某某", "乌知发〔2024〕3号", "乌海市2024年知识产权工作要点", "各旗区知识产权局：",
+    "为推动知识产权工作高质量发展，制定本要点。", "一、总体目标", "全年专利授权量达到1200件。", "二、主要任务",
+    "（一）加强知识产权保护", "开展专项执法行动。", "乌海市知识产权局", "2024年3月1日"]
+
+
+def _write_red_header_docx(lines: list[str], path: Path, title: str) -> Path:
+    """The letterhead big and red, the title in Word's Title style, the rest plain paragraphs."""
+    import docx
+    from docx.shared import Pt, RGBColor
+
+    d = docx.Document()
+    for line in lines:
+        if line == title:
+            d.add_heading(line, level=0)
+            continue
+        run = d.add_paragraph().add_run(line)
+        if line.endswith("文件"):
+            run.font.size, run.font.color.rgb = Pt(26), RGBColor(0xC0, 0, 0)
+    d.save(path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["docx", "pdf"])
+def test_a_red_header_notice_takes_the_title_of_the_policy_it_issues(tmp_path, fmt):
+    path = tmp_path / f"红头文件.{fmt}"
+    if fmt == "docx":
+        _write_red_header_docx(RED_HEADER_NOTICE, path, "沧州市专利资助管理办法")
+    else:
+        _write_pdf(RED_HEADER_NOTICE, path)
+    doc = load_document(path)
+    assert doc.title == "沧州市专利资助管理办法"  # not the letterhead 沧州市市场监督管理局文件
+    assert (doc.issuer, doc.doc_number, doc.issued) == ("沧州市市场监督管理局", "沧市监知〔2023〕12号",
+                                                        dt.date(2023, 5, 6))
+    assert doc.region[-1] == "沧州市" and doc.period == (2023, 2026)  # 有效期三年 from 2023-05-06
+    assert [c.number for c in doc.clauses if c.number] == ["第1条", "第2条", "第3条"]
+    assert doc.citation(doc.clauses[-1]) == "《沧州市专利资助管理办法》（沧市监知〔2023〕12号）第三条"
+
+
+def test_a_red_header_plan_takes_the_line_below_its_file_marks(tmp_path):
+    doc = load_document(_write_red_header_docx(RED_HEADER_PLAN, tmp_path / "要点.docx", "乌海市2024年知识产权工作要点"))
+    assert doc.title == "乌海市2024年知识产权工作要点"
+    assert (doc.issuer, doc.doc_number) == ("乌海市知识产权局", "乌知发〔2024〕3号")
+    assert doc.region[-1] == "乌海市" and doc.kind == "工作要点"
+    assert "二、主要任务" in {c.heading for c in doc.clauses}
