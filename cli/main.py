@@ -608,7 +608,7 @@ def cmd_serve(args) -> int:
     from ui.backend import Backend
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("faiss.loader", "httpx", "sentence_transformers", "bm25s"):
+    for noisy in ("faiss.loader", "httpx", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     auth = _auth(args.auth)
     _apply_size_limit(args)

@@ -17,6 +17,15 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+def _bm25s():
+    """bm25s, imported when first needed; it sets its own logger to DEBUG on import (a line per
+    index build in every log), so its level is put back to WARNING."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 class Store(Protocol):
     name: str
 
@@ -194,7 +203,7 @@ class BM25Store:
         self._dirty = True
 
     def _rebuild(self) -> None:
-        import bm25s
+        bm25s = _bm25s()
 
         tokens = self._all_tokens()
         self._ids = np.asarray(sorted(tokens), dtype=np.int64)
@@ -273,7 +282,7 @@ class BM25Store:
 
     @classmethod
     def load(cls, folder: Path) -> "BM25Store":
-        import bm25s
+        bm25s = _bm25s()
 
         target = Path(folder) / cls.DIR
         store = cls()

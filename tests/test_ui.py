@@ -271,6 +271,25 @@ def test_upload_a_docx_ask_about_it_and_remove_it(page, tmp_path):
 
 
 @pytest.mark.slow
+def test_red_header_uploads_preview_with_the_policy_title(page, tmp_path):
+    """A government file's usual shape (letterhead, 文号, 关于印发《…》的通知, 主送, body, 落款) as .docx and
+    .pdf: the preview names the policy, not the letterhead."""
+    from tests.test_formats import RED_HEADER_NOTICE, _write_pdf, _write_red_header_docx
+
+    docx_file = _write_red_header_docx(RED_HEADER_NOTICE, tmp_path / "红头.docx", "沧州市专利资助管理办法")
+    pdf_file = tmp_path / "红头扫描.pdf"
+    _write_pdf(RED_HEADER_NOTICE, pdf_file)
+    pg = page
+    pg.get_by_role("tab", name="文件管理").click()
+    pg.locator("#ipqa-upload input[type=file]").set_input_files([str(docx_file), str(pdf_file)])
+    pg.locator("#ipqa-preview .ipqa-preview").nth(1).wait_for()
+    cards = pg.locator("#ipqa-preview .ipqa-preview").all_inner_texts()
+    assert len(cards) == 2 and all("《沧州市专利资助管理办法》" in c and "沧市监知〔2023〕12号" in c for c in cards)
+    assert not any("《沧州市市场监督管理局文件》" in c for c in cards)
+    _shot(pg, "documents-red-header-preview")
+
+
+@pytest.mark.slow
 def test_eval_tab_runs_a_dataset(page):
     pg = page
     pg.get_by_role("tab", name="评测").click()
