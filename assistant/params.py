@@ -103,3 +103,23 @@ def check_filters(filters: Filters | None, docs: list[DocInfo]) -> None:
     unknown = [c for c in filters.collections if c not in collections]
     if unknown:
         raise InvalidParameter(f"知识库中没有文档集「{'、'.join(unknown)}」；可选：{_listed(collections)}")
+
+
+def check_history(value) -> list[dict]:
+    """Earlier turns as the CLI's batch lines and the API take them: [{"role", "content"}] turns,
+    plain strings (user turns), or one string (one user turn); anything else is refused."""
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise InvalidParameter('"history" 应为对话列表：[{"role": "user", "content": "…"}, …] 或问题文字的列表')
+    turns = []
+    for turn in value:
+        if isinstance(turn, str):
+            turns.append({"role": "user", "content": turn})
+        elif isinstance(turn, dict) and turn.get("role") in ("user", "assistant") and isinstance(turn.get("content"), str):
+            turns.append({"role": turn["role"], "content": turn["content"]})
+        else:
+            raise InvalidParameter('"history" 中的每一轮应为 {"role": "user" 或 "assistant", "content": "…"} 或文字')
+    return turns

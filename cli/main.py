@@ -329,26 +329,8 @@ def _print_answer(answer) -> None:
             print(f"（{note}）")
 
 
-def _batch_history(value) -> list[dict]:
-    """A batch line's history: [{"role", "content"}] turns, or plain strings (user turns)."""
-    if value in (None, "", []):
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        raise InvalidParameter('"history" 应为对话列表：[{"role": "user", "content": "…"}, …] 或问题文字的列表')
-    turns = []
-    for turn in value:
-        if isinstance(turn, str):
-            turns.append({"role": "user", "content": turn})
-        elif isinstance(turn, dict) and turn.get("role") in ("user", "assistant") and isinstance(turn.get("content"), str):
-            turns.append({"role": turn["role"], "content": turn["content"]})
-        else:
-            raise InvalidParameter('"history" 中的每一轮应为 {"role": "user" 或 "assistant", "content": "…"} 或文字')
-    return turns
-
-
 def cmd_ask(args) -> int:
+    from assistant.params import check_history
     from assistant.service import Assistant, check_question
 
     if args.question and not args.batch:
@@ -358,7 +340,7 @@ def cmd_ask(args) -> int:
     try:
         if args.batch:
             return _run_batch(args.batch, lambda row: answer_json(assistant.ask(
-                row["question"], _batch_history(row.get("history")), filters=filters)))
+                row["question"], check_history(row.get("history")), filters=filters)))
         if not args.question:
             print("错误：请给出问题，或用 --batch 指定问题文件。", file=sys.stderr)
             return 2

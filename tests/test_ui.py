@@ -315,6 +315,14 @@ def test_gradio_client_calls_ask_and_search(server):
     follow = client.predict("那沧州呢？", history, "", "", "", api_name="/ask")
     assert "沧州" in follow["rewritten_query"]
     assert follow["citations"][0]["doc_id"] == "cangzhou-2017"
+    # the history's other accepted forms (as in `ipqa ask --batch`): one question, or a list of questions
+    for short in ("湖北省2023年知识产权质押融资目标是多少？", ["湖北省2023年知识产权质押融资目标是多少？"]):
+        again = client.predict("那沧州呢？", short, "", "", "", api_name="/ask")
+        assert "沧州" in again["rewritten_query"] and "质押融资" in again["rewritten_query"]
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="history"):
+        client.predict("那沧州呢？", [{"role": "robot", "content": 1}], "", "", "", api_name="/ask")
     found = client.predict("质押融资", "沧州", "", "", None, None, "hybrid", 5, api_name="/search")
     assert found["hits"] and all(h["doc_id"] == "cangzhou-2017" for h in found["hits"])
 

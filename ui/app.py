@@ -20,7 +20,7 @@ from gradio.data_classes import FileData  # noqa: E402
 from gradio.utils import get_upload_folder  # noqa: E402
 
 from assistant import Filters, IpqaError  # noqa: E402
-from assistant.params import year_range  # noqa: E402
+from assistant.params import check_history, year_range  # noqa: E402
 from assistant.records import answer_json, hit_json  # noqa: E402
 from ui import render  # noqa: E402
 from ui.backend import TEMP_MAX_AGE, UPLOAD_TYPES, Backend  # noqa: E402
@@ -255,10 +255,11 @@ class App:
 
     def api_ask(self, question: str, history: list | None = None, place: str = "", doc_id: str = "",
                 kind: str = "") -> dict:
-        """Ask one question. history: earlier turns [{"role": "user"|"assistant", "content": "…"}].
+        """Ask one question. history: earlier turns [{"role": "user"|"assistant", "content": "…"}], a list
+        of questions, or one question (anything else is refused in Chinese).
         Returns the answer with its citations (the same fields as ``ipqa ask --json``)."""
         try:
-            answer = self.backend.ask(question, _history(history), _filters(place, doc_id, kind))
+            answer = self.backend.ask(question, check_history(history), _filters(place, doc_id, kind))
         except IpqaError as exc:
             raise _error(exc.user_message) from None
         return answer_json(answer)
@@ -305,16 +306,6 @@ def _uploaded_path(value) -> str | None:
     return str(resolved)
 
 
-def _history(history) -> list[dict]:
-    out = []
-    for turn in history or []:
-        if isinstance(turn, dict) and turn.get("role") in ("user", "assistant"):
-            out.append({"role": turn["role"], "content": str(turn.get("content") or "")})
-        elif isinstance(turn, str):
-            out.append({"role": "user", "content": turn})
-    return out
-
-
 def _panel(value: str, open_clause, elem_id: str) -> gr.HTML:
     """An HTML panel whose clause links open the whole document (fetched through ``open_clause``)."""
     return gr.HTML(value, html_template=render.PANEL_TEMPLATE, js_on_load=render.PANEL_JS, elem_id=elem_id,
@@ -342,7 +333,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                         c_kind = gr.Dropdown(kinds, label="文件类型", value=None, elem_id="ipqa-chat-kind")
                 with gr.Row():
                     with gr.Column(scale=3):
-                        chatbot = gr.Chatbot(label="对话", height=520, elem_id="ipqa-chat",
+                        chatbot = gr.Chatbot(label="对话", show_label=False, height=520, elem_id="ipqa-chat",
                                              placeholder="请输入关于知识产权政策或法律的问题，例如下方的示例问题。",
                                              feedback_options=("Like", "Dislike"), buttons=["copy", "copy_all"])
                         with gr.Row():
