@@ -377,6 +377,24 @@ def coverage(u: Understanding, text: str, *, vocabulary=None) -> float:
     return found / sum(len(t) for t in wanted)
 
 
+_CELL = re.compile(r"^(?P<head>[^:：|]{1,24})[:：]\s*(?P<value>.+)$")
+
+
+def table_row_text(line: str) -> str:
+    """A table row as the cleaner flattened it ("每万人口发明专利拥有量(件/万人) | 2015年: 0.64 |
+    2020年: 8.0以上 | 预期性") as people read it: "每万人口发明专利拥有量(件/万人)：2015年 0.64，2020年
+    8.0以上（预期性）". Every value stays as the source writes it; other lines are returned unchanged."""
+    cells = [c.strip() for c in line.split(" | ")]
+    if len(cells) < 2 or not all(cells):
+        return line
+    pairs, notes = [], []
+    for cell in cells[1:]:
+        m = _CELL.match(cell)
+        (pairs.append(f"{m['head'].strip()} {m['value'].strip()}") if m else notes.append(cell))
+    text = cells[0] + ("：" + "，".join(pairs) if pairs else "")
+    return text + (f"（{'，'.join(notes)}）" if notes else "")
+
+
 def compose(u: Understanding, picked: Sequence[Picked]) -> tuple[str, list[Citation]]:
     """Answer text with [n] markers, and the citations behind it."""
     citations: list[Citation] = []
@@ -386,7 +404,7 @@ def compose(u: Understanding, picked: Sequence[Picked]) -> tuple[str, list[Citat
         cid = p.hit.chunk.clause_id
         if cid not in numbers:
             numbers[cid] = len(numbers) + 1
-        quotes.setdefault(cid, []).append(p.sentence)
+        quotes.setdefault(cid, []).append(table_row_text(p.sentence))
     chunks: dict[str, dict[int, Hit]] = {}
     for p in picked:
         chunks.setdefault(p.hit.chunk.clause_id, {})[p.hit.chunk.start] = p.hit
@@ -403,7 +421,8 @@ def compose(u: Understanding, picked: Sequence[Picked]) -> tuple[str, list[Citat
     elsewhere = bool(u.places) and not u.exact_region_docs and not several_docs
     for p in picked:
         n = numbers[p.hit.chunk.clause_id]
-        sentence = p.sentence if re.search(r"[。；;！!？?]$", p.sentence) else p.sentence + "。"
+        said = table_row_text(p.sentence)
+        sentence = said if re.search(r"[。；;！!？?]$", said) else said + "。"
         # Over several documents each part names its source (the place for a policy).
         lead = f"{_source_name(p.hit)}：" if (several_docs or elsewhere) and p.hit.chunk.doc_id != last_doc else ""
         parts.append(f"{lead}{sentence[:-1]}[{n}]{sentence[-1]}")

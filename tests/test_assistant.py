@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from assistant.compose import table_row_text
 from assistant.llm import LLMSettings, check_answer
 from assistant.service import Assistant
 from assistant.understanding import QuestionReader
@@ -691,3 +692,14 @@ def test_clause_search_lists_each_clause_once_with_its_whole_text(assistant):
     doc = assistant.index.document("cangzhou-2017")
     assert doc.text[goal.chunk.start:goal.chunk.end] == goal.chunk.text
     assert all(h.scores["bm25"] > 0 for h in assistant.search("质押融资", k=20))
+
+
+def test_a_table_row_is_quoted_as_a_sentence_with_its_figures_exact(assistant):
+    """沧州's indicator table row, flattened by the cleaner with pipes, reads as a sentence in the
+    answer and in the citation; every figure as the source writes it."""
+    answer = assistant.ask("沧州2020年每万人口发明专利拥有量目标是多少")
+    assert not answer.abstained and " | " not in answer.text
+    assert "每万人口发明专利拥有量(件/万人)：2015年 0.64，2020年 8.0以上，年均增速 65%以上（预期性）" in answer.text
+    assert " | " not in answer.citations[0].quote and "2020年 8.0以上" in answer.citations[0].quote
+    assert table_row_text("处理专利纠纷案件结案率 | 2020年目标: 95% | 预期性") == "处理专利纠纷案件结案率：2020年目标 95%（预期性）"
+    assert table_row_text("第一条 为鼓励发明创造，制定本办法。") == "第一条 为鼓励发明创造，制定本办法。"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from assistant.compose import table_row_text
 from corpus.types import Answer, Citation, Document, Hit
 
 
@@ -106,7 +107,8 @@ def _short(text: str, n: int) -> str:
 
 def _citation_card(c: Citation, doc_date: str, *, related: bool = False) -> str:
     pieces = quote_parts(c.quote) if not related else []
-    body = highlight(c.text.strip(), pieces, cls="quote")
+    text = "\n".join(table_row_text(line) for line in c.text.strip().split("\n"))  # as the answer quotes rows
+    body = highlight(text, pieces, cls="quote")
     meta = [f"文号：{esc(c.doc_number)}" if c.doc_number else "", f"日期：{esc(doc_date)}" if doc_date else ""]
     meta_html = " · ".join(m for m in meta if m)
     tag = "可能相关" if related else f"[{c.n}]"
