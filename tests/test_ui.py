@@ -261,13 +261,35 @@ def test_upload_a_docx_ask_about_it_and_remove_it(page, tmp_path):
 
     pg.get_by_role("tab", name="文件管理").click()
     _pick(pg, "ipqa-remove-choice", "宁波市专利管理条例（宁波市专利管理条例）")
+    # removing asks first and says what goes; 取消 keeps the document
     pg.locator("#ipqa-remove").click()
+    pg.locator("#ipqa-confirm-text .ipqa-preview").wait_for()
+    plan = pg.locator("#ipqa-confirm-text").inner_text()
+    assert "《宁波市专利管理条例》" in plan and "重新上传" in plan
+    _shot(pg, "documents-confirm-removal")
+    pg.locator("#ipqa-remove-cancel").click()
+    pg.locator("#ipqa-remove-confirm").wait_for(state="hidden")
+    assert "宁波市专利管理条例" in pg.locator("#ipqa-docs").inner_text()
+    pg.locator("#ipqa-remove").click()
+    pg.locator("#ipqa-remove-confirm").click()
     pg.wait_for_function("() => (document.querySelector('#ipqa-doc-status') || {}).innerText?.includes('已删除')")
     pg.wait_for_function("() => !document.querySelector('#ipqa-docs').innerText.includes('宁波市专利管理条例')")
 
     pg.get_by_role("tab", name="智能问答").click()
     _ask(pg, "宁波市被授予专利权的单位应当在多长时间内发给发明人奖金？", 1)
     assert "宁波市专利管理条例" not in pg.locator("#ipqa-sources").inner_text()
+
+    # a bundled document removed is not lost: 恢复内置文件 puts it back
+    pg.get_by_role("tab", name="文件管理").click()
+    _pick(pg, "ipqa-remove-choice", "2023年全省知识产权工作要点（hubei-2023）")
+    pg.locator("#ipqa-remove").click()
+    pg.locator("#ipqa-confirm-text .ipqa-preview").wait_for()
+    assert "内置文件" in pg.locator("#ipqa-confirm-text").inner_text()
+    pg.locator("#ipqa-remove-confirm").click()
+    pg.wait_for_function("() => !document.querySelector('#ipqa-docs').innerText.includes('hubei-2023')")
+    pg.locator("#ipqa-restore").click()
+    pg.wait_for_function("() => (document.querySelector('#ipqa-doc-status') || {}).innerText?.includes('已恢复：hubei-2023')")
+    assert "hubei-2023" in pg.locator("#ipqa-docs").inner_text()
 
 
 @pytest.mark.slow

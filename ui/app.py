@@ -216,10 +216,23 @@ class App:
             _warning(changed.message.splitlines()[0] if changed.message else "导入失败")
         return (*self._refreshed(changed.message, changed.ok), None, "")
 
+    def ask_to_remove(self, doc_ids):
+        """Step one of a removal: say what will go, and show 确认删除 / 取消."""
+        doc_ids = doc_ids if isinstance(doc_ids, list) else [doc_ids]
+        plan = self.backend.removal_plan(doc_ids)
+        if not plan:
+            _warning("请先选择要删除的文件")
+            return gr.update(visible=False), ""
+        return gr.update(visible=True), f'<div class="ipqa-preview">{render.esc(plan).replace(chr(10), "<br>")}</div>'
+
     def remove(self, doc_ids):
         changed = self.backend.remove(doc_ids if isinstance(doc_ids, list) else [doc_ids])
         if not changed.ok:
             _warning(changed.message)
+        return (*self._refreshed(changed.message, changed.ok), gr.update(visible=False))
+
+    def restore(self):
+        changed = self.backend.restore_bundled()
         return self._refreshed(changed.message, changed.ok)
 
     # --- eval ---
@@ -394,14 +407,26 @@ def build_app(backend: Backend) -> gr.Blocks:
                 with gr.Row():
                     remove_dd = gr.Dropdown(docs, label="选择要删除的文件", multiselect=True, value=[],
                                             elem_id="ipqa-remove-choice")
-                    remove_btn = gr.Button("删除所选文件", variant="stop", elem_id="ipqa-remove")
+                    with gr.Column():
+                        remove_btn = gr.Button("删除所选文件……", variant="stop", elem_id="ipqa-remove")
+                        restore_btn = gr.Button("恢复内置文件", elem_id="ipqa-restore")
+                with gr.Group(visible=False, elem_id="ipqa-confirm") as confirm:
+                    confirm_text = gr.HTML(elem_id="ipqa-confirm-text")
+                    with gr.Row():
+                        confirm_btn = gr.Button("确认删除", variant="stop", elem_id="ipqa-remove-confirm")
+                        cancel_btn = gr.Button("取消", elem_id="ipqa-remove-cancel")
                 doc_status = gr.HTML(elem_id="ipqa-doc-status")
                 refresh_out = [doc_status, table, c_doc, s_docs, remove_dd, c_place, s_place, c_kind, s_kinds, status]
                 upload.change(app.preview, [upload], [preview], api_visibility="private")
                 # Several uploads at once: each embeds on its own and holds the index's lock only to swap it in.
                 add_btn.click(app.add, [upload], refresh_out + [upload, preview], concurrency_limit=WRITE_CONCURRENCY,
                               concurrency_id="write", api_visibility="private")
-                remove_btn.click(app.remove, [remove_dd], refresh_out, concurrency_id="write", api_visibility="private")
+                # Removing asks first, naming what goes; bundled documents can be restored afterwards.
+                remove_btn.click(app.ask_to_remove, [remove_dd], [confirm, confirm_text], api_visibility="private")
+                cancel_btn.click(lambda: gr.update(visible=False), None, [confirm], api_visibility="private")
+                confirm_btn.click(app.remove, [remove_dd], refresh_out + [confirm], concurrency_id="write",
+                                  api_visibility="private")
+                restore_btn.click(app.restore, None, refresh_out, concurrency_id="write", api_visibility="private")
 
             with gr.Tab("评测", id="eval"):
                 with gr.Row():

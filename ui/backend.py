@@ -20,6 +20,7 @@ from pathlib import Path
 
 from assistant import (Filters, IndexNotBuilt, UnsupportedDocument, add_documents, index_location, location_label,
                        index_sources, open_index, read_file, remove_documents)
+from assistant.indexing import ALL_BUNDLED
 from assistant.records import answer_json
 from assistant.service import Assistant
 from corpus.types import Answer, Document, Hit
@@ -290,6 +291,31 @@ class Backend:
         self._reload()
         return Changed("\n".join(f"已删除：{d}" for d in report.removed) or "没有删除任何文档。",
                        ok=bool(report.removed), removed=list(report.removed))
+
+    def removal_plan(self, doc_ids: Sequence[str]) -> str:
+        """What removing ``doc_ids`` takes out, in Chinese, to confirm before it is done."""
+        infos = [i for i in (self.doc_info(d) for d in doc_ids if d) if i is not None]
+        if not infos:
+            return ""
+        lines = [f"将从知识库中删除以下 {len(infos)} 个文件："]
+        lines += [f"·《{i.title}》（{i.doc_id}，{i.clauses} 个条款）" for i in infos]
+        bundled = [i for i in infos if i.origin in {f"collection:{c}" for c in ALL_BUNDLED}]
+        if bundled:
+            lines.append(f"其中 {len(bundled)} 个是内置文件：删除后可随时用「恢复内置文件」找回。")
+        uploaded = len(infos) - len(bundled)
+        if uploaded:
+            lines.append(f"其余 {uploaded} 个删除后需重新上传才能找回。" if bundled else "删除后需重新上传才能找回。")
+        return "\n".join(lines)
+
+    def restore_bundled(self) -> Changed:
+        """Put back the bundled documents that were removed (only they are embedded again)."""
+        before = {d.doc_id for d in self.documents()}
+        report = index_sources(self.index_dir)
+        self._reload()
+        back = [d for d in report.added if d not in before]
+        if not back:
+            return Changed("内置文件都在知识库中，无需恢复。", ok=True)
+        return Changed("\n".join(f"已恢复：{d}" for d in back), ok=True, added=back)
 
     # --- feedback ---
 
