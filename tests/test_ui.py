@@ -250,6 +250,15 @@ def test_upload_a_docx_ask_about_it_and_remove_it(page, tmp_path):
     pg.locator("#ipqa-doc-status .ipqa-ok").wait_for()
     assert "已加入：宁波市专利管理条例" in pg.locator("#ipqa-doc-status").inner_text()
     assert "宁波市专利管理条例" in pg.locator("#ipqa-docs").inner_text()
+    # the new document is in sight: the first row of the table; the table's search box filters rows
+    rows = pg.locator("#ipqa-docs").inner_text()
+    assert rows.index("宁波市专利管理条例") < rows.index("cangzhou-2017")
+    search = pg.locator("#ipqa-docs input[type=text], #ipqa-docs input:not([type])").first
+    search.fill("乌海")
+    pg.wait_for_function("() => !document.querySelector('#ipqa-docs').innerText.includes('cangzhou-2017')")
+    assert "wuhai-2022" in pg.locator("#ipqa-docs").inner_text()
+    search.fill("")
+    _shot(pg, "documents-added")
 
     pg.get_by_role("tab", name="智能问答").click()
     _ask(pg, "宁波市被授予专利权的单位应当在多长时间内发给发明人奖金？", 0)

@@ -395,6 +395,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                 table = gr.Dataframe(app.doc_rows(), headers=["文档ID", "标题", "类型", "发文机关", "文号", "日期", "地区",
                                                               "期限", "条款数", "来源"],
                                      interactive=False, wrap=True, label="知识库中的文件", elem_id="ipqa-docs",
+                                     show_search="filter",  # column headers sort; the box filters rows
                                      column_widths=["16%", "24%", "7%", "11%", "10%", "8%", "10%", "6%", "4%", "4%"])
                 with gr.Row():
                     with gr.Column():

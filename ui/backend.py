@@ -149,7 +149,9 @@ class Backend:
     # --- documents ---
 
     def documents(self):
-        return sorted(self.assistant.index.documents(), key=lambda d: (d.collection != "policies", d.collection,
+        """Uploaded documents first (a new one is in sight at the top), then the bundled policies and laws."""
+        return sorted(self.assistant.index.documents(), key=lambda d: (d.collection != "uploads",
+                                                                       d.collection != "policies", d.collection,
                                                                        d.doc_id))
 
     def document(self, doc_id: str) -> Document | None:
