@@ -157,6 +157,16 @@ def test_chat_answers_with_sources_follow_up_and_not_found(page, server):
     assert "沧州市专利事业发展" in pg.locator("#ipqa-sources .ipqa-card").first.inner_text()
     _shot(pg, "chat-follow-up")
 
+    # the sources stay with each answer: [1] of the first answer shows its citation, highlighted
+    pg.locator("#ipqa-chat .ipqa-answer").first.locator(".ipqa-ref").first.click()
+    active = pg.locator("#ipqa-sources .ipqa-card-active")
+    active.wait_for()
+    assert "荆门高新区创建湖北省知识产权强省建设示范园区工作方案" in active.inner_text()
+    assert "沧州市专利事业发展" not in pg.locator("#ipqa-sources").inner_text()
+    _shot(pg, "chat-earlier-sources")
+    pg.locator("#ipqa-chat .ipqa-answer").last.locator(".ipqa-ref").first.click()  # and back to the latest
+    pg.wait_for_function("() => document.querySelector('#ipqa-sources .ipqa-card-active')?.innerText.includes('沧州')")
+
     # not found looks different and shows the nearest clauses as possibly related
     _ask(pg, "深圳市对PCT专利申请的资助标准是多少？", 2)
     not_found = pg.locator("#ipqa-chat .ipqa-notfound").last

@@ -138,10 +138,11 @@ class App:
             chat[-1] = {"role": "assistant", "content": f'<div class="ipqa-notfound">{render.esc(problem)}</div>'}
             yield "", chat, turns, answers, gr.skip()
             return
-        chat[-1] = {"role": "assistant", "content": render.answer_markdown(final)}
+        sources = render.sources_html(final, self.doc_date)
+        chat[-1] = {"role": "assistant", "content": render.answer_markdown(final, sources)}
         answers[str(len(chat) - 1)] = {"question": message, "history": turns, **answer_json(final, hits=0)}
         turns = turns + [{"role": "user", "content": message}, {"role": "assistant", "content": final.text}]
-        yield "", chat, turns, answers, render.sources_html(final, self.doc_date)
+        yield "", chat, turns, answers, sources
 
     def clear(self):
         return [], [], {}, render.sources_html(None, self.doc_date), ""
@@ -319,9 +320,9 @@ def _uploaded_path(value) -> str | None:
     return str(resolved)
 
 
-def _panel(value: str, open_clause, elem_id: str) -> gr.HTML:
+def _panel(value: str, open_clause, elem_id: str, js: str = render.PANEL_JS) -> gr.HTML:
     """An HTML panel whose clause links open the whole document (fetched through ``open_clause``)."""
-    return gr.HTML(value, html_template=render.PANEL_TEMPLATE, js_on_load=render.PANEL_JS, elem_id=elem_id,
+    return gr.HTML(value, html_template=render.PANEL_TEMPLATE, js_on_load=js, elem_id=elem_id,
                    server_functions=[open_clause])
 
 
@@ -356,7 +357,8 @@ def build_app(backend: Backend) -> gr.Blocks:
                         clear = gr.Button("清空对话", elem_id="ipqa-clear")
                         gr.Examples(EXAMPLES, inputs=box, label="示例问题")
                     with gr.Column(scale=2):
-                        sources = _panel(render.sources_html(None, app.doc_date), open_clause, "ipqa-sources")
+                        sources = _panel(render.sources_html(None, app.doc_date), open_clause, "ipqa-sources",
+                                         render.SOURCES_JS)
                 turns, answers = gr.State([]), gr.State({})
                 chat_io = dict(inputs=[box, chatbot, turns, answers, c_place, c_doc, c_kind],
                                outputs=[box, chatbot, turns, answers, sources], concurrency_limit=ASK_CONCURRENCY,

@@ -72,9 +72,11 @@ REASON_LABELS = {"place": "所问地区的文件", "subject": "所问对象", "f
                  "relevance": "相关条款", "no_hits": "相关条款"}
 
 
-def answer_markdown(answer: Answer) -> str:
+def answer_markdown(answer: Answer, sources: str = "") -> str:
     """The chat bubble: the rewritten query in small text, the answer with [n], a compact
-    source list; a not-found answer is set apart and lists the nearest clauses as 可能相关."""
+    source list; a not-found answer is set apart and lists the nearest clauses as 可能相关.
+    ``sources`` (the panel's cards for this answer) travels hidden in the bubble: clicking any [n]
+    of any answer shows them in the 出处 panel with card n highlighted (``SOURCES_JS``)."""
     parts = []
     if answer.rewritten_query:
         parts.append(f'<div class="ipqa-rewritten">按上下文理解为：{esc(answer.rewritten_query)}</div>')
@@ -87,17 +89,20 @@ def answer_markdown(answer: Answer) -> str:
             items = "".join(f"<li>{esc(c.citation)}：{esc(_short(c.quote, 60))}</li>" for c in answer.related)
             parts.append(f'<div class="ipqa-related"><b>可能相关（不是答案）</b><ul>{items}</ul></div>')
     else:
-        body = "".join(f"<sup>[{piece}]</sup>" if i % 2 else esc(piece)
+        body = "".join(f'<sup class="ipqa-ref" data-n="{piece}">[{piece}]</sup>' if i % 2 else esc(piece)
                        for i, piece in enumerate(_MARK.split(answer.text)))
         parts.append(f'<div class="ipqa-answer">{body}</div>')
         if answer.citations:
-            items = "".join(f"<li>[{c.n}] {esc(c.citation)}</li>" for c in answer.citations)
+            items = "".join(f'<li class="ipqa-ref" data-n="{c.n}">[{c.n}] {esc(c.citation)}</li>'
+                            for c in answer.citations)
             parts.append(f'<div class="ipqa-cites"><b>出处</b><ul>{items}</ul></div>')
     for note in answer.notes:
         if answer.abstained and note in answer.text:
             continue
         parts.append(f'<div class="ipqa-note">{esc(note)}</div>')
-    return "\n".join(parts)
+    if sources:
+        parts.append(f'<div class="ipqa-cards-src">{sources}</div>')
+    return f'<div class="ipqa-bubble">{"".join(parts)}</div>' if sources else "\n".join(parts)
 
 
 def _short(text: str, n: int) -> str:
@@ -227,6 +232,9 @@ CSS = """
 .ipqa-card, .ipqa-result, .ipqa-preview {border: 1px solid #e5e7eb; border-radius: 6px; padding: 8px 10px;
   margin-bottom: 8px; background: #fff;}
 .ipqa-card-related {background: #fafafa; border-style: dashed;}
+.ipqa-cards-src {display: none;}
+.ipqa-ref {cursor: pointer; color: #4f46e5;}
+.ipqa-card-active {border-color: #6366f1; box-shadow: 0 0 0 2px #c7d2fe;}
 .ipqa-n {display: inline-block; min-width: 1.8em; font-weight: 600; color: #1d4ed8;}
 .ipqa-title {font-weight: 600;}
 .ipqa-meta, .ipqa-path, .ipqa-score, .ipqa-count {font-size: 0.85em; color: #6b7280;}
@@ -275,6 +283,26 @@ element.addEventListener('click', async (e) => {
     const focus = viewer.querySelector('.ipqa-focus');
     if (focus) focus.scrollIntoView({block: 'center'});
   }
+});
+"""
+
+# The 出处 panel also answers clicks on [n] in any chat answer: it shows that answer's cards (carried
+# hidden in its bubble) with card n highlighted.
+SOURCES_JS = PANEL_JS + """
+document.addEventListener('click', (e) => {
+  const ref = e.target.closest('#ipqa-chat .ipqa-ref');
+  const cards = ref && ref.closest('.ipqa-bubble')?.querySelector('.ipqa-cards-src');
+  if (!cards) return;
+  const shown = element.querySelector('.ipqa-sources, .ipqa-empty');
+  const fresh = document.createElement('div');
+  fresh.innerHTML = cards.innerHTML;
+  const panel = fresh.firstElementChild;
+  if (shown && panel) shown.replaceWith(panel);
+  element.querySelectorAll('.ipqa-card').forEach((c) => {
+    c.classList.toggle('ipqa-card-active', c.dataset.n === ref.dataset.n);
+  });
+  const active = element.querySelector('.ipqa-card-active');
+  if (active) active.scrollIntoView({block: 'nearest'});
 });
 """
 
