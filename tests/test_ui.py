@@ -339,6 +339,10 @@ def test_eval_tab_runs_a_dataset(page):
                          timeout=240_000)
     summary = pg.locator("#ipqa-eval-summary").inner_text()
     assert "policies_qa" in summary and "ipqa-hybrid" in summary
+    # the note counts every question of the dataset and says which count where
+    lines = (ROOT / "eval" / "datasets" / "policies_qa.jsonl").read_text(encoding="utf-8").split("\n")
+    note = pg.locator("#ipqa-eval-note").inner_text()
+    assert f"共 {sum(1 for line in lines if line.strip())} 题" in note and "题有标准条款" in note
     pg.locator("img[src*='chart']").first.wait_for()
     assert pg.locator("#ipqa-eval-failing").count() == 1
     _shot(pg, "eval")

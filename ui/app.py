@@ -262,7 +262,7 @@ class App:
                 why = "不该拒答却拒答" if a.abstained else "应拒答却作答"
                 failing.append([a.dataset, a.id, a.type, a.question, why, "；".join(a.gold), "；".join(a.cited)])
         chart = outcome.paths.get("png")
-        note = (f"共 {len({(r.dataset, r.id) for r in outcome.run.results})} 题；报告：{outcome.paths.get('md', '')}")
+        note = _eval_note(outcome.run, outcome.paths.get("md", ""))
         return summary, answers, str(chart) if chart and chart.exists() else None, failing, note
 
     # --- API (gradio_client) ---
@@ -318,6 +318,15 @@ def _uploaded_path(value) -> str | None:
     if not resolved.is_file() or not resolved.is_relative_to(folder):
         return None
     return str(resolved)
+
+
+def _eval_note(run, report_path) -> str:
+    """How many questions were asked, and which of them count where (the tables' 题数 differ)."""
+    with_gold = {(r.dataset.split("/")[0], r.id) for r in run.results}
+    unanswerable = {(a.dataset.split("/")[0], a.id) for a in run.answers if a.should_abstain}
+    asked = with_gold | unanswerable | {(a.dataset.split("/")[0], a.id) for a in run.answers}
+    return (f"共 {len(asked)} 题：{len(with_gold)} 题有标准条款（检索指标按这些题计算），{len(unanswerable)} 题文件中"
+            f"没有答案（检验拒答）；各表「题数」为每个划分（dev / test）中参与该表的题数。报告：{report_path}")
 
 
 def _panel(value: str, open_clause, elem_id: str, js: str = render.PANEL_JS) -> gr.HTML:
@@ -446,6 +455,7 @@ def build_app(backend: Backend) -> gr.Blocks:
                 eval_chart = gr.Image(label="图表", type="filepath", interactive=False)
                 eval_failing = gr.Dataframe(headers=["数据集", "编号", "类型", "问题", "问题所在", "标准条款", "实际条款"],
                                             label="未通过的问题", interactive=False, wrap=True,
+                                            column_widths=["11%", "9%", "8%", "26%", "10%", "18%", "18%"],
                                             elem_id="ipqa-eval-failing")
                 run.click(app.run_eval, [dataset, with_baselines],
                           [eval_summary, eval_answers, eval_chart, eval_failing, eval_note],
