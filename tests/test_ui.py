@@ -342,7 +342,11 @@ def test_eval_tab_runs_a_dataset(page):
     # the note counts every question of the dataset and says which count where
     lines = (ROOT / "eval" / "datasets" / "policies_qa.jsonl").read_text(encoding="utf-8").split("\n")
     note = pg.locator("#ipqa-eval-note").inner_text()
-    assert f"共 {sum(1 for line in lines if line.strip())} 题" in note and "题有标准条款" in note
+    total = sum(1 for line in lines if line.strip())
+    with_gold = sum(1 for line in lines if line.strip() and json.loads(line).get("gold"))
+    assert f"共 {total} 题：{with_gold} 题有标准条款" in note and with_gold < total
+    # every column of the answers table has its header (the 11th used to be headed "11")
+    assert "拒答时说对所缺部分" in pg.locator("#ipqa-eval-answers").inner_text()
     pg.locator("img[src*='chart']").first.wait_for()
     assert pg.locator("#ipqa-eval-failing").count() == 1
     _shot(pg, "eval")

@@ -322,7 +322,7 @@ def _uploaded_path(value) -> str | None:
 
 def _eval_note(run, report_path) -> str:
     """How many questions were asked, and which of them count where (the tables' 题数 differ)."""
-    with_gold = {(r.dataset.split("/")[0], r.id) for r in run.results}
+    with_gold = {(r.dataset.split("/")[0], r.id) for r in run.results if r.gold}
     unanswerable = {(a.dataset.split("/")[0], a.id) for a in run.answers if a.should_abstain}
     asked = with_gold | unanswerable | {(a.dataset.split("/")[0], a.id) for a in run.answers}
     return (f"共 {len(asked)} 题：{len(with_gold)} 题有标准条款（检索指标按这些题计算），{len(unanswerable)} 题文件中"
@@ -450,8 +450,8 @@ def build_app(backend: Backend) -> gr.Blocks:
                                                      "MRR@10", "nDCG@10", "recall@10", "p50 ms", "p95 ms", "题数"],
                                             label="检索指标", interactive=False, elem_id="ipqa-eval-summary")
                 eval_answers = gr.Dataframe(headers=["数据集", "关键词覆盖", "引用准确率", "引用召回率", "数字可溯源",
-                                                     "无答案时拒答", "有答案时拒答", "p50 ms", "p95 ms", "题数"],
-                                            label="回答指标（摘录式）", interactive=False)
+                                                     "无答案时拒答", "有答案时拒答", "拒答时说对所缺部分", "p50 ms", "p95 ms", "题数"],
+                                            label="回答指标（摘录式）", interactive=False, elem_id="ipqa-eval-answers")
                 eval_chart = gr.Image(label="图表", type="filepath", interactive=False)
                 eval_failing = gr.Dataframe(headers=["数据集", "编号", "类型", "问题", "问题所在", "标准条款", "实际条款"],
                                             label="未通过的问题", interactive=False, wrap=True,
