@@ -669,6 +669,9 @@ def test_api_refuses_the_same_parameters(real_index, tmp_path):
             client.predict("😀🙏", [], "", "", "", api_name="/ask")
         with pytest.raises(AppError, match="收录的文件中没有关于「火星」的文件"):
             client.predict("专利资助", [], "火星", "", "", api_name="/ask")
+        # each refusal is one line in the server's log, not a traceback
+        log = srv["log"].read_text(errors="replace")
+        assert "Traceback" not in log and log.count("request refused:") >= len(cases) + 2
 
 
 # --- issue 15: uploads that are refused leave nothing behind; writers never queue behind a big one ---
