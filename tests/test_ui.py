@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -178,6 +179,11 @@ def test_chat_answers_with_sources_follow_up_and_not_found(page, server):
     assert pg.locator("#ipqa-sources .ipqa-card-related").count() >= 1
     _shot(pg, "chat-not-found")
 
+    # the chat's own buttons are labelled in Chinese (Gradio's copy buttons read "copy")
+    labels = pg.eval_on_selector_all("#ipqa-chat button[aria-label], #ipqa-chat button[title]",
+                                     "els => els.map(e => (e.getAttribute('aria-label') || '') + (e.title || ''))")
+    assert labels and not [label for label in labels if re.search(r"[A-Za-z]", label)], labels
+
     # 👍 appends the exchange to the feedback file
     pg.locator("#ipqa-chat button[aria-label='赞']").first.click()
     feedback = server["data"] / "feedback.jsonl"
@@ -264,6 +270,7 @@ def test_upload_a_docx_ask_about_it_and_remove_it(page, tmp_path):
     rows = pg.locator("#ipqa-docs").inner_text()
     assert rows.index("宁波市专利管理条例") < rows.index("cangzhou-2017")
     search = pg.locator("#ipqa-docs input[type=text], #ipqa-docs input:not([type])").first
+    assert search.get_attribute("placeholder") == "筛选……"
     search.fill("乌海")
     pg.wait_for_function("() => !document.querySelector('#ipqa-docs').innerText.includes('cangzhou-2017')")
     assert "wuhai-2022" in pg.locator("#ipqa-docs").inner_text()

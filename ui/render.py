@@ -286,9 +286,27 @@ element.addEventListener('click', async (e) => {
 });
 """
 
+# Gradio labels a few of its own controls in English whatever the page's language (the chat's copy
+# buttons, the table's filter box): they are given Chinese labels as they appear.
+LABELS_JS = """
+const ZH = {'copy': '复制', 'Copy': '复制', 'Copy message': '复制', 'Copy conversation': '复制整个对话',
+            'Copied!': '已复制', 'Copied message': '已复制', 'Filter...': '筛选……', 'Search...': '搜索……',
+            'Like': '赞', 'Dislike': '踩', 'Clear': '清空', 'Fullscreen': '全屏', 'Exit fullscreen mode': '退出全屏',
+            'Copy table data': '复制表格', 'Retry': '重试', 'Undo': '撤销'};
+const zhLabels = () => document.querySelectorAll('[aria-label], [title], input[placeholder]').forEach((el) => {
+  for (const attr of ['aria-label', 'title', 'placeholder']) {
+    const v = el.getAttribute(attr);
+    if (v && ZH[v]) el.setAttribute(attr, ZH[v]);
+  }
+});
+new MutationObserver(zhLabels).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                       attributeFilter: ['aria-label', 'title', 'placeholder']});
+zhLabels();
+"""
+
 # The 出处 panel also answers clicks on [n] in any chat answer: it shows that answer's cards (carried
 # hidden in its bubble) with card n highlighted.
-SOURCES_JS = PANEL_JS + """
+SOURCES_JS = PANEL_JS + LABELS_JS + """
 document.addEventListener('click', (e) => {
   const ref = e.target.closest('#ipqa-chat .ipqa-ref');
   const cards = ref && ref.closest('.ipqa-bubble')?.querySelector('.ipqa-cards-src');
