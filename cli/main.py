@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from assistant.records import answer_json, hit_json
 from corpus.errors import InvalidParameter, IpqaError
+from corpus.types import period_label
 from ui.tables import print_table
 
 
@@ -82,8 +83,7 @@ def _indexed_rows(index_dir) -> list[dict]:
             "doc_id": d.doc_id, "title": d.title, "collection": d.collection, "kind": d.kind,
             "issuer": d.issuer or "", "doc_number": d.doc_number or "",
             "issued": d.issued.isoformat() if d.issued else "", "region": " / ".join(d.region),
-            "period": f"{d.period[0]}–{d.period[1]}" if d.period and d.period[0] != d.period[1]
-            else (str(d.period[0]) if d.period else ""),
+            "period": period_label(d.period),
             "clauses": d.clauses, "chunks": d.chunks, "source": d.source_path} for d in ix.documents()]
     finally:
         ix.close()

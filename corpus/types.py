@@ -60,6 +60,14 @@ class Revision:
     note: str
 
 
+def period_label(period: tuple[int, int] | None) -> str:
+    """2021–2025, or 2023 for a single year ("" without a period)."""
+    if not period:
+        return ""
+    a, b = period
+    return str(a) if a == b else f"{a}–{b}"
+
+
 @dataclass(frozen=True)
 class Document:
     """A loaded, cleaned and structured document."""
@@ -126,10 +134,7 @@ class Document:
 
     @property
     def period_label(self) -> str:
-        if not self.period:
-            return ""
-        a, b = self.period
-        return str(a) if a == b else f"{a}–{b}"
+        return period_label(self.period)
 
 
 @dataclass(frozen=True)

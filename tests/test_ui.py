@@ -269,6 +269,7 @@ def test_upload_a_docx_ask_about_it_and_remove_it(page, tmp_path):
     # the new document is in sight: the first row of the table; the table's search box filters rows
     rows = pg.locator("#ipqa-docs").inner_text()
     assert rows.index("宁波市专利管理条例") < rows.index("cangzhou-2017")
+    assert "2023–2023" not in rows and "2021–2025" in rows  # a one-year period reads 2023
     search = pg.locator("#ipqa-docs input[type=text], #ipqa-docs input:not([type])").first
     assert search.get_attribute("placeholder") == "筛选……"
     search.fill("乌海")

@@ -22,6 +22,7 @@ from gradio.utils import get_upload_folder  # noqa: E402
 from assistant import Filters, IpqaError  # noqa: E402
 from assistant.params import check_history, year_range  # noqa: E402
 from assistant.records import answer_json, hit_json  # noqa: E402
+from corpus.types import period_label  # noqa: E402
 from ui import render  # noqa: E402
 from ui.backend import TEMP_MAX_AGE, UPLOAD_TYPES, Backend  # noqa: E402
 
@@ -188,7 +189,7 @@ class App:
     def doc_rows(self) -> list[list]:
         return [[d.doc_id, d.title, d.kind, d.issuer or "", d.doc_number or "",
                  d.issued.isoformat() if d.issued else "", "/".join(d.region),
-                 (f"{d.period[0]}–{d.period[1]}" if d.period else ""), d.clauses,
+                 period_label(d.period), d.clauses,
                  {"policies": "地方政策", "laws": "法律法规", "uploads": "上传"}.get(d.collection, d.collection)]
                 for d in self.backend.documents()]
 

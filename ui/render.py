@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from assistant.compose import table_row_text
-from corpus.types import Answer, Citation, Document, Hit
+from corpus.types import Answer, Citation, Document, Hit, period_label
 
 
 # Characters that make Markdown syntax: links and images ([x](javascript:…), ![x](…), [x]: url),
@@ -186,8 +186,7 @@ def doc_meta_line(doc) -> str:
     """文号 · 发文机关 · 日期 · 地区 · 期限 · 类型, whatever the document has."""
     parts = [doc.doc_number, doc.issuer, doc.issued.isoformat() if doc.issued else None,
              "/".join(doc.region) if doc.region else None,
-             (f"{doc.period[0]}–{doc.period[1]}" if doc.period and doc.period[0] != doc.period[1]
-              else str(doc.period[0]) if doc.period else None), doc.kind]
+             period_label(doc.period), doc.kind]
     return " · ".join(p for p in parts if p)
 
 
