@@ -5,6 +5,7 @@
   question's words, and BM25 with pseudo-relevance feedback (the distinctive words of the best dense
   hits added to the question's, which closes part of the gap between a layperson's words and a
   statute's: 抄袭 → 复制、剽窃). Every candidate gets every score, not only the ones that found it.
+  The clauses that answered the closest earlier questions (``assistant.memory``) are candidates too.
 - ``features``: general properties of each (question, candidate) pair, named in ``FEATURES``; no
   feature names a question's wording.
 - ``Reranker.rank``: orders the candidates. ``LearnedRanker`` (the default) is a LambdaMART model
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.asks import asked_kind, asked_unit, holds_kind, holds_unit
+from assistant.memory import AskedQuestions, Neighbour
 from assistant.understanding import Understanding
 from corpus.metadata import LAW_KINDS
 from index.core import KnowledgeIndex
@@ -57,6 +59,7 @@ class Candidates:
     best_sentence: np.ndarray  # which sentence of each chunk is closest (index.sentences.sentence_units)
     expansion: dict[str, float] = field(default_factory=dict)  # feedback term -> weight
     chunks: dict = field(default_factory=dict)  # id -> Chunk
+    neighbours: list[Neighbour] = field(default_factory=list)  # the closest earlier questions (assistant.memory)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -115,10 +118,24 @@ def _feedback_texts(ix: KnowledgeIndex, vector: np.ndarray, near: np.ndarray) ->
     return texts
 
 
+def _asked(ix: KnowledgeIndex, u: Understanding, vector: np.ndarray, allowed: np.ndarray | None,
+           memory: AskedQuestions | None) -> tuple[list[Neighbour], set[int]]:
+    """The earlier questions closest to this one, and the chunks of their clauses that may be returned."""
+    if memory is None:
+        return [], set()
+    near = memory.neighbours(vector, u.question)
+    found = ix.clause_chunk_ids({c for n in near for c in n.clauses})
+    ids = {cid for chunk_ids in found.values() for cid in chunk_ids}
+    if allowed is not None:
+        ids &= set(allowed.tolist())
+    return near, ids
+
+
 def candidates(ix: KnowledgeIndex, u: Understanding, allowed: np.ndarray | None, depth: int = DEPTH, *,
-               colloquial: bool = True) -> Candidates:
-    """Union of the top ``depth`` of each search, every candidate scored by all four. With ``colloquial``
-    the BM25 query also has the documents' words for the question's colloquial phrases (colloquial.txt)."""
+               colloquial: bool = True, memory: AskedQuestions | None = None) -> Candidates:
+    """Union of the top ``depth`` of each search, every candidate scored by all four, and the clauses of
+    the closest earlier questions in ``memory``. With ``colloquial`` the BM25 query also has the
+    documents' words for the question's colloquial phrases (colloquial.txt)."""
     vector = ix.query_vector(u.query)
     asked = content_query(u.query)
     tokens = tokenize(expand_colloquial(asked) if colloquial else asked)
@@ -130,8 +147,9 @@ def candidates(ix: KnowledgeIndex, u: Understanding, allowed: np.ndarray | None,
     weights = Counter({t: 1.0 for t in tokens})
     weights.update(expansion)
     prf_ids, prf_all = ix.weighted_keyword_scores(dict(weights))
-    union = np.asarray(sorted(dense | set(_top(ids, bm25_all, allowed, depth)) | set(_top(prf_ids, prf_all, allowed,
-                                                                                            depth))), dtype=np.int64)
+    neighbours, asked_ids = _asked(ix, u, vector, allowed, memory)
+    union = np.asarray(sorted(dense | asked_ids | set(_top(ids, bm25_all, allowed, depth))
+                              | set(_top(prf_ids, prf_all, allowed, depth))), dtype=np.int64)
     if len(union) == 0:
         empty = np.zeros(0, dtype=np.float32)
         return Candidates(union, empty, empty, empty, empty, np.zeros(0, dtype=np.int64), expansion, {})
@@ -142,12 +160,12 @@ def candidates(ix: KnowledgeIndex, u: Understanding, allowed: np.ndarray | None,
         ids=union, dense=ix.dense_scores(vector, union), sentence=sentence,
         bm25=np.asarray([lookup_bm25.get(c, 0.0) for c in union.tolist()], dtype=np.float32),
         prf=np.asarray([lookup_prf.get(c, 0.0) for c in union.tolist()], dtype=np.float32),
-        best_sentence=position, expansion=expansion, chunks=ix.chunks(union.tolist()))
+        best_sentence=position, expansion=expansion, chunks=ix.chunks(union.tolist()), neighbours=neighbours)
 
 
 # --- features ---------------------------------------------------------------------------------
 
-FEATURES = (
+BASE_FEATURES = (
     # how the four searches scored the candidate (relative to the best candidate, and as ranks)
     "dense", "dense_gap", "sentence", "sentence_gap", "bm25", "prf", "rank_dense", "rank_sentence", "rank_bm25",
     "rank_prf",
@@ -165,6 +183,14 @@ FEATURES = (
     "kind_in_best_sentence", "kind_in_clause", "figure_asked", "subsidy_policy", "subsidy_grants", "goal_policy",
     "procedure_statute", "definition_defines", "policy_no_place", "unit_in_clause", "rarest_word",
 )
+# Earlier questions answered by the candidate's clause (assistant.memory), a law's and a policy's apart:
+# the closest such question's cosine, how far it stands above the last of the neighbours (a question
+# among many alike ones says less), and the share of the neighbours that name the clause. The learned
+# ranker scores them in a second stage added to the first, so a question no earlier one resembles is
+# ranked exactly as without the memory.
+MEMORY_FEATURES = ("asked_law", "asked_law_lift", "asked_law_votes",
+                   "asked_policy", "asked_policy_lift", "asked_policy_votes")
+FEATURES = BASE_FEATURES + MEMORY_FEATURES
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -276,6 +302,21 @@ def _searches(c: Candidates) -> dict[str, np.ndarray]:
             "rank_prf": _ranks(c.prf), "best": best}
 
 
+def _asked_features(c: Candidates, chunks: list, is_policy: np.ndarray) -> dict[str, np.ndarray]:
+    n = len(chunks)
+    asked, votes = np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32)
+    for neighbour in c.neighbours:
+        hit = np.asarray([ch.clause_id in neighbour.clauses for ch in chunks], dtype=bool)
+        asked[hit] = np.maximum(asked[hit], neighbour.similarity)
+        votes[hit] += 1 / len(c.neighbours)
+    lift = np.where(asked > 0, asked - (c.neighbours[-1].similarity if c.neighbours else 0.0), -1.0)
+    out = {}
+    for name, mine in (("law", ~is_policy), ("policy", is_policy)):
+        out.update({f"asked_{name}": np.where(mine, asked, 0.0), f"asked_{name}_lift": np.where(mine, lift, -1.0),
+                    f"asked_{name}_votes": np.where(mine, votes, 0.0)})
+    return out
+
+
 def features(ix: KnowledgeIndex, u: Understanding, c: Candidates) -> np.ndarray:
     """One row of ``FEATURES`` per candidate."""
     n = len(c)
@@ -286,7 +327,7 @@ def features(ix: KnowledgeIndex, u: Understanding, c: Candidates) -> np.ndarray:
     q = _Question(u, QuestionTerms.of(ix, u), asked_kind(u.query), {a.number for a in u.articles},
                   {d for _, docs_ in u.domains for d in docs_}, [terms for _, terms in colloquial_matches(u.query)],
                   u.intent in ("goal", "amount") or bool(u.years), asked_unit(u.query))
-    searched = _searches(c) if n else {}
+    searched = {**_searches(c), **_asked_features(c, chunks, is_policy)} if n else {}
     best = searched.get("best", np.zeros(0))
     share = Counter(chunks[i].doc_id for i in np.argsort(-best, kind="stable")[:10])
     doc_best: dict[str, float] = {}

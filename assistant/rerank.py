@@ -17,12 +17,13 @@ from typing import Protocol
 
 import numpy as np
 
-from assistant.ranking import FEATURES, Candidates
+from assistant.ranking import BASE_FEATURES, FEATURES, Candidates
 from assistant.understanding import Understanding
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "ranker.txt"  # LightGBM's text format
+MODEL_FILE = "ranker.txt"  # LightGBM's text format: the first stage, over BASE_FEATURES
+MEMORY_MODEL_FILE = "ranker-memory.txt"  # the second stage, over MEMORY_FEATURES, boosted from the first's scores
 MODEL_INFO = "ranker.json"  # features, training data hash, parameters, figures
 
 
@@ -88,14 +89,25 @@ def _booster(path: str):
     return lightgbm.Booster(model_file=path)
 
 
+def learned_scores(x: np.ndarray, first, second=None) -> np.ndarray:
+    """The two stages' scores added: the first over ``BASE_FEATURES``, the second (the memory of
+    earlier questions, trained from the first's scores) over the rest."""
+    n = len(BASE_FEATURES)
+    scores = np.asarray(first.predict(x[:, :n], num_threads=1), dtype=np.float64)
+    if second is not None:
+        scores += second.predict(x[:, n:], num_threads=1)
+    return scores
+
+
 class LearnedRanker:
-    """A LambdaMART model over ``FEATURES`` (``python -m eval.train`` writes it with the hash of its data)."""
+    """A LambdaMART model over ``FEATURES`` in two stages (``python -m eval.train`` writes them with the
+    hash of their data)."""
 
     name = "learned"
 
     def __init__(self, folder: Path | None = None):
         folder = folder or model_dir()
-        self.path = folder / MODEL_FILE
+        self.path, self.memory_path = folder / MODEL_FILE, folder / MEMORY_MODEL_FILE
         self.info = json.loads((folder / MODEL_INFO).read_text(encoding="utf-8"))
         if tuple(self.info["features"]) != FEATURES:
             raise ValueError(f"{self.path} was trained on other features; retrain it with: python -m eval.train")
@@ -103,8 +115,8 @@ class LearnedRanker:
     def rank(self, u: Understanding, c: Candidates, x: np.ndarray) -> list[tuple[int, float]]:
         if len(c) == 0:
             return []
-        scores = _booster(str(self.path)).predict(x, num_threads=1)
-        return _ordered(c.ids, np.asarray(scores, dtype=np.float64))
+        second = _booster(str(self.memory_path)) if self.memory_path.exists() else None
+        return _ordered(c.ids, learned_scores(x, _booster(str(self.path)), second))
 
 
 RERANKERS = {"learned": LearnedRanker, "fusion": FusionRanker, "sentence": SentenceRanker}

@@ -16,11 +16,13 @@ question over several places gets each document's best clause before the second 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from assistant import rules
+from assistant.memory import AskedQuestions, asked_questions
 from assistant.rules import RULES, RuleWeights
 from assistant.ranking import Candidates, candidates, features
 from assistant.rerank import get_reranker
@@ -37,6 +39,8 @@ class RetrievalSettings:
     rules: bool = True  # the hand rules kept because they helped a test split (assistant.rules)
     rule_weights: RuleWeights = RULES  # each rule's weight (eval.ablate sets one to 0)
     colloquial: bool = True  # index/data/colloquial.txt adds the documents' words to the BM25 query
+    memory: bool = True  # the clauses of the closest earlier questions are candidates (assistant.memory)
+    memory_dir: str = ""  # where the memory is ("": the bundled one, assistant/data; eval.train writes elsewhere)
     article_score: float = 10.0  # a clause named by number ranks first
     scope_by_place: bool = True
     mode: str = "hybrid"  # dense | bm25 | hybrid
@@ -77,6 +81,18 @@ def _single(ix: KnowledgeIndex, u: Understanding, allowed: np.ndarray | None, mo
     return ranked, {"bm25": dict(ranked)}
 
 
+def memory_for(ix: KnowledgeIndex, settings: RetrievalSettings) -> AskedQuestions | None:
+    """The earlier questions the ranker may use: none when switched off or made by another embedder."""
+    if not settings.memory:
+        return None
+    return asked_questions(ix.embedder.name, Path(settings.memory_dir) if settings.memory_dir else None)
+
+
+def find_candidates(ix: KnowledgeIndex, u: Understanding, allowed: np.ndarray | None,
+                    settings: RetrievalSettings) -> Candidates:
+    return candidates(ix, u, allowed, settings.depth, colloquial=settings.colloquial, memory=memory_for(ix, settings))
+
+
 def _scores(c: Candidates) -> dict[str, dict[int, float]]:
     ids = c.ids.tolist()
     return {"dense": dict(zip(ids, c.dense.tolist())), "sentence": dict(zip(ids, c.sentence.tolist())),
@@ -92,7 +108,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
         ranked, per = _single(ix, u, allowed, settings.mode, max(k, settings.depth))
         chunks = ix.chunks([cid for cid, _ in ranked])
     else:
-        found = candidates(ix, u, allowed, settings.depth, colloquial=settings.colloquial)
+        found = find_candidates(ix, u, allowed, settings)
         ranked = get_reranker(settings.reranker).rank(u, found, features(ix, u, found))
         if settings.rules:
             ranked = rules.apply(u, ranked, found.chunks, lambda doc_id: ix.doc_info(doc_id).kind,

@@ -20,7 +20,8 @@ def variants() -> dict[str, object]:
     from assistant.rules import RULES
 
     out = {"base": DEFAULT_SETTINGS, "no rules": replace(DEFAULT_SETTINGS, rules=False),
-           "no colloquial": replace(DEFAULT_SETTINGS, colloquial=False)}
+           "no colloquial": replace(DEFAULT_SETTINGS, colloquial=False),
+           "no memory": replace(DEFAULT_SETTINGS, memory=False)}
     for f in fields(RULES):
         out[f"-{f.name}"] = replace(DEFAULT_SETTINGS, rule_weights=replace(RULES, **{f.name: 0.0}))
     return out

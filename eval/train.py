@@ -44,6 +44,8 @@ PARAMS = {
     "seed": 7, "bagging_seed": 7, "feature_fraction_seed": 7, "data_random_seed": 7, "verbosity": -1,
 }
 ROUNDS = 600
+MEMORY_ROUNDS = 200  # the second stage's stumps
+MEMORY_DATASETS = ("stard",)  # whose questions the memory holds (assistant.memory)
 ALL_DOCUMENTS = True  # also train on each place-scoped dev question asked over every document
 
 
@@ -86,40 +88,57 @@ class TrainingSet:
 
 def question_rows(ix, reader, question, settings) -> tuple[np.ndarray, np.ndarray]:
     """Features and relevance labels of one question's candidates."""
-    from assistant.ranking import candidates, features
-    from assistant.retrieval import allowed_chunks, scope_docs
+    from assistant.ranking import features
+    from assistant.retrieval import allowed_chunks, find_candidates, scope_docs
 
     u = reader.read(question.question, question.history)
-    found = candidates(ix, u, allowed_chunks(ix, scope_docs(u, settings, ix), None), settings.depth,
-                       colloquial=settings.colloquial)
+    found = find_candidates(ix, u, allowed_chunks(ix, scope_docs(u, settings, ix), None), settings)
     gold = {g.clause_id for g in question.gold}
     labels = np.asarray([found.chunks[c].clause_id in gold for c in found.ids.tolist()], dtype=np.float32)
     return features(ix, u, found), labels
 
 
-def collect(index_dir: Path, progress: bool = True) -> TrainingSet:
+def tuning_questions(name: str) -> list:
+    return [q for q in load_dataset(name).questions if q.split in TUNING_SPLITS and q.gold]
+
+
+def build_memory(embedder_name: str | None = None):
+    """The earlier questions the ranker may use (assistant.memory): every tuning question that stands
+    alone (no chat history), its gold clauses and its query vector."""
+    from assistant.memory import AskedQuestions
+    from index.embedders import get_embedder
+
+    embedder = get_embedder(embedder_name) if embedder_name else get_embedder()
+    rows = [(q, name) for name in MEMORY_DATASETS for q in tuning_questions(name) if not q.history]
+    vectors = embedder.encode_queries([q.question for q, _ in rows]) if rows else np.zeros((0, embedder.dim))
+    return AskedQuestions([q.question for q, _ in rows], [sorted({g.clause_id for g in q.gold}) for q, _ in rows],
+                          vectors, embedder.name, [f"{name}:{q.id}" for q, name in rows])
+
+
+def collect(index_dir: Path, progress: bool = True, settings=None) -> TrainingSet:
     """Features of every tuning-split question, over the index each dataset is asked over."""
     from assistant.retrieval import DEFAULT_SETTINGS, scope_docs
     from assistant.understanding import QuestionReader
     from eval.api import open_or_build, index_dir_for
 
+    settings = settings or DEFAULT_SETTINGS
     out = TrainingSet()
     for name in TRAIN_DATASETS:
-        questions = [q for q in load_dataset(name).questions if q.split in TUNING_SPLITS and q.gold]
+        questions = tuning_questions(name)
         collections = collections_for(name)
         ix = open_or_build(index_dir_for(collections, index_dir), collections, progress)
         try:
             reader = QuestionReader(ix.documents())
             started = time.perf_counter()
             for q in questions:
-                x, y = question_rows(ix, reader, q, DEFAULT_SETTINGS)
+                x, y = question_rows(ix, reader, q, settings)
                 out.add(name, x, y, 1.0 if name == "stard" else DEV_WEIGHT, f"{name}:{q.id}")
                 if name != "stard" and ALL_DOCUMENTS and scope_docs(reader.read(q.question, q.history),
-                                                                    DEFAULT_SETTINGS, ix):
+                                                                    settings, ix):
                     # The same question over every document: a question that names a place is searched
                     # within that place's documents, so without this the ranker would never see a law
                     # compete with a policy, nor learn what a named place is worth.
-                    x, y = question_rows(ix, reader, q, replace(DEFAULT_SETTINGS, scope_by_place=False))
+                    x, y = question_rows(ix, reader, q, replace(settings, scope_by_place=False))
                     out.add(f"{name} (all documents)", x, y, DEV_WEIGHT, f"{name}:{q.id}")
             log.info("%s: %d questions in %.1fs", name, len(questions), time.perf_counter() - started)
         finally:
@@ -127,14 +146,32 @@ def collect(index_dir: Path, progress: bool = True) -> TrainingSet:
     return out
 
 
-def fit(data: TrainingSet, rounds: int = ROUNDS, params: dict | None = None):
+def _fit_stage(data: TrainingSet, columns: slice, rounds: int, params: dict, init_score=None):
     import lightgbm
 
-    x, y = np.concatenate(data.rows), np.concatenate(data.labels)
+    x, y = np.concatenate(data.rows)[:, columns], np.concatenate(data.labels)
     groups = [len(r) for r in data.rows]
     weights = np.concatenate([np.full(len(r), w, dtype=np.float32) for r, w in zip(data.rows, data.weights)])
-    train = lightgbm.Dataset(x, y, group=groups, weight=weights, free_raw_data=False)
-    return lightgbm.train(params or PARAMS, train, num_boost_round=rounds)
+    train = lightgbm.Dataset(x, y, group=groups, weight=weights, init_score=init_score, free_raw_data=False)
+    return lightgbm.train(params, train, num_boost_round=rounds)
+
+
+def fit(data: TrainingSet, rounds: int = ROUNDS, params: dict | None = None):
+    """The two stages (assistant.rerank.learned_scores): the first over the base features; the second
+    over the memory's, boosted from the first's scores, so it learns only what the memory adds."""
+    from assistant.ranking import BASE_FEATURES
+
+    n = len(BASE_FEATURES)
+    first = _fit_stage(data, slice(0, n), rounds, params or PARAMS)
+    init = np.concatenate([first.predict(r[:, :n], num_threads=1) for r in data.rows])
+    second = _fit_stage(data, slice(n, None), MEMORY_ROUNDS, params or PARAMS, init)
+    return first, second
+
+
+def predict(models, x: np.ndarray) -> np.ndarray:
+    from assistant.rerank import learned_scores
+
+    return learned_scores(x, *models)
 
 
 # What --cv compares: (name, rounds, parameter changes). Each is trained on four folds of the tuning
@@ -161,9 +198,9 @@ def out_of_fold(data: TrainingSet, rounds: int, params: dict) -> dict[str, tuple
     hits: dict[str, list[tuple[bool, bool]]] = {}
     folds = [_fold(k) for k in data.keys]
     for fold in range(CV_FOLDS):
-        booster = fit(data.subset([i for i, f in enumerate(folds) if f != fold]), rounds, params)
+        models = fit(data.subset([i for i, f in enumerate(folds) if f != fold]), rounds, params)
         for i in (i for i, f in enumerate(folds) if f == fold):
-            order = np.argsort(-booster.predict(data.rows[i]), kind="stable")
+            order = np.argsort(-predict(models, data.rows[i]), kind="stable")
             ranked = data.labels[i][order]
             hits.setdefault(data.sets[i], []).append((bool(ranked[0]), bool(ranked[:5].any())))
     return {name: (float(np.mean([h[0] for h in hs])), float(np.mean([h[1] for h in hs])))
@@ -187,15 +224,23 @@ def cross_validate(index_dir: Path, progress: bool = True) -> str:
 
 def train(index_dir: Path, out_dir: Path, progress: bool = True) -> dict:
     from assistant.ranking import FEATURES
-    from assistant.rerank import MODEL_FILE, MODEL_INFO
+    from assistant.rerank import MEMORY_MODEL_FILE, MODEL_FILE, MODEL_INFO
+    from assistant.memory import forget
+    from assistant.retrieval import DEFAULT_SETTINGS
 
-    data = collect(index_dir, progress)
-    booster = fit(data)
+    memory = build_memory()
+    memory.save(out_dir)
+    forget()
+    log.info("memory: %d earlier questions", len(memory))
+    data = collect(index_dir, progress, replace(DEFAULT_SETTINGS, memory_dir=str(out_dir)))
+    first, second = fit(data)
     out_dir.mkdir(parents=True, exist_ok=True)
-    booster.save_model(str(out_dir / MODEL_FILE))
-    gains = booster.feature_importance("gain")
+    first.save_model(str(out_dir / MODEL_FILE))
+    second.save_model(str(out_dir / MEMORY_MODEL_FILE))
+    gains = np.concatenate([first.feature_importance("gain"), second.feature_importance("gain")])
     info = {"features": list(FEATURES), "data_hash": data_hash(), "params": PARAMS, "rounds": ROUNDS,
-            "dev_weight": DEV_WEIGHT, "questions": data.used, "no_gold_among_candidates": data.missed,
+            "memory_rounds": MEMORY_ROUNDS,
+            "dev_weight": DEV_WEIGHT, "questions": data.used, "memory": len(memory), "no_gold_among_candidates": data.missed,
             "candidates": int(sum(len(r) for r in data.rows)),
             "gain": {f: round(float(g), 1) for f, g in sorted(zip(FEATURES, gains), key=lambda fg: -fg[1])}}
     (out_dir / MODEL_INFO).write_text(json.dumps(info, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

@@ -193,6 +193,21 @@ class Catalog:
             out.extend(r[0] for r in rows if r[0] not in out)
         return out
 
+    def clause_chunk_ids(self, clause_ids: Iterable[str]) -> dict[str, list[int]]:
+        """{clause id: its chunks' ids} for the clauses this catalog has (a clause id starts with its
+        document's id, which is indexed)."""
+        by_doc: dict[str, list[str]] = {}
+        for cid in set(clause_ids):
+            by_doc.setdefault(cid.split(":", 1)[0], []).append(cid)
+        out: dict[str, list[int]] = {}
+        for doc_id, ids in sorted(by_doc.items()):
+            marks = ",".join("?" * len(ids))
+            for chunk, clause in self.db.execute(
+                    f"SELECT id, clause_id FROM chunks WHERE doc_id = ? AND clause_id IN ({marks}) ORDER BY id",
+                    (doc_id, *ids)):
+                out.setdefault(clause, []).append(chunk)
+        return out
+
     def clause_info(self, clause_ids: Iterable[str]) -> dict[str, tuple[tuple[str, ...], str]]:
         """clause_id -> (heading path, copy-ready citation)."""
         ids = list(set(clause_ids))

@@ -370,6 +370,10 @@ class KnowledgeIndex:
     def article_chunk_ids(self, doc_ids, number: str) -> list[int]:
         return self.catalog.article_chunk_ids(doc_ids, number)
 
+    def clause_chunk_ids(self, clause_ids) -> dict[str, list[int]]:
+        """{clause id: its chunks' ids}, for the clauses the index has."""
+        return self.catalog.clause_chunk_ids(clause_ids)
+
     def clause_paths(self, clause_ids) -> dict[str, tuple[str, ...]]:
         """{clause id: heading path} (cached)."""
         return {c: path for c, (path, _) in self.clause_info(clause_ids).items()}

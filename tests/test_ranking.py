@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 
+from assistant.memory import AskedQuestions
 from assistant.ranking import FEATURES, PRF_WEIGHT, candidates, features, feedback_terms
 from assistant.rerank import MODEL_INFO, RERANKERS, LearnedRanker, get_reranker, model_dir
 
@@ -42,6 +43,8 @@ def test_the_model_was_trained_on_the_data_in_the_repo():
     assert {"stard", "policies_qa", "laws_qa"} <= set(info["questions"])
     assert info["questions"]["stard"] > 400 and info["questions"]["policies_qa"] > 50
     assert (model_dir() / "ranker.txt").stat().st_size < 2_000_000  # small enough to commit
+    assert (model_dir() / "ranker-memory.txt").stat().st_size < 500_000
+    assert info["memory"] == len(AskedQuestions.load(model_dir()))
 
 
 def test_rerankers_by_name():
@@ -90,7 +93,7 @@ def test_training_is_deterministic(ix, reader):
         data.add("policies_qa", *question_rows(ix, reader, q, DEFAULT_SETTINGS), weight=1.0)
     assert data.used["policies_qa"] >= 20
     first, second = fit(data, rounds=20), fit(data, rounds=20)
-    assert first.model_to_string() == second.model_to_string()
+    assert [m.model_to_string() for m in first] == [m.model_to_string() for m in second]
 
 
 @pytest.mark.slow
