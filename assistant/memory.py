@@ -8,8 +8,8 @@ with its gold clauses and its query vector, and is written by ``python -m eval.t
 (``asked.jsonl`` + ``asked.npy`` in assistant/data, with the embedder that made the vectors).
 
 Retrieval adds the clauses of a question's nearest neighbours to its candidates, and the ranker sees
-how close the nearest neighbour naming each candidate is (features ``asked``, ``asked_gap``,
-``asked_votes``). A question never sees itself: a neighbour with the same text is skipped, so the
+how close the nearest neighbour naming each candidate (or its document) is, and how many name it
+(``assistant.ranking.MEMORY_FEATURES``, scored by a second stage of the learned ranker). A question never sees itself: a neighbour with the same text is skipped, so the
 tuning questions' figures (and the ranker's training rows) are leave-one-out, as a new question's are.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 
 MEMORY_FILE = "asked.jsonl"  # one line per question: {"question", "clauses", "source"}; the first line: {"embedder"}
 VECTORS_FILE = "asked.npy"  # float16 query vectors, one row per question, in file order
-NEIGHBOURS = 10  # neighbours whose clauses become candidates and vote
+NEIGHBOURS = 20  # neighbours whose clauses become candidates and vote
 
 
 def same_text(a: str, b: str) -> bool:

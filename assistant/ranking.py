@@ -189,7 +189,10 @@ BASE_FEATURES = (
 # ranker scores them in a second stage added to the first, so a question no earlier one resembles is
 # ranked exactly as without the memory.
 MEMORY_FEATURES = ("asked_law", "asked_law_lift", "asked_law_votes",
-                   "asked_policy", "asked_policy_lift", "asked_policy_votes")
+                   "asked_policy", "asked_policy_lift", "asked_policy_votes",
+                   # the same for the candidate's document: earlier questions answered from another
+                   # article of the same law point to the law
+                   "asked_doc", "asked_doc_votes")
 FEATURES = BASE_FEATURES + MEMORY_FEATURES
 
 
@@ -305,12 +308,17 @@ def _searches(c: Candidates) -> dict[str, np.ndarray]:
 def _asked_features(c: Candidates, chunks: list, is_policy: np.ndarray) -> dict[str, np.ndarray]:
     n = len(chunks)
     asked, votes = np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32)
+    doc, doc_votes = np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32)
     for neighbour in c.neighbours:
         hit = np.asarray([ch.clause_id in neighbour.clauses for ch in chunks], dtype=bool)
         asked[hit] = np.maximum(asked[hit], neighbour.similarity)
         votes[hit] += 1 / len(c.neighbours)
+        docs = {clause.split(":", 1)[0] for clause in neighbour.clauses}
+        same = np.asarray([ch.doc_id in docs for ch in chunks], dtype=bool)
+        doc[same] = np.maximum(doc[same], neighbour.similarity)
+        doc_votes[same] += 1 / len(c.neighbours)
     lift = np.where(asked > 0, asked - (c.neighbours[-1].similarity if c.neighbours else 0.0), -1.0)
-    out = {}
+    out = {"asked_doc": doc, "asked_doc_votes": doc_votes}
     for name, mine in (("law", ~is_policy), ("policy", is_policy)):
         out.update({f"asked_{name}": np.where(mine, asked, 0.0), f"asked_{name}_lift": np.where(mine, lift, -1.0),
                     f"asked_{name}_votes": np.where(mine, votes, 0.0)})

@@ -75,7 +75,7 @@ def _ranked(ix, question: str, memory: AskedQuestions | None, monkeypatch) -> li
         monkeypatch.setattr(retrieval, "asked_questions", lambda name, folder=None: memory)
     settings = replace(retrieval.DEFAULT_SETTINGS, memory=memory is not None)
     u = QuestionReader(ix.documents()).read(question)
-    return [h.chunk.clause_id for h in retrieval.retrieve_understood(ix, u, k=10, settings=settings)]
+    return [h.chunk.clause_id for h in retrieval.retrieve_understood(ix, u, k=20, settings=settings)]
 
 
 SECRET = "反不正当竞争法(2019-04-23):第4章/第21条"  # the penalties for infringing a trade secret
@@ -84,15 +84,16 @@ SECRET = "反不正当竞争法(2019-04-23):第4章/第21条"  # the penalties f
 @pytest.mark.slow
 def test_a_reworded_question_finds_the_clause_that_answered_an_earlier_one(ix, monkeypatch):
     """The earlier question and the new one share few words (离职/跳槽, 告诉新东家/泄露); without the
-    memory the penalty clause is not in the top ten. Ten real STARD questions, whose clauses this index
-    does not have, stand around it as in the bundled memory."""
+    memory the penalty clause is not among the first three. Ten real STARD questions, whose clauses this
+    index does not have, stand around it as in the bundled memory."""
     stard = _bundled()
     earlier = ["员工离职后把公司的技术秘密告诉新东家，要承担什么法律责任？"] + stard.questions[:10]
     embedder = ix.embedder
     memory = AskedQuestions(earlier, [[SECRET]] + stard.clauses[:10], embedder.encode_queries(earlier), embedder.name)
     question = "公司员工跳槽后泄露原单位的技术秘密怎么处理"
-    assert SECRET not in _ranked(ix, question, None, monkeypatch)
-    assert SECRET in _ranked(ix, question, memory, monkeypatch)
+    without, with_memory = _ranked(ix, question, None, monkeypatch), _ranked(ix, question, memory, monkeypatch)
+    assert SECRET not in without[:3]
+    assert SECRET in with_memory[:3]
     # asked again word for word, the earlier question is not its own neighbour
     assert memory.neighbours(embedder.encode_queries([earlier[0]])[0], earlier[0])[0].clauses != (SECRET,)
 
