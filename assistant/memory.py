@@ -3,14 +3,16 @@
 People ask about the same clauses in many wordings (离婚后孩子归谁 / 离婚时子女抚养权怎么定). A new
 question close to one whose answer is known points to that answer's clauses, whatever words either
 uses: a learned bridge between everyday words and a statute's, with no word list. The memory holds
-the tuning questions only (STARD's train split, the eval sets' dev splits; never a test split), each
-with its gold clauses and its query vector, and is written by ``python -m eval.train``
-(``asked.jsonl`` + ``asked.npy`` in assistant/data, with the embedder that made the vectors).
+real questions from the public, STARD's train split (``eval.train.MEMORY_DATASETS``; never a test
+split; the eval sets' own dev questions misled as neighbours, docs/retrieval.md), each with its gold
+clauses and its query vector. ``python -m eval.train`` writes it (``asked.jsonl`` + ``asked.npy`` in
+assistant/data, with the embedder that made the vectors).
 
 Retrieval adds the clauses of a question's nearest neighbours to its candidates, and the ranker sees
 how close the nearest neighbour naming each candidate (or its document) is, and how many name it
-(``assistant.ranking.MEMORY_FEATURES``, scored by a second stage of the learned ranker). A question never sees itself: a neighbour with the same text is skipped, so the
-tuning questions' figures (and the ranker's training rows) are leave-one-out, as a new question's are.
+(``assistant.ranking.MEMORY_FEATURES``, scored by a second stage of the learned ranker). A question
+never sees itself: a neighbour with the same text is skipped, so the tuning questions' figures (and
+the ranker's training rows) are leave-one-out, as a new question's are.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ question over several places gets each document's best clause before the second 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
