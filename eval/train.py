@@ -20,6 +20,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -159,7 +160,7 @@ def _fit_stage(data: TrainingSet, columns: slice, rounds: int, params: dict, ini
     return lightgbm.train(params, train, num_boost_round=rounds)
 
 
-def fit(data: TrainingSet, rounds: int = ROUNDS, params: dict | None = None):
+def fit(data: TrainingSet, rounds: int = ROUNDS, params: dict | None = None, memory_rounds: int = MEMORY_ROUNDS):
     """The two stages (assistant.rerank.learned_scores): the first over the base features; the second
     over the memory's, boosted from the first's scores, so it learns only what the memory adds."""
     from assistant.ranking import BASE_FEATURES
@@ -167,7 +168,7 @@ def fit(data: TrainingSet, rounds: int = ROUNDS, params: dict | None = None):
     n = len(BASE_FEATURES)
     first = _fit_stage(data, slice(0, n), rounds, params or PARAMS)
     init = np.concatenate([first.predict(r[:, :n], num_threads=1) for r in data.rows])
-    second = _fit_stage(data, slice(n, None), MEMORY_ROUNDS, params or PARAMS, init)
+    second = _fit_stage(data, slice(n, None), memory_rounds, params or PARAMS, init)
     return first, second
 
 
@@ -188,6 +189,9 @@ CV_GRID = (
     ("no feature sampling", ROUNDS, {"feature_fraction": 1.0}),
     ("dev weight 1", ROUNDS, {"dev_weight": 1.0}),
     ("dev weight 4", ROUNDS, {"dev_weight": 4.0}),
+    ("second stage 100 rounds", ROUNDS, {"memory_rounds": 100}),
+    ("second stage 400 rounds", ROUNDS, {"memory_rounds": 400}),
+    ("second stage 800 rounds", ROUNDS, {"memory_rounds": 800}),
 )
 CV_FOLDS = 5
 
@@ -196,12 +200,13 @@ def _fold(key: str) -> int:
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % CV_FOLDS
 
 
-def out_of_fold(data: TrainingSet, rounds: int, params: dict) -> dict[str, tuple[float, float]]:
+def out_of_fold(data: TrainingSet, rounds: int, params: dict,
+                memory_rounds: int = MEMORY_ROUNDS) -> dict[str, tuple[float, float]]:
     """hit@1 and hit@5 of each dataset's held-out questions (the ranker alone, before the kept rules)."""
     hits: dict[str, list[tuple[bool, bool]]] = {}
     folds = [_fold(k) for k in data.keys]
     for fold in range(CV_FOLDS):
-        models = fit(data.subset([i for i, f in enumerate(folds) if f != fold]), rounds, params)
+        models = fit(data.subset([i for i, f in enumerate(folds) if f != fold]), rounds, params, memory_rounds)
         for i in (i for i, f in enumerate(folds) if f == fold):
             order = np.argsort(-predict(models, data.rows[i]), kind="stable")
             ranked = data.labels[i][order]
@@ -210,16 +215,19 @@ def out_of_fold(data: TrainingSet, rounds: int, params: dict) -> dict[str, tuple
             for name, hs in sorted(hits.items())}
 
 
-def cross_validate(index_dir: Path, progress: bool = True) -> str:
-    """Out-of-fold figures of every CV_GRID setting, as a table (the command's output)."""
+def cross_validate(index_dir: Path, progress: bool = True, only: Sequence[str] = ()) -> str:
+    """Out-of-fold figures of the CV_GRID settings (those named in ``only``, or all), as a table."""
     data = collect(index_dir, progress)
     lines = ["数据集（只含候选中有正确条款的问题）  设置  hit@1  hit@5"]
     for name, rounds, changes in CV_GRID:
+        if only and name not in only:
+            continue
         started = time.perf_counter()
         params = {**PARAMS, **changes}
         weight = params.pop("dev_weight", DEV_WEIGHT)
+        memory_rounds = params.pop("memory_rounds", MEMORY_ROUNDS)
         data.weights = [1.0 if s == "stard" else weight for s in data.sets]
-        figures = out_of_fold(data, rounds, params)
+        figures = out_of_fold(data, rounds, params, memory_rounds)
         log.info("%s: %.0fs", name, time.perf_counter() - started)
         lines += [f"{dataset}  {name}  {h1:.3f}  {h5:.3f}" for dataset, (h1, h5) in figures.items()]
     return "\n".join(lines)
@@ -260,10 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="模型输出目录（默认 assistant/data）")
     parser.add_argument("--cv", action="store_true",
                         help="不写模型：按问题分 5 折交叉验证，比较几组训练参数的折外 hit@1 / hit@5")
+    parser.add_argument("--only", nargs="+", default=(), metavar="NAME", help="--cv 只比较这几组设置（按名称）")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.cv:
-        print(cross_validate(args.index_dir or default_index_dir()))
+        print(cross_validate(args.index_dir or default_index_dir(), only=args.only))
         return 0
     info = train(args.index_dir or default_index_dir(), args.out or model_dir())
     print(json.dumps({k: info[k] for k in ("questions", "no_gold_among_candidates", "candidates", "data_hash")},
