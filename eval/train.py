@@ -201,24 +201,25 @@ def _fold(key: str) -> int:
 
 
 def out_of_fold(data: TrainingSet, rounds: int, params: dict,
-                memory_rounds: int = MEMORY_ROUNDS) -> dict[str, tuple[float, float]]:
-    """hit@1 and hit@5 of each dataset's held-out questions (the ranker alone, before the kept rules)."""
-    hits: dict[str, list[tuple[bool, bool]]] = {}
+                memory_rounds: int = MEMORY_ROUNDS) -> dict[str, tuple[float, ...]]:
+    """hit@1, hit@5 and hit@10 of each dataset's held-out questions (the ranker alone, before the kept
+    rules)."""
+    hits: dict[str, list[tuple[bool, ...]]] = {}
     folds = [_fold(k) for k in data.keys]
     for fold in range(CV_FOLDS):
         models = fit(data.subset([i for i, f in enumerate(folds) if f != fold]), rounds, params, memory_rounds)
         for i in (i for i, f in enumerate(folds) if f == fold):
             order = np.argsort(-predict(models, data.rows[i]), kind="stable")
             ranked = data.labels[i][order]
-            hits.setdefault(data.sets[i], []).append((bool(ranked[0]), bool(ranked[:5].any())))
-    return {name: (float(np.mean([h[0] for h in hs])), float(np.mean([h[1] for h in hs])))
-            for name, hs in sorted(hits.items())}
+            hits.setdefault(data.sets[i], []).append((bool(ranked[0]), bool(ranked[:5].any()),
+                                                      bool(ranked[:10].any())))
+    return {name: tuple(float(np.mean(column)) for column in zip(*hs)) for name, hs in sorted(hits.items())}
 
 
 def cross_validate(index_dir: Path, progress: bool = True, only: Sequence[str] = ()) -> str:
     """Out-of-fold figures of the CV_GRID settings (those named in ``only``, or all), as a table."""
     data = collect(index_dir, progress)
-    lines = ["数据集（只含候选中有正确条款的问题）  设置  hit@1  hit@5"]
+    lines = ["数据集（只含候选中有正确条款的问题）  设置  hit@1  hit@5  hit@10"]
     for name, rounds, changes in CV_GRID:
         if only and name not in only:
             continue
@@ -229,7 +230,7 @@ def cross_validate(index_dir: Path, progress: bool = True, only: Sequence[str] =
         data.weights = [1.0 if s == "stard" else weight for s in data.sets]
         figures = out_of_fold(data, rounds, params, memory_rounds)
         log.info("%s: %.0fs", name, time.perf_counter() - started)
-        lines += [f"{dataset}  {name}  {h1:.3f}  {h5:.3f}" for dataset, (h1, h5) in figures.items()]
+        lines += [f"{dataset}  {name}  " + "  ".join(f"{h:.3f}" for h in hs) for dataset, hs in figures.items()]
     return "\n".join(lines)
 
 
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-dir", type=Path, default=None, help="知识库索引目录（默认 .ipqa/index；STARD 用其旁边的索引）")
     parser.add_argument("--out", type=Path, default=None, help="模型输出目录（默认 assistant/data）")
     parser.add_argument("--cv", action="store_true",
-                        help="不写模型：按问题分 5 折交叉验证，比较几组训练参数的折外 hit@1 / hit@5")
+                        help="不写模型：按问题分 5 折交叉验证，比较几组训练参数的折外 hit@1 / hit@5 / hit@10")
     parser.add_argument("--only", nargs="+", default=(), metavar="NAME", help="--cv 只比较这几组设置（按名称）")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
