@@ -19,10 +19,10 @@ from corpus.types import Revision
 _DOC_NUMBER = re.compile(
     r"^[\u4e00-\u9fa5A-Za-z]{1,14}\s*[〔\[［(（【]\s*(?:19|20)\d{2}\s*[〕\]］)）】]\s*第?\s*\d{1,5}\s*号$"
 )
-_DATE_LINE = re.compile(r"^\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$")
+DATE_LINE = re.compile(r"^\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$")
 _ISO_DATE_LINE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$")
 _REVISION_LINE = re.compile(r"^(\d{4}年\d{1,2}月\d{1,2}日)\s*(.*)$")
-_ORG = re.compile(
+ORG_END = re.compile(
     r"(?:人民政府|办公室|办公厅|知识产权局|监督管理局|管理局|局|委员会|委|厅|部|院|管委会|管理委员会|中心|政府|法院|检察院|协会|联合会)$"
 )
 _NOTICE_TITLE = re.compile(r"^(?P<issuer>.*?)\s*关于(?:印发|转发|下发|公布)\s*(?P<title>.+?)\s*的通知$")
@@ -84,7 +84,7 @@ def notice_inner_title(line: str) -> str | None:
 
 def _is_file_mark(line: str) -> bool:
     """A red-header file's lines above its title: letterhead, 文号, 签发人, 密级 and the like."""
-    return bool(_LETTERHEAD.match(line) and _ORG.search(_LETTERHEAD.match(line).group("org"))) or bool(
+    return bool(_LETTERHEAD.match(line) and ORG_END.search(_LETTERHEAD.match(line).group("org"))) or bool(
         _DOC_NUMBER.match(line)) or line.startswith(_FILE_MARKS)
 
 
@@ -235,9 +235,9 @@ def extract_metadata(text: str, *, articles: bool, published: dt.date | None = N
         # above the policy (its notice) or at its end.
         candidates = list(enumerate(head)) + list(enumerate(lines))[-6:]
         for i, line in candidates:
-            if _DATE_LINE.match(line):
+            if DATE_LINE.match(line):
                 issued = issued or parse_date(line)
-                if i > 0 and _ORG.search(lines[i - 1]) and len(lines[i - 1]) <= 40:
+                if i > 0 and ORG_END.search(lines[i - 1]) and len(lines[i - 1]) <= 40:
                     issuer = issuer or lines[i - 1]
                 if issuer:
                     break
@@ -245,10 +245,10 @@ def extract_metadata(text: str, *, articles: bool, published: dt.date | None = N
         if not issuer:
             m = _NOTICE_TITLE.match(first) or next(
                 (m for m in (_NOTICE_TITLE.match(l) for l in head) if m), None)
-            if m and m.group("issuer") and _ORG.search(m.group("issuer").strip()):
+            if m and m.group("issuer") and ORG_END.search(m.group("issuer").strip()):
                 issuer = m.group("issuer").strip()
         letterhead = _LETTERHEAD.match(first)
-        if not issuer and letterhead and _ORG.search(letterhead.group("org")):
+        if not issuer and letterhead and ORG_END.search(letterhead.group("org")):
             issuer = letterhead.group("org")  # ××市知识产权局文件
 
     if law:

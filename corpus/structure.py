@@ -10,7 +10,9 @@ Two heading systems exist:
 A heading must start a line: "依照本法第十条…" and "11.5.14.2的试验" are body
 text. Every character of the text belongs to exactly one clause: text before
 the first heading becomes 题注 (a law's title and revision lines), or 通知 (the
-notice that issued a policy) and 前言 (its preamble).
+notice that issued a policy) and 前言 (its preamble); the signature at the end
+(the issuing office and the date on lines of their own) becomes 落款, not part of
+the last clause.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from corpus.clean import compact
+from corpus.metadata import DATE_LINE, ORG_END
 from corpus.numerals import CN_NUMERAL_CHARS, normalize_number
 from corpus.types import Clause
 
@@ -201,6 +204,9 @@ def build_clauses(doc_id: str, text: str, *, title: str = "", articles: bool | N
     for i, h in enumerate(headings):
         end = headings[i + 1].line_start if i + 1 < len(headings) else len(text)
         spans.append((h.line_start, end, h, ""))
+    if headings and (signed := _signature_start(text, headings[-1].line_start)) is not None:
+        start, _, h, label = spans[-1]
+        spans[-1:] = [(start, signed, h, label), (signed, len(text), None, "落款")]
 
     clauses: list[Clause] = []
     stack: list[tuple[Heading, Clause]] = []
@@ -231,6 +237,27 @@ def build_clauses(doc_id: str, text: str, *, title: str = "", articles: bool | N
         clauses.append(clause)
         stack.append((h, clause))
     return tuple(clauses)
+
+
+def _signature_start(text: str, last_heading: int) -> int | None:
+    """Where the signature at the end of a document starts (the issuing office on a line of its own,
+    then the date: 沧州市市场监督管理局 / 2023年5月6日), so that it is not read as the last clause's
+    words. None when the text does not end so, or when the signature would cut into the last heading's
+    own line."""
+    lines = text.rstrip().split("\n")
+    if not lines or not DATE_LINE.match(lines[-1].strip()):
+        return None
+    first = len(lines) - 1
+    while first > 0 and first > len(lines) - 4 and _office_line(lines[first - 1]):
+        first -= 1
+    start = sum(len(line) + 1 for line in lines[:first])
+    first_line_end = text.find("\n", last_heading)
+    return start if first_line_end != -1 and start > first_line_end else None
+
+
+def _office_line(line: str) -> bool:
+    line = line.strip()
+    return 0 < len(line) <= 40 and bool(ORG_END.search(line)) and not re.search(r"[，。；：,;:]", line)
 
 
 def _unique(cid: str, used: set[str]) -> str:

@@ -273,7 +273,12 @@ def test_a_red_header_notice_takes_the_title_of_the_policy_it_issues(tmp_path, f
                                                         dt.date(2023, 5, 6))
     assert doc.region[-1] == "沧州市" and doc.period == (2023, 2026)  # 有效期三年 from 2023-05-06
     assert [c.number for c in doc.clauses if c.number] == ["第1条", "第2条", "第3条"]
-    assert doc.citation(doc.clauses[-1]) == "《沧州市专利资助管理办法》（沧市监知〔2023〕12号）第三条"
+    last_article = next(c for c in reversed(doc.clauses) if c.number)
+    assert doc.citation(last_article) == "《沧州市专利资助管理办法》（沧市监知〔2023〕12号）第三条"
+    # The signature is a clause of its own, not the last article's words.
+    assert "监督管理局" not in last_article.text and "2023年5月6日" not in last_article.text
+    signature = doc.clauses[-1]
+    assert signature.label == "落款" and signature.text.split() == ["沧州市市场监督管理局", "2023年5月6日"]
 
 
 def test_a_red_header_plan_takes_the_line_below_its_file_marks(tmp_path):
@@ -282,3 +287,4 @@ def test_a_red_header_plan_takes_the_line_below_its_file_marks(tmp_path):
     assert (doc.issuer, doc.doc_number) == ("乌海市知识产权局", "乌知发〔2024〕3号")
     assert doc.region[-1] == "乌海市" and doc.kind == "工作要点"
     assert "二、主要任务" in {c.heading for c in doc.clauses}
+    assert doc.clauses[-2].text.strip().endswith("开展专项执法行动。") and doc.clauses[-1].label == "落款"
