@@ -262,6 +262,8 @@ def table_lines(rows: list[list[str]]) -> list[str]:
 # --- PDF ---------------------------------------------------------------------------
 
 _PAGE_NUMBER = re.compile(r"^\s*(?:[-—–]\s*\d+\s*[-—–]|第\s*\d+\s*页(?:\s*[,，/]?\s*共\s*\d+\s*页)?|\d+\s*/\s*\d+|\d{1,4})\s*$")
+_HEAD_LINES = 8  # a notice's title is among the first lines of a file
+_TITLE_LINE = re.compile(r"关于.+的(?:通知|决定|意见|批复|通报|公告|报告)$")
 _PARA_END = re.compile(r"[。！？；：:!?;」”』）)]$")
 
 
@@ -325,18 +327,24 @@ def pdf_pages_to_text(pages: list[str]) -> str:
 
     paragraphs: list[str] = []
     current = ""
-    for line in lines:
+    for i, line in enumerate(lines):
         starts_heading = bool(find_headings(line, articles=False) or find_headings(line, articles=True))
         if current and starts_heading:
             paragraphs.append(current)
             current = ""
         current += line
-        if _PARA_END.search(line) or len(line) < 0.8 * full:
+        if _PARA_END.search(line) or len(line) < 0.8 * full or _is_head_title(current, i):
             paragraphs.append(current)
             current = ""
     if current:
         paragraphs.append(current)
     return "\n".join(paragraphs)
+
+
+def _is_head_title(line: str, position: int) -> bool:
+    """A notice's title near the top of the file (沧州市市场监督管理局关于印发《…》的通知): a line of its
+    own, often the longest, so the length test would run it into the 主送 line below."""
+    return position < _HEAD_LINES and bool(_TITLE_LINE.search(line)) and line.count("《") == line.count("》")
 
 
 # --- DOCX --------------------------------------------------------------------------

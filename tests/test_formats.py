@@ -272,6 +272,8 @@ def test_a_red_header_notice_takes_the_title_of_the_policy_it_issues(tmp_path, f
     assert (doc.issuer, doc.doc_number, doc.issued) == ("沧州市市场监督管理局", "沧市监知〔2023〕12号",
                                                         dt.date(2023, 5, 6))
     assert doc.region[-1] == "沧州市" and doc.period == (2023, 2026)  # 有效期三年 from 2023-05-06
+    # The notice's title is a line of its own: the PDF joiner used to run it into the 主送 line below.
+    assert "沧州市市场监督管理局关于印发《沧州市专利资助管理办法》的通知" in doc.text.split("\n")
     assert [c.number for c in doc.clauses if c.number] == ["第1条", "第2条", "第3条"]
     last_article = next(c for c in reversed(doc.clauses) if c.number)
     assert doc.citation(last_article) == "《沧州市专利资助管理办法》（沧市监知〔2023〕12号）第三条"
