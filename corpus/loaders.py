@@ -341,10 +341,12 @@ def pdf_pages_to_text(pages: list[str]) -> str:
     return "\n".join(paragraphs)
 
 
-def _is_head_title(line: str, position: int) -> bool:
-    """A notice's title near the top of the file (沧州市市场监督管理局关于印发《…》的通知): a line of its
-    own, often the longest, so the length test would run it into the 主送 line below."""
-    return position < _HEAD_LINES and bool(_TITLE_LINE.search(line)) and line.count("《") == line.count("》")
+def _is_head_title(paragraph: str, position: int) -> bool:
+    """Whether the paragraph so far, ending at line ``position``, is a notice's title near the top of
+    the file (沧州市市场监督管理局关于印发《…》的通知): a line of its own, often the longest, so the
+    length test would run it into the 主送 line below."""
+    return (position < _HEAD_LINES and bool(_TITLE_LINE.search(paragraph))
+            and paragraph.count("《") == paragraph.count("》"))
 
 
 # --- DOCX --------------------------------------------------------------------------
