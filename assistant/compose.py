@@ -356,27 +356,6 @@ def _is_caption(text: str, offset: int, sentence: str) -> bool:
     return " | " in following
 
 
-def coverage(u: Understanding, text: str, *, vocabulary=None) -> float:
-    """Share of the question's content tokens (weighted by length) found in ``text``.
-
-    With ``vocabulary`` only words that occur somewhere in the indexed documents
-    count: colloquial words of a question ("搞出来", "兜底") can match no clause.
-    """
-    wanted = content_tokens(u)
-    if vocabulary is not None:
-        wanted = {t for t in wanted if t in vocabulary}
-    if not wanted:
-        return 1.0
-    text = text.lower()
-    # A colloquial phrase ("拿专利去银行贷款", "版权") is covered by the document's word for it.
-    explained: set[str] = set()
-    for phrase, terms in colloquial_matches(u.query):
-        if any(t in text for t in terms):
-            explained.update(tokenize(phrase))
-    found = sum(len(t) for t in wanted if t in text or t in explained)
-    return found / sum(len(t) for t in wanted)
-
-
 _CELL = re.compile(r"^(?P<head>[^:：|]{1,24})[:：]\s*(?P<value>.+)$")
 
 

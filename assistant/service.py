@@ -64,7 +64,6 @@ def check_question(question: str | None) -> str:
 class AbstainSettings:
     """When the assistant says the documents do not answer. Calibrated on eval/ (docs/retrieval.md)."""
 
-    min_coverage: float = 0.25  # share of the question's content words found in the answer's sentences
     min_dense: float = 0.80  # cosine of the best clause to the question (e5 rarely goes below)
 
 
@@ -138,7 +137,7 @@ class Assistant:
         """Why the picked sentences do not answer the question (assistant/verify.py), or None."""
         settings = self.abstain_settings
         return verify(u, hits, picked, known=self.index.vocabulary(), periods=self._periods(u),
-                      min_coverage=settings.min_coverage, min_dense=settings.min_dense,
+                      min_dense=settings.min_dense,
                       article_score=self.retrieval.article_score)
 
     def _periods(self, u: Understanding) -> dict[str, tuple[int, int] | None]:

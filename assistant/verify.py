@@ -27,7 +27,7 @@ from functools import lru_cache
 from importlib import resources
 
 from assistant.asks import answer_kinds, asked_kind, asked_unit, holds_unit
-from assistant.compose import Picked, clause_hits, coverage, has_money, missing_figure
+from assistant.compose import Picked, clause_hits, content_tokens, has_money, missing_figure
 from assistant.understanding import Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.types import Hit
@@ -338,20 +338,31 @@ def check_period(asked: Asked, picked: Sequence[Picked], periods: Mapping[str, t
     return Failure("period", (label,))
 
 
-def check_relevance(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], known: Container[str], *,
-                    min_coverage: float, min_dense: float) -> Failure | None:
-    """Enough of the question's words are in the answer's clauses, and the best clause is not far."""
-    sources = [h.chunk.text for h in clause_hits(hits)[:1]] + [p.hit.chunk.text for p in picked]
-    context = [f"{h.title} {' '.join(h.path)}" for h in [*clause_hits(hits)[:1], *(p.hit for p in picked)]]
-    if coverage(u, "\n".join(sources + context), vocabulary=known) < min_coverage:
-        return Failure("subject", ())
+def check_relevance(u: Understanding, hits: Sequence[Hit], known: Container[str], *, min_dense: float) -> Failure | None:
+    """The question speaks of something the documents know of, and the best clause is not far."""
+    unknown = unknown_topic(u, known)
+    if unknown:
+        return Failure("relevance", unknown)
     if max((h.scores.get("dense", 0.0) for h in hits[:3]), default=0.0) < min_dense:
         return Failure("relevance", ())
     return None
 
 
+def unknown_topic(u: Understanding, known: Container[str]) -> tuple[str, ...]:
+    """The question's content words when the indexed documents use none of them and no colloquial phrase
+    of it has a document word (今天天气怎么样, 红烧肉怎么做): no clause can be about it. Empty when one
+    word is known (别人抄袭我的作品: 作品), a place or an article is named, or the question has no content
+    words of its own (a follow-up's are in ``u.query``)."""
+    words = content_tokens(u)
+    if not words or u.places or u.articles or any(w in known for w in words) or colloquial_matches(u.query):
+        return ()
+    longest = [w for w in sorted(words, key=len, reverse=True) if not any(k.asks.match(w) for k in answer_kinds())]
+    return tuple(sorted((w for i, w in enumerate(longest) if not any(w in v for v in longest[:i])),
+                        key=u.query.find))
+
+
 def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, known: Container[str],
-           periods: Mapping[str, tuple[int, int] | None], min_coverage: float, min_dense: float,
+           periods: Mapping[str, tuple[int, int] | None], min_dense: float,
            article_score: float) -> Failure | None:
     """The first check the answer fails (None: it answers the question)."""
     failed = check_place(u, picked)
@@ -365,7 +376,7 @@ def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, k
         return check_period(asked, picked, periods)
     return (check_period(asked, picked, periods) or check_subject(asked, picked, u)
             or check_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
-            or check_relevance(u, hits, picked, known, min_coverage=min_coverage, min_dense=min_dense))
+            or check_relevance(u, hits, known, min_dense=min_dense))
 
 
 _SENTENCE_END = re.compile(r"(?<=[。；;！!？?\n])")
@@ -405,11 +416,13 @@ def not_found_text(failure: Failure, u: Understanding, nearest: Hit | None, near
         "figure": f"{scope}没有写明具体{missing.strip('「」') if missing else '数值'}。",
         "period": f"{scope}没有写{failure.missing[0] if failure.missing else '所问时期'}的内容"
                   + (_period_note(nearest, nearest_quote, periods) if nearest else "") + "。",
-        "relevance": "检索到的条款与问题相关度太低。",
+        "relevance": f"收录的文件都没有讲到{missing}，这个问题不在知识库的范围内。" if missing
+                     else "检索到的条款与问题相关度太低。",
         "no_hits": "没有检索到相关条款。",
     }[failure.reason]
     text = f"抱歉，没有找到答案：{head}"
-    if nearest is not None and nearest_quote and failure.reason != "no_hits":
+    if nearest is not None and nearest_quote and failure.reason != "no_hits" and not (
+            failure.reason == "relevance" and failure.missing):
         text += f"最接近的条款（{nearest.citation}）写的是：“{nearest_quote}”——仅供参考，并不是所问问题的答案。"
     return text + f"已检索：{searched}。"
 

@@ -9,7 +9,7 @@ import pytest
 from assistant.compose import Picked
 from assistant.understanding import QuestionReader
 from assistant.verify import (check_figure, check_period, check_place, check_reply, check_subject, document_spans,
-                              not_found_text, read_asked, Failure)
+                              not_found_text, read_asked, unknown_topic, Failure)
 from corpus import load_collection
 from corpus.types import Chunk, Hit
 from index.text import tokenize
@@ -113,6 +113,27 @@ def test_figure_check_wants_a_value_of_the_kind_asked(reader, known, documents):
     # "怎么办" asks what to do: a rate named in passing is not asked for.
     u = reader.read("职务发明报酬的比例有争议怎么办？")
     assert check_figure(read_asked(u, known), [term], u, term.hit) is None
+
+
+@pytest.mark.parametrize("question, unknown", [
+    ("今天天气怎么样", ("今天天气",)),
+    ("红烧肉怎么做", ("红烧肉",)),
+    ("怎么考驾照？", ("考驾照",)),
+    ("房租不交怎么办", ("房租",)),
+])
+def test_a_question_on_nothing_the_documents_know_of_is_out_of_scope(reader, known, question, unknown):
+    assert unknown_topic(reader.read(question), known) == unknown
+
+
+@pytest.mark.parametrize("question", [
+    "别人抄袭我的作品怎么办",  # 抄袭 is a layperson's word; 作品 is the documents'
+    "盗版怎么办",  # no document word, but colloquial.txt maps it to one
+    "那沧州呢",  # a place
+    "专利法第四十二条",  # an article
+    "外观设计专利保护多少年",
+])
+def test_one_known_word_a_place_or_a_colloquial_phrase_keeps_a_question_in_scope(reader, known, question):
+    assert unknown_topic(reader.read(question), known) == ()
 
 
 def test_period_check_compares_the_years(reader, known, documents):
