@@ -16,6 +16,7 @@ from assistant.llm import Generator, LLMError, LLMSettings, build_messages, chec
 from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, clause_results, retrieve_understood
 from assistant.listing import list_items, list_text
 from assistant.understanding import QuestionReader, Understanding
+from assistant.scope import judged, scope_features, scope_for
 from assistant.verify import Failure, check_reply, document_spans, not_found_text, read_asked, supported, verify
 from corpus.errors import InvalidQuestion
 from corpus.types import Answer, Citation, Hit
@@ -65,6 +66,7 @@ class AbstainSettings:
     """When the assistant says the documents do not answer. Calibrated on eval/ (docs/retrieval.md)."""
 
     min_dense: float = 0.80  # cosine of the best clause to the question (e5 rarely goes below)
+    scope: bool = True  # refuse questions the knowledge base does not cover (assistant/scope.py)
 
 
 DEFAULT_ABSTAIN = AbstainSettings()
@@ -138,6 +140,7 @@ class Assistant:
         settings = self.abstain_settings
         return verify(u, hits, picked, known=self.index.vocabulary(), periods=self._periods(u),
                       min_dense=settings.min_dense,
+                      scope=scope_for(self.index.embedder.name) if settings.scope else None,
                       article_score=self.retrieval.article_score)
 
     def _periods(self, u: Understanding) -> dict[str, tuple[int, int] | None]:
@@ -182,10 +185,7 @@ class Assistant:
         hits = retrieve_understood(self.index, u, k=k, settings=self.retrieval, filters=filters)
         timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        ours = compose.own_place_first(u, hits)
-        listed = list_items(self.index, u, ours)
-        picked = listed[1] if listed else compose.pick_sentences(u, ours)
-        picked = supported(read_asked(u, self.index.vocabulary()), picked, u)
+        listed, picked = self._picked(u, hits)
         failure = self._verified(u, hits, picked)
         rewritten = u.query if u.rewritten else None
         if failure:
@@ -198,6 +198,21 @@ class Assistant:
                             abstained=False, rewritten_query=rewritten, hits=tuple(hits), intent=u.intent)
         timings["compose_ms"] = (time.perf_counter() - t) * 1000
         return answer, u
+
+    def _picked(self, u: Understanding, hits: Sequence[Hit]) -> tuple[tuple | None, list[compose.Picked]]:
+        """(the listed section and its items, or None; the sentences an answer would quote)."""
+        ours = compose.own_place_first(u, hits)
+        listed = list_items(self.index, u, ours)
+        picked = listed[1] if listed else compose.pick_sentences(u, ours)
+        return listed, supported(read_asked(u, self.index.vocabulary()), picked, u)
+
+    def scope_features(self, question: str, history: Sequence[dict] = (), k: int = 10):
+        """(the features ``assistant.scope`` judges a question's fit to this knowledge base by, whether
+        it judges the question at all), for training it: ``python -m eval.train_scope``."""
+        with self.index.snapshot():
+            u = self.understand(question, history)
+            hits = retrieve_understood(self.index, u, k=k, settings=self.retrieval)
+            return scope_features(u, hits, self._picked(u, hits)[1], self.index.vocabulary()), judged(u)
 
     def _sources(self, answer: Answer, limit: int = 5) -> list[Citation]:
         """Numbered clauses for the LLM: the extractive answer's citations first, then the next best."""

@@ -28,6 +28,7 @@ from importlib import resources
 
 from assistant.asks import answer_kinds, asked_kind, asked_unit, holds_unit
 from assistant.compose import Picked, clause_hits, content_tokens, has_money, missing_figure
+from assistant.scope import ScopeModel, judged, scope_features
 from assistant.understanding import Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.types import Hit
@@ -338,11 +339,16 @@ def check_period(asked: Asked, picked: Sequence[Picked], periods: Mapping[str, t
     return Failure("period", (label,))
 
 
-def check_relevance(u: Understanding, hits: Sequence[Hit], known: Container[str], *, min_dense: float) -> Failure | None:
-    """The question speaks of something the documents know of, and the best clause is not far."""
+def check_relevance(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], known: Container[str], *,
+                    min_dense: float, scope: ScopeModel | None) -> Failure | None:
+    """The question speaks of something the documents know of (``unknown_topic``), what was found fits
+    it as the knowledge base's own questions are fitted (``assistant.scope``), and the best clause is
+    not far."""
     unknown = unknown_topic(u, known)
     if unknown:
         return Failure("relevance", unknown)
+    if scope is not None and judged(u) and scope.probability(scope_features(u, hits, picked, known)) < scope.threshold:
+        return Failure("relevance", ())
     if max((h.scores.get("dense", 0.0) for h in hits[:3]), default=0.0) < min_dense:
         return Failure("relevance", ())
     return None
@@ -362,7 +368,7 @@ def unknown_topic(u: Understanding, known: Container[str]) -> tuple[str, ...]:
 
 
 def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, known: Container[str],
-           periods: Mapping[str, tuple[int, int] | None], min_dense: float,
+           periods: Mapping[str, tuple[int, int] | None], min_dense: float, scope: ScopeModel | None = None,
            article_score: float) -> Failure | None:
     """The first check the answer fails (None: it answers the question)."""
     failed = check_place(u, picked)
@@ -376,7 +382,7 @@ def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, k
         return check_period(asked, picked, periods)
     return (check_period(asked, picked, periods) or check_subject(asked, picked, u)
             or check_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
-            or check_relevance(u, hits, known, min_dense=min_dense))
+            or check_relevance(u, hits, picked, known, min_dense=min_dense, scope=scope))
 
 
 _SENTENCE_END = re.compile(r"(?<=[。；;！!？?\n])")
@@ -417,7 +423,7 @@ def not_found_text(failure: Failure, u: Understanding, nearest: Hit | None, near
         "period": f"{scope}没有写{failure.missing[0] if failure.missing else '所问时期'}的内容"
                   + (_period_note(nearest, nearest_quote, periods) if nearest else "") + "。",
         "relevance": f"收录的文件都没有讲到{missing}，这个问题不在知识库的范围内。" if missing
-                     else "检索到的条款与问题相关度太低。",
+                     else "收录的文件中没有讲这个问题的条款，它可能不在知识库的范围内。",
         "no_hits": "没有检索到相关条款。",
     }[failure.reason]
     text = f"抱歉，没有找到答案：{head}"

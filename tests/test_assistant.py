@@ -417,6 +417,24 @@ def test_a_question_outside_the_knowledge_base_is_not_answered_with_a_clause(ass
     assert word in "".join(answer.missing) and "不在知识库的范围内" in answer.text and "最接近的条款" not in answer.text
 
 
+@pytest.mark.parametrize("question", ["离婚后孩子抚养权归谁？", "借钱不还怎么起诉", "劳动合同到期不续签有补偿吗"])
+def test_a_public_question_on_another_field_of_law_is_refused(assistant, question):
+    # Words the IP documents do use (财产, 起诉, 合同), so only the learned scope model (assistant/scope.py) can tell.
+    answer = assistant.ask(question)
+    assert answer.abstained and answer.reason == "relevance" and answer.citations == ()
+    assert "不在知识库的范围内" in answer.text
+
+
+@pytest.mark.parametrize("question, law", [
+    ("别人抄袭我的作品怎么办", "著作权法"),
+    ("公司员工把技术秘密带走了怎么办", "反不正当竞争法"),
+    ("软件著作权怎么登记", "计算机软件保护条例"),
+])
+def test_an_everyday_ip_question_stays_in_scope(assistant, question, law):
+    answer = assistant.ask(question)
+    assert not answer.abstained and law in answer.citations[0].doc_id, (answer.reason, answer.text[:80])
+
+
 def test_an_article_of_another_version_of_the_law_is_not_quoted_as_it(assistant):
     old = assistant.ask("2008年专利法第四十二条怎么规定的？")
     assert old.abstained and old.reason == "period" and "收录的是2020年的版本" in old.text

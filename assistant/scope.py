@@ -1,0 +1,135 @@
+"""Is a question about something the knowledge base covers? A small learned model, not a word list.
+
+e5-small finds some clause for any question (every question's best cosine is above 0.86), so a
+question on divorce, theft or a train ticket was answered from the IP laws with a confident quote.
+What tells such a question apart is how well the best of what was found fits it, judged together:
+the best clause's and best sentence's cosine, its BM25 score, the share of the question's words (the
+documents know) in the answer's clauses, the share of its words the documents use at all, and
+whether a colloquial phrase of it maps to a document word.
+
+A logistic regression over those six features is trained by ``python -m eval.train_scope`` on the
+tuning questions only, with the same public questions on both sides: STARD train asked over the
+laws they cite (in scope) and over the app's knowledge base, which holds none of them (out of
+scope), beside the dev questions the app's documents answer (in scope). The features are about the
+fit between a question and an index, not about a topic, so the model carries to other documents.
+The model and its threshold are in ``assistant/data/scope.json`` with the hash of the data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Container, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from assistant.compose import Picked, clause_hits, content_tokens
+from assistant.understanding import Understanding
+from corpus.types import Hit
+from index.text import colloquial_matches, tokenize
+
+SCOPE_FILE = "scope.json"
+FEATURES = ("dense", "sentence", "bm25", "coverage", "known", "colloquial")
+
+
+def judged(u: Understanding) -> bool:
+    """Whether the model judges the question at all: one that names a place with documents here, a
+    document by its title or an article number asks about this knowledge base (its near misses are
+    the other checks' to refuse)."""
+    return not (u.region_docs or u.doc_ids or u.articles)
+
+
+def scope_features(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], known: Container[str]) -> np.ndarray:
+    """The six features of how well what was found fits the question (``FEATURES``)."""
+    top = list(hits[:3])
+    best = clause_hits(hits)[:1]
+    sources = [h.chunk.text for h in best] + [p.hit.chunk.text for p in picked]
+    context = [f"{h.title} {' '.join(h.path)}" for h in [*best, *(p.hit for p in picked)]]
+    words = content_tokens(u)
+    length = sum(len(w) for w in words)
+    return np.array([
+        max((h.scores.get("dense", 0.0) for h in top), default=0.0),
+        max((h.scores.get("sentence", 0.0) for h in top), default=0.0),
+        math.log1p(max((h.scores.get("bm25", 0.0) for h in top), default=0.0)),
+        coverage(u, "\n".join(sources + context), known),
+        sum(len(w) for w in words if w in known) / length if length else 1.0,
+        float(bool(colloquial_matches(u.query))),
+    ], dtype=np.float64)
+
+
+def coverage(u: Understanding, text: str, known: Container[str]) -> float:
+    """Share of the question's content words that the documents use (weighted by length) found in
+    ``text``; a colloquial phrase ("拿专利去银行贷款", "版权") counts when its document word is there."""
+    wanted = {t for t in content_tokens(u) if t in known}
+    if not wanted:
+        return 1.0
+    text = text.lower()
+    explained: set[str] = set()
+    for phrase, terms in colloquial_matches(u.query):
+        if any(t in text for t in terms):
+            explained.update(tokenize(phrase))
+    return sum(len(t) for t in wanted if t in text or t in explained) / sum(len(t) for t in wanted)
+
+
+@dataclass(frozen=True)
+class ScopeModel:
+    """``P(in scope) = sigmoid(w · (x − mean) / scale + b)``; below ``threshold`` the question is refused."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+    threshold: float
+    embedder: str = ""  # the cosines it was trained on are this model's; over another's it is not used
+
+    def probability(self, x: np.ndarray) -> float:
+        z = float(np.dot(self.weights, (np.asarray(x, dtype=np.float64) - self.mean) / self.scale) + self.bias)
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def to_json(self) -> dict:
+        return {"features": list(FEATURES), "embedder": self.embedder, "mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist(),
+                "weights": self.weights.round(6).tolist(), "bias": round(self.bias, 6), "threshold": self.threshold}
+
+    @classmethod
+    def from_json(cls, info: dict) -> "ScopeModel":
+        if tuple(info["features"]) != FEATURES:
+            raise ValueError(f"scope model features {info['features']} are not {list(FEATURES)}: retrain it")
+        return cls(np.asarray(info["mean"]), np.asarray(info["scale"]), np.asarray(info["weights"]),
+                   float(info["bias"]), float(info["threshold"]), info.get("embedder", ""))
+
+
+def scope_for(embedder: str) -> ScopeModel | None:
+    """The committed model when it was trained over ``embedder``'s vectors (None otherwise, or before
+    ``python -m eval.train_scope`` has written one)."""
+    model = bundled_scope()
+    return model if model is not None and model.embedder == embedder else None
+
+
+@lru_cache(maxsize=1)
+def bundled_scope() -> ScopeModel | None:
+    path = resources.files("assistant") / "data" / SCOPE_FILE
+    if not path.is_file():
+        return None
+    return ScopeModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, threshold: float = 0.5, embedder: str = "") -> ScopeModel:
+    """L2-regularised logistic regression by Newton's method on standardised features (deterministic)."""
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    penalty = np.full(z.shape[1], l2)
+    penalty[-1] = 0.0  # the bias is not shrunk
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-z @ w))
+        gradient = z.T @ (p - y) + penalty * w
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return ScopeModel(mean, scale, w[:-1], float(w[-1]), threshold, embedder)

@@ -1,0 +1,128 @@
+"""Train the scope model (assistant/scope.py): ``python -m eval.train_scope``, about two minutes.
+
+Tuning questions only, never a test split:
+
+- in scope: the answerable questions of the ``dev`` splits of policies_qa and laws_qa, over the app's
+  knowledge base; and STARD's ``train`` questions over the laws they cite (``.ipqa/index-stard_laws``);
+- out of scope: the same STARD ``train`` questions over the app's knowledge base, which holds none
+  of their statutes (a question whose statute it does hold is left out).
+
+The threshold is chosen on out-of-fold probabilities (five folds by question id): the highest that
+refuses at most ``MAX_REFUSED`` of the in-scope questions. Run it again after ``python -m
+eval.train``: the features come from the ranked hits. Writes ``assistant/data/scope.json`` with the
+figures and the sha256 of the data (a test checks it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from assistant.scope import SCOPE_FILE, fit
+from eval.questions import DEFAULT_COLLECTIONS, TUNING_SPLITS, collections_for, dataset_dir, load_dataset
+from index.core import DEFAULT_INDEX_DIR
+
+SCOPE_DATASETS = ("stard", "policies_qa", "laws_qa")
+MAX_REFUSED = 0.015  # of the in-scope tuning questions, pooled
+L2 = 1.0
+FOLDS = 5
+
+
+def data_hash() -> str:
+    """sha256 of the datasets the model is trained on."""
+    h = hashlib.sha256()
+    for name in SCOPE_DATASETS:
+        h.update((dataset_dir() / f"{name}.jsonl").read_bytes())
+    return h.hexdigest()
+
+
+def collect(index_dir: Path, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str], str]:
+    """(features, in-scope labels, whether the model judges each question, question ids, which set
+    each row is from, the embedder's name)."""
+    from assistant.service import Assistant
+    from eval.api import index_dir_for, open_or_build
+
+    own = Assistant(open_or_build(index_dir, DEFAULT_COLLECTIONS, progress))
+    public_collections = collections_for("stard")
+    stard = Assistant(open_or_build(index_dir_for(public_collections, index_dir), public_collections, progress))
+    held = {d.doc_id for d in own.index.documents()}
+    dev = [q for name in ("policies_qa", "laws_qa") for q in load_dataset(name).questions
+           if q.split in TUNING_SPLITS and q.gold]
+    public = [q for q in load_dataset("stard").questions if q.split in TUNING_SPLITS and q.gold]
+    outside = [q for q in public if not any(g.clause_id.split(":", 1)[0] in held for g in q.gold)]
+    parts = [("dev, own knowledge base", own, dev, 1), ("STARD train, its laws", stard, public, 1),
+             ("STARD train, own knowledge base", own, outside, 0)]
+    x, y, judged, ids, sets = [], [], [], [], []
+    for label, assistant, questions, in_scope in parts:
+        if progress:
+            print(f"{label}: {len(questions)} questions", file=sys.stderr)
+        for q in questions:
+            features, judges = assistant.scope_features(q.question, q.history)
+            x.append(features)
+            judged.append(judges)
+        y += [in_scope] * len(questions)
+        ids += [q.id for q in questions]
+        sets += [label] * len(questions)
+    return np.vstack(x), np.array(y, dtype=np.float64), np.array(judged), ids, sets, own.index.embedder.name
+
+
+def _fold(key: str) -> int:
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % FOLDS
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, ids: list[str]) -> np.ndarray:
+    """Each row's probability from a model that did not see its question (on either side)."""
+    folds = np.array([_fold(i) for i in ids])
+    p = np.zeros(len(y))
+    for f in range(FOLDS):
+        held = folds == f
+        model = fit(x[~held], y[~held], L2)
+        p[held] = [model.probability(row) for row in x[held]]
+    return p
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray, judged: np.ndarray) -> float:
+    """The highest threshold (in steps of 0.005) refusing at most MAX_REFUSED of the in-scope rows
+    (a question the model does not judge is never refused by it)."""
+    best = 0.0
+    for t in np.arange(0.005, 0.5, 0.005):
+        if (judged[y == 1] & (p[y == 1] < t)).mean() <= MAX_REFUSED:
+            best = round(float(t), 3)
+    return best
+
+
+def train(index_dir: Path, out_dir: Path, progress: bool = True) -> dict:
+    x, y, judged, ids, sets, embedder = collect(index_dir, progress)
+    p = out_of_fold(x, y, ids)
+    threshold = choose_threshold(p, y, judged)
+    model = fit(x, y, L2, threshold, embedder)
+    sets_, refused_ = np.array(sets), judged & (p < threshold)
+    refused = {s: round(float(refused_[sets_ == s].mean()), 4) for s in dict.fromkeys(sets)}
+    info = {**model.to_json(), "l2": L2, "max_refused": MAX_REFUSED, "data_hash": data_hash(),
+            "rows": {s: int((sets_ == s).sum()) for s in dict.fromkeys(sets)},
+            "out_of_fold_refused": refused}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / SCOPE_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="训练判断问题是否在知识库范围内的模型（只用调参数据）")
+    parser.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR), help="索引目录（默认 .ipqa/index）")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "assistant" / "data"),
+                        help="模型输出目录（默认 assistant/data）")
+    parser.add_argument("--quiet", action="store_true", help="不显示进度")
+    args = parser.parse_args(argv)
+    info = train(Path(args.index_dir), Path(args.out), progress=not args.quiet)
+    print(json.dumps({k: info[k] for k in ("features", "weights", "threshold", "rows", "out_of_fold_refused")},
+                     ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
