@@ -455,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="用样例问答评测检索效果，并与基线方法对比")
     p.add_argument("datasets", nargs="*", metavar="DATASET",
-                   help="数据集名称（policies_qa、laws_qa、stard）或 .jsonl 路径；默认 policies_qa 和 laws_qa"
+                   help="数据集名称（policies_qa、laws_qa、stard、stard_outside：STARD 的问题在内置知识库上问，都应拒答）"
+                        "或 .jsonl 路径；默认 policies_qa 和 laws_qa"
                         "（stard 需要另建约 12 分钟的索引，点名时才评测）")
     p.add_argument("--mode", choices=["dense", "bm25", "hybrid", "all"], default="all",
                    help="评测本项目的哪种检索方式（默认 all：三种都评）")

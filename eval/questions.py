@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -108,8 +108,32 @@ def bundled_datasets() -> list[str]:
     return sorted(p.stem for p in dataset_dir().glob("*.jsonl"))
 
 
+# Datasets made from another one's questions asked where their answers are not: STARD's public
+# questions over the app's knowledge base, which holds none of their statutes (they are civil and
+# criminal law; the bundled laws are IP law). Every one should be refused: the honest "not found"
+# figure for real questions outside the documents, written by nobody on this project.
+OUTSIDE_DATASETS = {"stard_outside": "stard"}
+
+
+def outside_dataset(name: str) -> Dataset:
+    """``name``'s source questions with their gold taken away (each one to refuse), same splits."""
+    source = load_dataset(OUTSIDE_DATASETS[name])
+    held = {d for c in DEFAULT_COLLECTIONS for d in _collection_doc_ids(c)}
+    return Dataset(name, [replace(q, gold=(), answer_keywords=(), type="outside", dataset=name)
+                          for q in source.questions if not any(g.doc_id in held for g in q.gold)])
+
+
+def _collection_doc_ids(name: str) -> set[str]:
+    from corpus import load_collection
+
+    return {d.doc_id for d in load_collection(name).documents}
+
+
 def load_dataset(name_or_path: str | Path) -> Dataset:
-    """A dataset by bundled name ("policies_qa") or path to a .jsonl file."""
+    """A dataset by bundled name ("policies_qa"), an outside set's name ("stard_outside") or path to a
+    .jsonl file."""
+    if str(name_or_path) in OUTSIDE_DATASETS:
+        return outside_dataset(str(name_or_path))
     path = Path(name_or_path)
     if not path.suffix:
         path = dataset_dir() / f"{name_or_path}.jsonl"

@@ -1,13 +1,7 @@
 """How often the assistant refuses questions that have an answer, by reason: ``python -m eval.refusals
 stard --split train``. For datasets without answer keywords (STARD's public questions) this is the
 one answer figure there is: every question has relevant statutes, so a refusal is a loss unless the
-clause found was wrong. Counts only; the questions of a test split are not listed.
-
-``--out-of-scope`` turns it round: the questions are asked over the app's knowledge base, which holds
-none of their statutes (STARD's are mostly civil and criminal law; the bundled laws are IP laws), so
-each one answered is an answer to a question the documents do not cover. Real questions from the
-public, written by nobody on this project: the honest-refusal figure for questions outside the
-knowledge base."""
+clause found was wrong. Counts only; the questions of a test split are not listed."""
 
 from __future__ import annotations
 
@@ -15,7 +9,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from eval.questions import DEFAULT_COLLECTIONS, TUNING_SPLITS, collections_for, load_dataset
+from eval.questions import TUNING_SPLITS, collections_for, load_dataset
 from index.core import DEFAULT_INDEX_DIR
 
 
@@ -39,44 +33,12 @@ def refusals(dataset: str, split: str, index_dir: Path = DEFAULT_INDEX_DIR
     return reasons, len(questions), listed
 
 
-def outside(dataset: str, split: str, index_dir: Path = DEFAULT_INDEX_DIR
-            ) -> tuple[Counter, int, list[tuple[str, str]]]:
-    """(refusals by reason, questions asked, the answered ones of a tuning split) for the dataset's
-    questions none of whose relevant documents the app's knowledge base at ``index_dir`` holds."""
-    from assistant.service import Assistant
-    from eval.api import open_or_build
-
-    assistant = Assistant(open_or_build(Path(index_dir), DEFAULT_COLLECTIONS, progress=True))
-    held = {d.doc_id for d in assistant.index.documents()}
-    questions = [q for q in load_dataset(dataset).questions
-                 if q.split == split and q.gold and not any(g.clause_id.split(":", 1)[0] in held for g in q.gold)]
-    reasons: Counter = Counter()
-    answered = []
-    for q in questions:
-        answer = assistant.ask(q.question, q.history)
-        if answer.abstained:
-            reasons[answer.reason] += 1
-        elif split in TUNING_SPLITS:
-            answered.append((q.id, q.question))
-    return reasons, len(questions), answered
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="统计有答案的问题被拒答的次数（按原因）")
     parser.add_argument("dataset", help="数据集名称（policies_qa、laws_qa、stard）")
     parser.add_argument("--split", default="test", help="dev、train 或 test（test 只给计数）")
     parser.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR), help="索引目录（默认 .ipqa/index）")
-    parser.add_argument("--out-of-scope", action="store_true",
-                        help="在内置知识库上提问（它不含这些问题的相关法条），统计拒答了多少")
     args = parser.parse_args()
-    if args.out_of_scope:
-        reasons, n, answered = outside(args.dataset, args.split, Path(args.index_dir))
-        total = sum(reasons.values())
-        print(f"{args.dataset}/{args.split} over {args.index_dir} (none of their statutes indexed): refused {total} "
-              f"of {n} ({total / max(n, 1):.3f}); " + ", ".join(f"{r}: {c}" for r, c in reasons.most_common()))
-        for qid, question in answered:
-            print(f"  answered {qid} {question}")
-        return 0
     reasons, n, listed = refusals(args.dataset, args.split, Path(args.index_dir))
     total = sum(reasons.values())
     print(f"{args.dataset}/{args.split}: refused {total} of {n} answerable questions ({total / max(n, 1):.3f}); "

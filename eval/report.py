@@ -41,24 +41,27 @@ _ANSWER_HEADERS = ["keywords", "cite prec.", "cite recall", "numbers ok", "absta
 def answer_rows(run: EvalRun) -> list[list[str]]:
     rows = []
     for ds, f in run.answer_summary().items():
-        rows.append([ds] + [f"{f[m]:.3f}" for m in ("keywords", "citation_precision", "citation_recall",
-                                                   "number_faithfulness", "abstain_on_unanswerable",
-                                                   "abstain_on_answerable")]
+        # A set of questions to refuse only (stard_outside) has no answer to score: "—", not 0.
+        shown = lambda m: f"{f[m]:.3f}" if f.get("n_answerable", 1) or m == "abstain_on_unanswerable" else "—"  # noqa: E731
+        rows.append([ds] + [shown(m) for m in ("keywords", "citation_precision", "citation_recall",
+                                              "number_faithfulness", "abstain_on_unanswerable",
+                                              "abstain_on_answerable")]
                     + [f"{f['missing_named']:.3f} ({int(f['n_near_miss'])})" if f.get("n_near_miss") else "—"]
                     + [f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}", str(int(f["n"]))])
     return rows
 
 
 def _plain_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
 def console_table(run: EvalRun) -> str:
-    text = _plain_table(["dataset", "pipeline"] + _HEADERS, summary_rows(run))
+    rows = summary_rows(run)
+    text = _plain_table(["dataset", "pipeline"] + _HEADERS, rows) + "\n\n" if rows else ""
     if run.answers:
-        text += "\n\nanswers (ipqa, extractive):\n" + _plain_table(["dataset"] + _ANSWER_HEADERS, answer_rows(run))
+        text += "answers (ipqa, extractive):\n" + _plain_table(["dataset"] + _ANSWER_HEADERS, answer_rows(run))
     targets = target_rows(run)
     if targets:
         missed = sum(1 for r in targets if r[-1] != "是")
@@ -114,6 +117,13 @@ def chart(run: EvalRun, path: Path) -> None:
 
     summary, by_type = run.summary(), run.by_type()
     datasets, pipelines = run.datasets(), run.pipelines()
+    if not datasets:  # only sets of questions to refuse (stard_outside): answers, no retrieval figures
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "本次评测的问题都应拒答：没有检索指标，见回答表", ha="center", va="center")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return
     fig, axes = plt.subplots(2, len(datasets), figsize=(7 * len(datasets), 8), squeeze=False)
     width = 0.8 / max(1, len(pipelines))
     for col, ds in enumerate(datasets):

@@ -92,7 +92,7 @@ class EvalRun:
                 "abstain_on_answerable": mean([float(a.abstained) for a in answerable]),
                 # Near-miss questions whose not-found names the part the documents lack.
                 "missing_named": mean([float(a.abstained and a.reason == a.missing) for a in near_miss]),
-                "n_near_miss": len(near_miss),
+                "n_near_miss": len(near_miss), "n_answerable": len(answerable),
                 "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
                 "n": len(rows),
             }
@@ -171,10 +171,12 @@ def run(datasets: Sequence[Dataset], pipelines: dict[str, Searcher], *, k: int =
     """Ask every question of every dataset to every pipeline; rank clause ids, time each call."""
     from tqdm import tqdm
 
-    jobs = [(ds, q, name) for ds in datasets for q in ds.questions for name in pipelines]
+    # A set with nothing to find (stard_outside: every question to refuse) is scored on its answers only.
+    jobs = [(ds, q, name) for ds in datasets if any(q.gold for q in ds.questions)
+            for q in ds.questions for name in pipelines]
     # One untimed call each first: lazy loading (jieba's dictionary, BM25 matrices,
     # the model's first forward pass) is start-up cost, not per-question latency.
-    warm = next((q for ds in datasets for q in ds.questions), None)
+    warm = next((q for _, q, _ in jobs), None)
     if warm is not None:
         for search in pipelines.values():
             search(warm, k)
@@ -212,7 +214,9 @@ def baseline_figures(run_: EvalRun, pipelines: Sequence[str], previous: dict | N
                     **{ds: {p: {m: summary[ds][p][m] for m in GATED} for p in pipelines if p in summary[ds]}
                        for ds in summary}},
         "answers": {**{ds: f for ds, f in previous.get("answers", {}).items() if ds not in measured},
-                    **{ds: {m: figures[m] for m in ANSWER_METRICS} for ds, figures in answers.items()}},
+                    **{ds: {m: figures[m] for m in ANSWER_METRICS
+                            if figures.get("n_answerable", 1) or m == "abstain_on_unanswerable"}
+                       for ds, figures in answers.items()}},
         "targets_met": sorted(kept | met),
     }
 
@@ -319,5 +323,5 @@ def resolve_datasets(names: Sequence[str]) -> list[Dataset]:
     laws_qa): STARD needs an index of its own (about 12 minutes to build) and runs when named."""
     from eval.questions import DEFAULT_COLLECTIONS, bundled_datasets, collections_for
 
-    default = [n for n in bundled_datasets() if collections_for(n) == DEFAULT_COLLECTIONS]
+    default = [n for n in bundled_datasets() if collections_for(n) == DEFAULT_COLLECTIONS]  # not stard_outside
     return [load_dataset(n) for n in (names or default)]
