@@ -153,6 +153,8 @@ class Assistant:
         nearest, quote = (picked[0].hit, picked[0].sentence) if picked else (
             (next(iter(compose.clause_hits(hits)), None), related[0].quote) if related else (None, ""))
         text = not_found_text(failure, u, nearest, quote, self._periods(u), self._scope_text(u))
+        if failure.reason == "relevance" and failure.missing:  # 红烧肉: no clause is even possibly related
+            related = []
         return Answer(question=question, text=text, citations=(), abstained=True, rewritten_query=rewritten,
                       hits=tuple(hits), related=tuple(related), intent=u.intent,
                       reason=failure.reason, missing=failure.missing)

@@ -415,6 +415,7 @@ def test_a_question_outside_the_knowledge_base_is_not_answered_with_a_clause(ass
     answer = assistant.ask(question)
     assert answer.abstained and answer.reason == "relevance" and answer.citations == ()
     assert word in "".join(answer.missing) and "不在知识库的范围内" in answer.text and "最接近的条款" not in answer.text
+    assert answer.related == ()  # no IP clause is shown as possibly related to 红烧肉
 
 
 @pytest.mark.parametrize("question", ["离婚后孩子抚养权归谁？", "借钱不还怎么起诉", "劳动合同到期不续签有补偿吗"])
