@@ -10,7 +10,7 @@ from corpus import Document, load_collection, load_document, load_folder
 from corpus.documents import make_doc_id
 from corpus.errors import UnsupportedDocument
 from index.build import Progress
-from index.core import DEFAULT_INDEX_DIR, BuildReport, Filters, KnowledgeIndex, update_index
+from index.core import DEFAULT_INDEX_DIR, BuildReport, Filters, KnowledgeIndex, document_ids, update_index
 from index.embedders import DEFAULT_EMBEDDER, get_embedder
 from index.pg import is_database_url, safe_url
 
@@ -105,10 +105,15 @@ def remove_documents(doc_ids: Sequence[str], index_dir: str | Path | None = None
     return update_index(index_location(index_dir), remove=doc_ids)
 
 
+def indexed_document_ids(index_dir: str | Path | None = None) -> set[str]:
+    """The ids of the documents in the index, without opening its search stores."""
+    return document_ids(index_location(index_dir))
+
+
 def open_index(index_dir: str | Path | None = None, *, embedder=None) -> KnowledgeIndex:
     """Open an index; pass an already loaded ``embedder`` to reuse it (the app does after each change)."""
     return KnowledgeIndex.open(index_location(index_dir), embedder=embedder or _embedder(None))
 
 
-__all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_documents", "add_files", "default_index_dir", "index_location", "index_sources", "location_label",
+__all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_documents", "add_files", "default_index_dir", "index_location", "index_sources", "indexed_document_ids", "location_label",
            "open_index", "read_file", "remove_documents"]

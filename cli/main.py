@@ -125,11 +125,9 @@ def cmd_docs_add(args) -> int:
 
 
 def cmd_docs_remove(args) -> int:
-    from assistant import open_index, remove_documents
+    from assistant import indexed_document_ids, remove_documents
 
-    ix = open_index(args.index_dir or None)
-    known = {d.doc_id for d in ix.documents()}
-    ix.close()
+    known = indexed_document_ids(args.index_dir or None)
     unknown = [d for d in args.doc_ids if d not in known]
     if unknown:
         print(f"索引中没有这些文档：{'、'.join(unknown)}。可用 `ipqa docs list --index-dir` 查看。", file=sys.stderr)

@@ -28,7 +28,7 @@ from index.chunking import ChunkerSettings, chunk_document
 from index.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from index.folder import (MANIFEST, check_index_dir, discard, failpoint, locked, new_staging, recover, swap_in,
                           unmark)
-from index.manifest import (LOAD_ERRORS, check_manifest, damaged, file_digests, new_manifest, read_manifest,
+from index.manifest import (LOAD_ERRORS, LOCAL_STORE, check_manifest, damaged, file_digests, new_manifest, read_manifest,
                             reading, verify_files)
 from index.sentences import SentenceStore, sentence_context, sentence_units
 from index.stores import BM25Store, FaissStore
@@ -108,8 +108,11 @@ class Stores:
 _LOADING = threading.Lock()
 
 
-def load_stores(folder: Path, manifest: dict, index_dir: Path) -> Stores:
+def load_stores(folder: Path, manifest: dict, index_dir: Path, *, lazy: bool = False) -> Stores:
     """The stores in ``folder`` (the index or its staging copy); errors name ``index_dir``.
+    ``lazy`` (a writer's own staging copy, which nobody swaps away): large files are read only
+    if the change needs them. A reader reads everything now: the folder it opened may be
+    replaced by a writer's swap at any time after.
 
     One thread at a time: numpy reads a ``.npy`` header with ``ast.literal_eval``, and CPython
     3.11.7's parser is not thread-safe (two threads loading at once raised ``SystemError: AST
@@ -118,7 +121,7 @@ def load_stores(folder: Path, manifest: dict, index_dir: Path) -> Stores:
     with _LOADING:
         for store in (FaissStore, SentenceStore):
             try:
-                loaded.append(store.load(folder))
+                loaded.append(store.load(folder, lazy=lazy))
             except LOAD_ERRORS as exc:
                 file = store.HNSW_FILE if store.HNSW_FILE in str(exc) else store.FILE
                 raise damaged(manifest, index_dir, file, f"无法读取：{type(exc).__name__}") from exc
@@ -240,7 +243,7 @@ class _Staging:
                 self.manifest = read_manifest(self.staged)
                 with reading(index_dir, self.manifest, "store.sqlite"):
                     self.catalog = Catalog(self.staged / "store.sqlite")
-                self.stores = load_stores(self.staged, self.manifest, index_dir)
+                self.stores = load_stores(self.staged, self.manifest, index_dir, lazy=True)
         except BaseException:
             discard(self.staged)
             raise
@@ -273,7 +276,9 @@ class _Staging:
         self.manifest.setdefault("generator", "ipqa")
         self.manifest["counts"] = counts
         self.manifest["updated_at"] = timestamp()
-        self.manifest["files"] = file_digests(self.staged, sync=True)
+        self.manifest["store"] = dict(LOCAL_STORE)  # (an index written by earlier stores is rewritten in their place)
+        self.manifest["files"] = file_digests(self.staged, sync=True, previous=self.index_dir,
+                                              recorded=self.manifest.get("files"))
         _write_synced(self.staged / MANIFEST, self.manifest)
         unmark(self.staged)
         swap_in(self.index_dir, self.staged)
@@ -392,7 +397,7 @@ def update_index(index_dir: str | Path, *, add: Sequence[tuple[Document, str]] =
         failpoint("locked")
         fresh, manifest, embedder = _state(index_dir, embedder, settings, rebuild)
         if not fresh:
-            verify_files(manifest, index_dir)  # never build on (or call unchanged) a damaged index
+            verify_files(manifest, index_dir, trust_untouched=True)  # never build on (or call unchanged) a damaged index
         plan = plan_update(manifest.get("documents", {}), add, remove, prune_origins, report)
         if fresh or plan.to_add or plan.to_remove:
             report.counts = _apply(index_dir, plan, ready, embedder, settings, fresh, report, progress)

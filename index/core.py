@@ -25,7 +25,7 @@ from index import pg
 from index.build import BuildReport, Prepared, Stores, load_stores, prepare
 from index.catalog import Catalog, DocInfo
 from index.embedders import Embedder, get_embedder
-from index.folder import MANIFEST, between_renames, recover_for_reader
+from index.folder import MANIFEST, between_renames, recover_for_reader, require_index
 from index.manifest import check_manifest, file_digests, read_manifest, reading, rebuild_arguments, verify_files
 from index.pg import is_database_url, safe_url
 from index.registry import check_stores, kind_of
@@ -81,6 +81,21 @@ def update_index(index_dir, **kwargs) -> BuildReport:
     """Bring a knowledge base in line (``index.build.update_index``'s arguments): a folder, or a
     PostgreSQL database given by its URL (``index.registry``)."""
     return kind_of(index_dir).update(index_dir, **kwargs)
+
+
+def document_ids(location) -> set[str]:
+    """The ids of the documents a knowledge base holds, read from its manifest (a folder) or its
+    catalog (a database), without reading the search stores."""
+    if is_database_url(location):
+        ix = KnowledgeIndex.open(location)
+        try:
+            return {d.doc_id for d in ix.documents()}
+        finally:
+            ix.close()
+    index_dir = Path(location)
+    recover_for_reader(index_dir)
+    require_index(index_dir)
+    return set(read_manifest(index_dir).get("documents", {}))
 
 
 def disk_bytes(location) -> int:
@@ -452,4 +467,4 @@ class KnowledgeIndex:
 
 
 __all__ = ["BuildReport", "DEFAULT_INDEX_DIR", "Filters", "KnowledgeIndex", "MODES", "Prepared", "file_digests",
-           "prepare", "update_index", "verify_files"]
+           "document_ids", "prepare", "update_index", "verify_files"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import zlib
 from collections.abc import Sequence
@@ -284,8 +285,10 @@ def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     for key, spec in PRESETS.items():
         if name in (key, spec.name):  # a preset key, or the name an index manifest records
             return OnnxEmbedder(spec) if spec.backend.startswith("onnx") else SentenceTransformerEmbedder(spec)
-    if name == "hash" or name.startswith("hash-bigram-"):
+    if name == "hash":
         return HashEmbedder()
+    if re.fullmatch(r"hash-bigram-\d+", name):  # the name a manifest records, with its dimension
+        return HashEmbedder(int(name.rsplit("-", 1)[1]))
     if os.path.isdir(name) or "/" in name:
         # A model of the user's: its own config may carry prompts (sentence-transformers
         # reads them); we add none.

@@ -203,9 +203,26 @@ def new_staging(index_dir: Path, *, copy: bool) -> Path:
     (staged / STAGING_MARK).write_text(json.dumps({"generator": GENERATOR, "index": str(index_dir.resolve()),
                                                    "pid": os.getpid()}), encoding="utf-8")
     if copy:
-        shutil.copytree(index_dir, staged, dirs_exist_ok=True)
+        shutil.copytree(index_dir, staged, dirs_exist_ok=True, copy_function=_link_or_copy)
     failpoint("staged")
     return staged
+
+
+LINK_MIN_BYTES = 1 << 20
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A staging copy of one file. A large file is hard-linked: the stores never write into a file
+    they did not just create (``index.keywords.unlinked``), so the link is replaced, not changed, and
+    adding one document to a large index does not copy gigabytes. SQLite changes its file in
+    place, so it is copied, and so are small files (the manifest)."""
+    if os.path.getsize(source) >= LINK_MIN_BYTES and not source.endswith((".sqlite", ".sqlite-journal", ".sqlite-wal")):
+        try:
+            os.link(source, target)
+            return
+        except OSError:  # a file system without hard links
+            pass
+    shutil.copy2(source, target)
 
 
 def discard(staged: Path) -> None:

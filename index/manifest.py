@@ -25,7 +25,8 @@ FORMAT_VERSION = 2  # 2: sentence vectors (sentences.faiss)
 DIGEST = "sha256"  # hashlib name; ~1.5 GB/s with the CPU's SHA extensions: 26 ms for 40 MB here
 
 
-LOCAL_STORE = {"catalog": "sqlite", "vectors": "faiss", "keywords": "bm25s"}  # a folder's stores, by name
+LOCAL_STORE = {"catalog": "sqlite", "vectors": "faiss", "keywords": "bm25-segments"}  # a folder's stores, by name
+RENAMED_STORES = {"bm25s": "bm25-segments"}  # a store's earlier name: its files are read and rewritten
 
 
 def new_manifest(embedder_name: str, dim: int, chunker: dict, created_at: str) -> dict:
@@ -83,29 +84,53 @@ def _digest(path: Path, *, sync: bool = False) -> str:
     return h.hexdigest()
 
 
-def file_digests(folder: Path, *, sync: bool = False) -> dict[str, dict]:
+def file_digests(folder: Path, *, sync: bool = False, previous: Path | None = None,
+                 recorded: dict | None = None) -> dict[str, dict]:
     """Size and digest of every file of an index directory but the manifest (and a staging
-    marker), keyed by relative path (``sync``: also flush each file to disk)."""
+    marker), keyed by relative path (``sync``: also flush each file to disk). A file that is the
+    same file as in ``previous`` (a staging copy's hard link to the index's) keeps the digest
+    ``recorded`` for it there: it was not written, and a damage since is still seen at opening."""
     folder = Path(folder)
     files = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
-        if rel not in (MANIFEST, STAGING_MARK):
-            files[rel] = {"size": path.stat().st_size, DIGEST: _digest(path, sync=sync)}
+        if rel in (MANIFEST, STAGING_MARK):
+            continue
+        kept = (recorded or {}).get(rel)
+        if kept and previous is not None and _same_file(path, previous / rel) and kept.get("size") == path.stat().st_size:
+            files[rel] = {**kept, "mtime_ns": path.stat().st_mtime_ns}  # (verified in full before a write)
+        else:
+            digest = _digest(path, sync=sync)
+            stat = path.stat()
+            files[rel] = {"size": stat.st_size, DIGEST: digest, "mtime_ns": stat.st_mtime_ns}
     return files
 
 
-def verify_files(manifest: dict, index_dir: Path) -> bool:
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def verify_files(manifest: dict, index_dir: Path, *, trust_untouched: bool = False) -> bool:
     """Check every data file against the size and digest the manifest recorded when the index
     was written; raise ``IndexDamaged`` naming the first that differs. False when the index was
-    written by an older ipqa that recorded none (nothing is checked then)."""
+    written by an older ipqa that recorded none (nothing is checked then).
+
+    ``trust_untouched`` (a writer about to change the index): a file whose size and modification
+    time are still those recorded is not read again, as git trusts its index's stat data. Opening
+    an index always reads every file."""
     recorded = manifest.get("files")
     if not isinstance(recorded, dict):
         return False
     index_dir = Path(index_dir)
     for rel, want in recorded.items():
         try:
-            size = (index_dir / rel).stat().st_size
+            stat = (index_dir / rel).stat()
+            size = stat.st_size
+            if trust_untouched and size == want.get("size") and stat.st_mtime_ns == want.get("mtime_ns"):
+                continue
             digest = _digest(index_dir / rel) if size == want.get("size") else None
         except FileNotFoundError:  # (also gone between the two calls: a writer swapped the folder)
             raise damaged(manifest, index_dir, rel, "文件缺失") from None

@@ -1,6 +1,6 @@
 """Where a knowledge base can live, by name: each kind of location and the stores it writes.
 
-    folder      a folder on this machine       catalog "sqlite", vectors "faiss", keywords "bm25s"
+    folder      a folder on this machine       catalog "sqlite", vectors "faiss", keywords "bm25-segments"
                 (index.build writes it, index.folder owns it)
     postgresql  a PostgreSQL database with     catalog "postgresql", vectors "pgvector",
                 pgvector, shared by servers    keywords "postgresql-bm25" (index.pg, index.pg_write)
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.errors import IndexMismatch
-from index.manifest import LOCAL_STORE
+from index.manifest import LOCAL_STORE, RENAMED_STORES
 from index.pg import is_database_url, safe_url
 
 
@@ -73,7 +73,7 @@ def check_stores(manifest: dict, kind: StoreKind, location) -> None:
     """Refuse a knowledge base whose manifest names stores other than its kind's (an index written
     by another program or a later ipqa). A manifest without names was written by a folder."""
     recorded = manifest.get("store") or LOCAL_STORE
-    unknown = {role: name for role, name in recorded.items() if kind.stores.get(role) != name}
+    unknown = {role: name for role, name in recorded.items() if kind.stores.get(role) != RENAMED_STORES.get(name, name)}
     if unknown:
         names = "、".join(f"{role}={name}" for role, name in unknown.items())
         where = safe_url(str(location)) if kind.name == "postgresql" else location

@@ -68,9 +68,7 @@ class SentenceStore(FaissStore):
         """{chunk id: its sentence ids}, rebuilt after a change."""
         cached = getattr(self, "_chunks", None)
         if cached is None:
-            import faiss
-
-            ids = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
+            ids = np.sort(self.ids())
             groups = np.split(ids, np.flatnonzero(np.diff(ids // STRIDE)) + 1) if len(ids) else []
             cached = self._chunks = {int(g[0] // STRIDE): g for g in groups}
         return cached

@@ -7,23 +7,16 @@ test runs against every store in ``STORES``.
 
 from __future__ import annotations
 
-import json
 import logging
+import threading
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from index.keywords import BM25Store, unlinked
+
 log = logging.getLogger(__name__)
-
-
-def _bm25s():
-    """bm25s, imported when first needed; it sets its own logger to DEBUG on import (a line per
-    index build in every log), so its level is put back to WARNING."""
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
 
 
 class Store(Protocol):
@@ -44,13 +37,33 @@ APPROX_THRESHOLD = 50_000  # vectors; above it exact search passes ~10 ms per qu
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 
 
+def members(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are in ``sorted_set`` (sorted, unique): ``np.isin`` without sorting both."""
+    if len(sorted_set) == 0 or len(values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[at] == values
+
+
+def _no_vectors(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+
+
 class FaissStore:
     """Inner-product search over L2-normalised vectors (cosine similarity).
 
-    The exact index (``IndexIDMap2`` over ``IndexFlatIP``) always holds every vector: filtered
-    searches, deletions and re-scoring use it. Above ``approx_threshold`` vectors an HNSW graph
-    is built beside it and answers unfiltered searches; vectors deleted later stay in the graph
-    but are skipped, and the graph is rebuilt when a fifth of it is stale.
+    The exact index (``IndexIDMap2`` over ``IndexFlatIP``) holds every vector: filtered searches
+    and re-scoring use it. Above ``approx_threshold`` vectors an HNSW graph is built beside it
+    and answers unfiltered searches; vectors added later are searched exactly beside it, vectors
+    deleted later stay in the graph but are skipped, and the graph is rebuilt when those pass a
+    fifth of it.
+
+    On disk a change is written as a change: ``FILE`` holds the vectors as they were when it was
+    last written (the base, its ids beside it), ``*.delta*.npy`` the vectors added since and
+    ``*.deleted.npy`` the base's ids deleted (or given new vectors) since; the graph's file is
+    written only when the graph is rebuilt. Once the delta and the deletions pass a fifth of the
+    base, the base is written anew. Nothing large is read until a search needs it, so adding one
+    document to a large index reads and writes little.
     """
 
     name = "faiss"
@@ -59,16 +72,75 @@ class FaissStore:
     STALE_FILE = "vectors.hnsw-stale.npy"
 
     def __init__(self, dim: int, *, approx_threshold: int = APPROX_THRESHOLD):
+        self.dim = dim
+        self.approx_threshold = approx_threshold
+        self._flat = None  # the exact index once read (IndexIDMap2 over IndexFlatIP)
+        self._base_file: Path | None = None  # the base on disk, not read yet
+        self._base_ids = np.zeros(0, np.int64)  # sorted ids of the base
+        self._replaced = np.zeros(0, np.int64)  # sorted base ids deleted or given new vectors since
+        self._delta = _no_vectors(dim)  # (ids, vectors) added since the base
+        self._base_saved = False  # the base is the folder's file
+        self._graph = None  # IndexIDMap over IndexHNSWFlat, or None
+        self._graph_file: Path | None = None  # the graph on disk, read when a search first needs it
+        self._graph_written = False
+        self._graph_size = 0
+        self._stale: set[int] = set()  # in the graph, but deleted (or replaced) since
+        self._outside = _no_vectors(dim)  # added since the graph was built
+
+    # --- what is held, read lazily ---
+
+    @property
+    def index(self):
+        """The exact index of every vector, read from disk the first time it is needed."""
+        if self._flat is None:
+            with _GRAPH_LOADING:
+                if self._flat is None:
+                    self._flat = self._read_flat()
+        return self._flat
+
+    def _read_flat(self):
         import faiss
 
-        self.dim = dim
-        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        self.approx_threshold = approx_threshold
-        self.hnsw = None  # IndexIDMap over IndexHNSWFlat, or None
-        self._stale: set[int] = set()
+        if self._base_file is None:
+            flat = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        else:
+            flat = faiss.read_index(str(self._base_file))
+            if len(self._replaced):
+                flat.remove_ids(self._replaced)
+        if len(self._delta[0]):
+            flat.add_with_ids(self._delta[1], self._delta[0])
+        return flat
+
+    @property
+    def hnsw(self):
+        """The HNSW graph, read from disk the first time a search needs it: a writer adding one
+        document never reads it (a gigabyte on the whole law corpus)."""
+        if self._graph is None and self._graph_file is not None:
+            import faiss
+
+            with _GRAPH_LOADING:
+                if self._graph is None:
+                    self._graph = faiss.read_index(str(self._graph_file))
+        return self._graph
+
+    @hnsw.setter
+    def hnsw(self, graph) -> None:
+        self._graph, self._graph_file = graph, None
+
+    def _has_graph(self) -> bool:
+        return self._graph is not None or self._graph_file is not None
+
+    def _file(self, suffix: str) -> str:
+        return self.FILE.replace(".faiss", suffix)
+
+    def ids(self) -> np.ndarray:
+        """Every id held: the base's not replaced, then those added since."""
+        return np.concatenate([self._base_ids[~members(self._base_ids, self._replaced)], self._delta[0]])
 
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return len(self._base_ids) - len(self._replaced) + len(self._delta[0])
+
+    # --- changes ---
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -76,15 +148,27 @@ class FaissStore:
             raise ValueError(f"vectors of shape {vectors.shape} do not fit an index of dimension {self.dim}")
         if len(ids):
             ids = np.asarray(ids, dtype=np.int64)
-            self.index.add_with_ids(vectors, ids)
-            if self.hnsw is not None:
-                self.hnsw.add_with_ids(vectors, ids)
+            self.delete(ids)  # an id given again replaces its vector
+            self._delta = (np.concatenate([self._delta[0], ids]), np.concatenate([self._delta[1], vectors]))
+            if self._flat is not None:
+                self._flat.add_with_ids(vectors, ids)
+            if self._has_graph():
+                self._outside = (np.concatenate([self._outside[0], ids]), np.concatenate([self._outside[1], vectors]))
 
     def delete(self, ids: np.ndarray) -> None:
-        if len(ids):
-            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
-            if self.hnsw is not None:
-                self._stale.update(int(i) for i in ids)
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        in_base = ids[members(ids, self._base_ids) & ~members(ids, self._replaced)]
+        in_delta = members(self._delta[0], ids)
+        if not len(in_base) and not in_delta.any():
+            return
+        if self._flat is not None:
+            self._flat.remove_ids(np.concatenate([in_base, self._delta[0][in_delta]]))
+        self._replaced = np.union1d(self._replaced, in_base)
+        self._delta = (self._delta[0][~in_delta], self._delta[1][~in_delta])
+        if self._has_graph():
+            outside = members(self._outside[0], ids)
+            self._stale.update(int(i) for i in ids[~members(ids, np.sort(self._outside[0]))])
+            self._outside = (self._outside[0][~outside], self._outside[1][~outside])
 
     def _build_hnsw(self) -> None:
         import faiss
@@ -95,15 +179,18 @@ class FaissStore:
         graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         self.hnsw = faiss.IndexIDMap(graph)
         self.hnsw.add_with_ids(vectors, ids)
-        self._stale = set()
+        self._stale, self._graph_written, self._graph_size = set(), False, len(ids)
+        self._outside = _no_vectors(self.dim)
 
     def refresh_approximate(self) -> None:
-        """Build, rebuild or drop the HNSW graph as the size and stale share require."""
+        """Build, rebuild or drop the HNSW graph as the size and the share of changes since require."""
         if len(self) < self.approx_threshold:
-            self.hnsw, self._stale = None, set()
-        elif self.hnsw is None or len(self._stale) > 0.2 * max(1, self.hnsw.ntotal):
+            self.hnsw, self._stale, self._outside = None, set(), _no_vectors(self.dim)
+        elif not self._has_graph() or len(self._stale) + len(self._outside[0]) > 0.2 * max(1, self._graph_size):
             log.info("building the HNSW graph over %d vectors", len(self))
             self._build_hnsw()
+
+    # --- search ---
 
     def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None, *,
                exact: bool = False) -> list[tuple[int, float]]:
@@ -112,12 +199,14 @@ class FaissStore:
         if len(self) == 0 or k <= 0:
             return []
         query = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
-        if self.hnsw is not None and allowed is None and not exact:
+        if self._has_graph() and allowed is None and not exact:
             fetch = min(k + len(self._stale), int(self.hnsw.ntotal))
             scores, ids = self.hnsw.search(query, fetch, params=faiss.SearchParametersHNSW(efSearch=max(
                 HNSW_EF_SEARCH, fetch)))
             hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and int(i) not in self._stale]
-            return hits[:k]
+            added = self._outside[1] @ query[0]
+            hits += [(int(i), float(s)) for i, s in zip(self._outside[0], added)]
+            return sorted(hits, key=lambda h: (-h[1], h[0]))[:k]
         params = None
         if allowed is not None:
             if len(allowed) == 0:
@@ -130,168 +219,116 @@ class FaissStore:
         """The inner product of ``vector`` with the stored vectors of ``ids`` (exact)."""
         return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64)) @ np.asarray(vector, dtype=np.float32)
 
+    # --- on disk ---
+
     def save(self, folder: Path) -> None:
         import faiss
 
         folder = Path(folder)
-        faiss.write_index(self.index, str(folder / self.FILE))
+        changed = len(self._delta[0]) + len(self._replaced)
+        if not self._base_saved or changed > 0.2 * max(1, len(self._base_ids)):
+            faiss.write_index(self.index, str(unlinked(folder / self.FILE)))
+            self._base_ids = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
+            np.save(unlinked(folder / self._file(".ids.npy")), self._base_ids)
+            self._replaced, self._delta = np.zeros(0, np.int64), _no_vectors(self.dim)
+            self._base_file, self._base_saved = folder / self.FILE, True
+        elif not (folder / self._file(".ids.npy")).exists():  # a base written before its ids were kept apart
+            np.save(folder / self._file(".ids.npy"), self._base_ids)
+        for suffix, values in ((".delta-ids.npy", self._delta[0]), (".delta.npy", self._delta[1]),
+                               (".deleted.npy", self._replaced)):
+            if len(values):
+                np.save(unlinked(folder / self._file(suffix)), values)
+            else:
+                (folder / self._file(suffix)).unlink(missing_ok=True)
         self.refresh_approximate()
-        if self.hnsw is not None:
-            faiss.write_index(self.hnsw, str(folder / self.HNSW_FILE))
-            np.save(folder / self.STALE_FILE, np.asarray(sorted(self._stale), dtype=np.int64))
-        else:
-            for name in (self.HNSW_FILE, self.STALE_FILE):
-                (folder / name).unlink(missing_ok=True)
+        self._save_graph(folder)
+
+    def _save_graph(self, folder: Path) -> None:
+        import faiss
+
+        files = (folder / self.HNSW_FILE, folder / self._file(".hnsw-ids.npy"), folder / self.STALE_FILE)
+        if not self._has_graph():
+            for path in files:
+                path.unlink(missing_ok=True)
+            return
+        if not self._graph_written or not all(path.exists() for path in files[:2]):
+            faiss.write_index(self.hnsw, str(unlinked(files[0])))
+            np.save(unlinked(files[1]), np.sort(faiss.vector_to_array(self.hnsw.id_map).astype(np.int64)))
+            self._graph_written = True
+        np.save(unlinked(files[2]), np.asarray(sorted(self._stale), dtype=np.int64))
 
     @classmethod
-    def load(cls, folder: Path) -> "FaissStore":
+    def load(cls, folder: Path, *, lazy: bool = False) -> "FaissStore":
+        """The store in ``folder``; with ``lazy``, its base and graph are read when first needed
+        (only for a folder no one else replaces meanwhile: a writer's staging copy)."""
         import faiss
 
         folder = Path(folder)
-        index = faiss.read_index(str(folder / cls.FILE))
-        store = cls.__new__(cls)
-        store.dim = index.d
-        store.index = index
-        store.approx_threshold = APPROX_THRESHOLD
-        store.hnsw, store._stale = None, set()
+        probe = cls(1)
+        ids_file = folder / probe._file(".ids.npy")
+        if ids_file.exists():  # the dimension from the header alone: the file is read when needed
+            store = cls(_flat_dimension(folder / cls.FILE))
+            store._base_file, store._base_ids = folder / cls.FILE, np.load(ids_file)
+        else:  # written before the ids were kept beside it: read it now
+            flat = faiss.read_index(str(folder / cls.FILE))
+            store = cls(flat.d)
+            store._flat, store._base_file = flat, folder / cls.FILE
+            store._base_ids = np.sort(faiss.vector_to_array(flat.id_map).astype(np.int64))
+        store._base_saved = True
+        if (folder / store._file(".deleted.npy")).exists():
+            store._replaced = np.load(folder / store._file(".deleted.npy"))
+            if store._flat is not None:
+                store._flat.remove_ids(store._replaced)
+        if (folder / store._file(".delta-ids.npy")).exists():
+            store._delta = (np.load(folder / store._file(".delta-ids.npy")), np.load(folder / store._file(".delta.npy")))
+            if store._flat is not None:
+                store._flat.add_with_ids(store._delta[1], store._delta[0])
         if (folder / cls.HNSW_FILE).exists():
-            store.hnsw = faiss.read_index(str(folder / cls.HNSW_FILE))
-            store._stale = set(np.load(folder / cls.STALE_FILE).tolist())
+            store._load_graph(folder)
+        if not lazy:
+            store.read_all()
         return store
 
+    def read_all(self) -> None:
+        """Read now what would be read when first needed (the base and the graph)."""
+        flat = self.index
+        graph = self.hnsw
+        log.debug("read %d vectors%s", flat.ntotal, f" and a graph of {graph.ntotal}" if graph is not None else "")
 
-class BM25Store:
-    """BM25 (bm25s) over pre-tokenised chunks.
+    def _load_graph(self, folder: Path) -> None:
+        """The graph's file (read later, or now for an index written before its ids were saved
+        apart), what was deleted from it and the vectors added since it was built."""
+        import faiss
 
-    IDF depends on the whole collection, so a change rebuilds the matrix from
-    the stored tokens (seconds even for a large corpus); queries never rebuild.
-    """
+        ids_file = folder / self._file(".hnsw-ids.npy")
+        if ids_file.exists():
+            self._graph_file, in_graph = folder / self.HNSW_FILE, np.load(ids_file)
+        else:
+            self.hnsw = faiss.read_index(str(folder / self.HNSW_FILE))
+            in_graph = np.sort(faiss.vector_to_array(self.hnsw.id_map).astype(np.int64))
+        self._graph_written, self._graph_size = True, len(in_graph)
+        self._stale = set(np.load(folder / self.STALE_FILE).tolist())
+        ids = self.ids()
+        outside = ids[~members(ids, in_graph) | members(ids, np.asarray(sorted(self._stale), dtype=np.int64))]
+        in_delta = members(outside, np.sort(self._delta[0]))
+        if in_delta.all():  # the usual case: what was added since the graph is the delta
+            order = {int(i): n for n, i in enumerate(self._delta[0])}
+            vectors = self._delta[1][[order[int(i)] for i in outside]] if len(outside) else self._delta[1][:0]
+        else:
+            vectors = self.index.reconstruct_batch(outside)
+        self._outside = (outside, np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
 
-    name = "bm25"
-    DIR = "bm25"
 
-    def __init__(self) -> None:
-        self._tokens: dict[int, str] | None = {}  # id -> space-joined tokens; None: not read yet
-        self._tokens_file: Path | None = None
-        self._retriever = None
-        self._ids = np.zeros(0, dtype=np.int64)
-        self._dirty = False
+def _flat_dimension(path: Path) -> int:
+    """The dimension of a faiss ``IndexIDMap2`` file, from its header: the map's fourcc, then its
+    dimension (int32)."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head[:4] != b"IxM2":
+        raise ValueError(f"{path.name}: not a faiss IndexIDMap2")
+    return int(np.frombuffer(head[4:8], dtype=np.int32)[0])
 
-    def __len__(self) -> int:
-        return len(self._tokens) if self._tokens is not None else len(self._ids)
 
-    def _all_tokens(self) -> dict[int, str]:
-        """The stored tokens, read from disk only when a change needs them (search does not)."""
-        if self._tokens is None:
-            self._tokens = {}
-            with open(self._tokens_file, encoding="utf-8") as fh:
-                for line in fh:
-                    i, tokens = json.loads(line)
-                    self._tokens[i] = tokens
-        return self._tokens
-
-    def add(self, ids: np.ndarray, token_lists) -> None:
-        tokens = self._all_tokens()
-        for i, words in zip(ids, token_lists):
-            tokens[int(i)] = " ".join(words)
-        self._dirty = True
-
-    def delete(self, ids: np.ndarray) -> None:
-        tokens = self._all_tokens()
-        for i in ids:
-            tokens.pop(int(i), None)
-        self._dirty = True
-
-    def _rebuild(self) -> None:
-        bm25s = _bm25s()
-
-        tokens = self._all_tokens()
-        self._ids = np.asarray(sorted(tokens), dtype=np.int64)
-        self._retriever = None
-        if len(self._ids):
-            retriever = bm25s.BM25()
-            # An empty token list would be dropped by bm25s; keep positions aligned.
-            corpus = [tokens[int(i)].split() or ["\u2205"] for i in self._ids]
-            retriever.index(corpus, show_progress=False)
-            self._retriever = retriever
-        self._dirty = False
-
-    def vocabulary(self) -> set[str] | dict:
-        """Every token of the indexed chunks (for checking a question's words)."""
-        if self._dirty:
-            self._rebuild()
-        return self._retriever.vocab_dict if self._retriever is not None else set()
-
-    def scores(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, BM25 score of every chunk) for a tokenised query."""
-        if self._dirty:
-            self._rebuild()
-        if self._retriever is None or not tokens:
-            return self._ids, np.zeros(len(self._ids), dtype=np.float32)
-        vocab = self._retriever.vocab_dict
-        known = [t for t in tokens if t in vocab]
-        if not known:
-            return self._ids, np.zeros(len(self._ids), dtype=np.float32)
-        return self._ids, np.asarray(self._retriever.get_scores(known), dtype=np.float32)
-
-    def document_frequencies(self, tokens: list[str]) -> tuple[dict[str, int], int]:
-        """({token: number of chunks holding it}, number of chunks) for the tokens this index knows."""
-        if self._dirty:
-            self._rebuild()
-        if self._retriever is None:
-            return {}, 0
-        vocab, indptr = self._retriever.vocab_dict, self._retriever.scores["indptr"]
-        freqs = {t: int(indptr[vocab[t] + 1] - indptr[vocab[t]]) for t in dict.fromkeys(tokens) if t in vocab}
-        return freqs, int(self._retriever.scores.get("num_docs", len(self._ids)))
-
-    def weighted_scores(self, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, Σ weight × BM25 score of the token) over every chunk: a query whose terms count
-        differently (expansion terms less than the question's own)."""
-        ids, total = self._ids, np.zeros(len(self._ids), dtype=np.float32)
-        for token, weight in weights.items():
-            if weight:
-                _, part = self.scores([token])
-                total += np.float32(weight) * part
-        return ids, total
-
-    def search(self, tokens: list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        ids, scores = self.scores(tokens)
-        if allowed is not None:
-            mask = np.isin(ids, allowed)
-            ids, scores = ids[mask], scores[mask]
-        positive = scores > 0
-        ids, scores = ids[positive], scores[positive]
-        if len(ids) == 0 or k <= 0:
-            return []
-        top = np.argpartition(-scores, min(k, len(ids)) - 1)[:k] if len(ids) > k else np.arange(len(ids))
-        top = top[np.lexsort((ids[top], -scores[top]))]
-        return [(int(ids[i]), float(scores[i])) for i in top]
-
-    def save(self, folder: Path) -> None:
-        if self._dirty:
-            self._rebuild()
-        target = Path(folder) / self.DIR
-        target.mkdir(parents=True, exist_ok=True)
-        tokens = self._all_tokens()
-        with open(target / "tokens.jsonl", "w", encoding="utf-8") as fh:
-            for i in self._ids:
-                fh.write(json.dumps([int(i), tokens[int(i)]], ensure_ascii=False) + "\n")
-        np.save(target / "ids.npy", self._ids)
-        if self._retriever is not None:
-            self._retriever.save(str(target / "bm25s"))
-
-    @classmethod
-    def load(cls, folder: Path) -> "BM25Store":
-        bm25s = _bm25s()
-
-        target = Path(folder) / cls.DIR
-        store = cls()
-        store._tokens = None
-        store._tokens_file = target / "tokens.jsonl"
-        store._ids = np.load(target / "ids.npy")
-        if (target / "bm25s").exists():
-            store._retriever = bm25s.BM25.load(str(target / "bm25s"))
-        return store
-
+_GRAPH_LOADING = threading.Lock()
 
 STORES = {"faiss": FaissStore, "bm25": BM25Store}

@@ -104,15 +104,15 @@ DAMAGES = {
     "truncated-faiss": ("vectors.faiss", truncate),
     "corrupt-sqlite": ("store.sqlite", overwrite_middle),
     "half-sqlite": ("store.sqlite", truncate),
-    "damaged-bm25": ("bm25/bm25s/data.csc.index.npy", overwrite_middle),
+    "damaged-bm25": ("bm25/base.rows.npy", overwrite_middle),
 }
 
 
 def test_the_pristine_index_opens_and_records_digests(pristine):
     manifest = json.loads((pristine / "manifest.json").read_text(encoding="utf-8"))
     files = manifest["files"]
-    assert {"store.sqlite", "vectors.faiss", "bm25/ids.npy", "bm25/tokens.jsonl",
-            "bm25/bm25s/data.csc.index.npy"} <= set(files)
+    assert {"store.sqlite", "vectors.faiss", "vectors.ids.npy", "bm25/base.ids.npy", "bm25/base.terms.json",
+            "bm25/base.rows.npy"} <= set(files)
     for rel, info in files.items():
         assert (pristine / rel).stat().st_size == info["size"] and len(info["sha256"]) == 64
     assert search(pristine)[0][0].startswith(TOP_CLAUSE)
@@ -152,10 +152,10 @@ def test_the_rebuild_command_in_the_message_repairs_the_index(index_copy):
 
 def test_the_message_names_files_a_rebuild_does_not_bring_back(index_copy):
     update_index(index_copy, add=[(load_document(NEW_LAW), "added")], embedder=HashEmbedder())
-    overwrite_middle(index_copy / "bm25" / "tokens.jsonl")
+    overwrite_middle(index_copy / "bm25" / "base.terms.json")
     with pytest.raises(IndexDamaged) as err:
         KnowledgeIndex.open(index_copy, embedder=HashEmbedder())
-    assert err.value.file == "bm25/tokens.jsonl"
+    assert err.value.file == "bm25/base.terms.json"
     assert err.value.user_message.endswith("另有 1 个文件是用 ipqa docs add 单独加入的，重建后请重新加入")
 
 
@@ -192,7 +192,7 @@ def test_index_written_without_digests_still_opens_and_gets_them_on_update(index
 
 
 @pytest.mark.parametrize("file, harm", [("vectors.faiss", truncate), ("store.sqlite", overwrite_middle),
-                                        ("bm25/ids.npy", truncate)])
+                                        ("bm25/base.ids.npy", truncate)])
 def test_index_without_digests_still_refuses_unreadable_files(index_copy, file, harm):
     """Without digests the loaders' own errors (faiss, SQLite quick_check, numpy) are caught."""
     manifest_path = index_copy / "manifest.json"

@@ -194,14 +194,14 @@ def test_build_writes_manifest_and_layout(built, policies):
     assert sorted(report.added) == sorted(policies)
     manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["format_version"] == 2
-    assert manifest["store"] == {"catalog": "sqlite", "vectors": "faiss", "keywords": "bm25s"}
+    assert manifest["store"] == {"catalog": "sqlite", "vectors": "faiss", "keywords": "bm25-segments"}
     assert manifest["embedder"] == {"name": "hash-bigram-256", "dim": 256}
     assert manifest["chunker"]["max_chars"] == 400
     assert len(manifest["dictionary_hash"]) == 16
     assert manifest["documents"]["wuhai-2022"]["content_hash"] == policies["wuhai-2022"].content_hash
     assert manifest["counts"]["chunks"] == report.chunks_embedded
     assert manifest["chunker"]["sentences"] is True and manifest["chunker"]["chunk_vector"] == "embed"
-    for name in ["store.sqlite", "vectors.faiss", "sentences.faiss", "bm25/tokens.jsonl", "manifest.json"]:
+    for name in ["store.sqlite", "vectors.faiss", "vectors.ids.npy", "sentences.faiss", "bm25/base.terms.json", "manifest.json"]:
         assert (index_dir / name).exists()
     assert not list(index_dir.parent.glob(".index.ipqa-*"))
 
