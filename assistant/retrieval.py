@@ -126,16 +126,14 @@ def _with_articles(ix: KnowledgeIndex, u: Understanding, ranked: list[tuple[int,
     if not u.articles:
         return ranked
     docs = list(u.doc_ids) or scope or [d.doc_id for d in ix.documents()]
-    wanted: list[int] = []
-    for ref in u.articles:
-        wanted.extend(c for c in ix.article_chunk_ids(docs, ref.number) if c not in wanted)
+    wanted = list(dict.fromkeys(c for ref in u.articles for c in ix.article_chunk_ids(docs, ref.number)))
     if not wanted:
         return ranked
     # Among several laws with that article number, keep the retrieval order.
     position = {cid: i for i, (cid, _) in enumerate(ranked)}
     wanted.sort(key=lambda c: position.get(c, len(position)))
-    head = [(c, settings.article_score) for c in wanted]
-    return head + [(c, s) for c, s in ranked if c not in set(wanted)]
+    head, named = [(c, settings.article_score) for c in wanted], set(wanted)
+    return head + [(c, s) for c, s in ranked if c not in named]
 
 
 def _spread_over_documents(ranked: list[tuple[int, float]], chunks: dict) -> list[tuple[int, float]]:

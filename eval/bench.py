@@ -180,7 +180,8 @@ def _approximate(index, questions: list[str]) -> dict:
 
     exact = index.vectors
     graph = FaissStore(exact.dim, approx_threshold=0)
-    graph.index = exact.index
+    ids = exact.ids()
+    graph.add(ids, exact.index.reconstruct_batch(ids))
     t = time.perf_counter()
     graph._build_hnsw()
     build = time.perf_counter() - t
@@ -331,9 +332,10 @@ VECTOR_SIZES = [10_000, 50_000, 100_000, 200_000]
 
 
 def _child(stage: str, **kwargs) -> dict:
-    """Run one stage in a fresh Python process and return its figures."""
+    """Run one stage in a fresh Python process and return its figures (its arguments go through
+    stdin: the whole corpus's file list is longer than a command line may be)."""
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run([sys.executable, "-m", "eval.bench", stage, json.dumps(kwargs, ensure_ascii=False)],
+    proc = subprocess.run([sys.executable, "-m", "eval.bench", stage, "-"], input=json.dumps(kwargs, ensure_ascii=False),
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"bench stage {stage} failed:\n{proc.stderr[-3000:]}")
@@ -540,5 +542,5 @@ def _write(result: dict, out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    stage, kwargs = sys.argv[1], json.loads(sys.argv[2])
+    stage, kwargs = sys.argv[1], json.loads(sys.stdin.read() if sys.argv[2] == "-" else sys.argv[2])
     print(json.dumps(STAGES[stage](**kwargs), ensure_ascii=False))

@@ -184,14 +184,14 @@ class Catalog:
         return out
 
     def article_chunk_ids(self, doc_ids: Iterable[str], number: str) -> list[int]:
-        """Chunks of the clauses numbered ``number`` (第42条) in these documents, in document order."""
-        out: list[int] = []
-        for doc_id in doc_ids:
-            rows = self.db.execute(
-                "SELECT ch.id FROM chunks ch JOIN clauses cl ON cl.clause_id = ch.clause_id "
-                "WHERE cl.doc_id = ? AND cl.number = ? ORDER BY ch.id", (doc_id, number)).fetchall()
-            out.extend(r[0] for r in rows if r[0] not in out)
-        return out
+        """Chunks of the clauses numbered ``number`` (第42条) in these documents, in document order.
+        One query whatever the number of documents (a question naming an article but no law looks
+        in all of them: 3,472 queries, each scanning the chunks, took minutes on the whole corpus)."""
+        order = {d: i for i, d in enumerate(dict.fromkeys(doc_ids))}
+        rows = self.db.execute(
+            "SELECT ch.id, ch.doc_id FROM clauses cl JOIN chunks ch "
+            "ON ch.doc_id = cl.doc_id AND ch.clause_id = cl.clause_id WHERE cl.number = ?", (number,)).fetchall()
+        return [i for i, d in sorted((r for r in rows if r[1] in order), key=lambda r: (order[r[1]], r[0]))]
 
     def clause_chunk_ids(self, clause_ids: Iterable[str]) -> dict[str, list[int]]:
         """{clause id: its chunks' ids} for the clauses this catalog has (a clause id starts with its

@@ -137,6 +137,7 @@ class BM25Store:
         self._base: Segment | None = None
         self._base_written = False  # the base is the one on disk (in the folder it was loaded from)
         self._deltas: list[Segment] = []
+        self._pending: list[tuple[np.ndarray, list]] = []  # added, not yet built into a segment
         self._view = None  # (live ids sorted, per segment: position of each row in them or -1, N, avgdl)
         self._vocabulary: set[str] | None = None
 
@@ -144,7 +145,21 @@ class BM25Store:
         return sum(int(s.live.sum()) for s in self._segments())
 
     def _segments(self) -> list[Segment]:
+        self._flush()
         return ([self._base] if self._base is not None else []) + self._deltas
+
+    def _flush(self) -> None:
+        """Build what was added since the last read into one segment (a corpus added one document
+        at a time is built once, not once per document); an id given again keeps its last row."""
+        if not self._pending:
+            return
+        ids = np.concatenate([p[0] for p in self._pending])
+        tokens = [t for p in self._pending for t in p[1]]
+        self._pending = []
+        last = sorted({int(i): n for n, i in enumerate(ids)}.values())
+        ids, tokens = ids[last], [tokens[n] for n in last]
+        self._mark_deleted(ids)
+        self._deltas.append(Segment.build(ids, tokens))
 
     def _changed(self) -> None:
         self._view = self._vocabulary = None
@@ -152,12 +167,14 @@ class BM25Store:
     def add(self, ids: np.ndarray, token_lists) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids):
-            self.delete(ids)  # an id given again replaces its row
-            self._deltas.append(Segment.build(ids, token_lists))
+            self._pending.append((ids, list(token_lists)))  # an id given again replaces its row
             self._changed()
 
     def delete(self, ids: np.ndarray) -> None:
-        ids = np.asarray(ids, dtype=np.int64)
+        self._flush()
+        self._mark_deleted(np.asarray(ids, dtype=np.int64))
+
+    def _mark_deleted(self, ids: np.ndarray) -> None:
         if len(ids):
             for seg in self._segments():
                 seg.live &= ~np.isin(seg.ids, ids)
@@ -254,6 +271,7 @@ class BM25Store:
     def save(self, folder: Path) -> None:
         target = Path(folder) / self.DIR
         target.mkdir(parents=True, exist_ok=True)
+        self._flush()
         base = self._base
         pending = sum(int(s.live.sum()) for s in self._deltas)
         deleted = 0 if base is None else int((~base.live).sum())

@@ -45,8 +45,51 @@ def members(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     return sorted_set[at] == values
 
 
-def _no_vectors(dim: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+class _Rows:
+    """Vectors and their ids appended in parts and joined when read: adding a corpus one document
+    at a time must not copy everything added before at each step."""
+
+    def __init__(self, dim: int, ids: np.ndarray | None = None, vectors: np.ndarray | None = None):
+        self.dim = dim
+        self._parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self._held: set[int] = set()
+        if ids is not None and len(ids):
+            self.append(np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32).reshape(-1, dim))
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def append(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._parts.append((ids, vectors))
+        self._held.update(ids.tolist())
+
+    def _joined(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self._parts) != 1:
+            joined = (np.concatenate([p[0] for p in self._parts]) if self._parts else np.zeros(0, np.int64),
+                      np.concatenate([p[1] for p in self._parts]) if self._parts else np.zeros((0, self.dim), np.float32))
+            self._parts = [joined]
+        return self._parts[0]
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._joined()[0]
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._joined()[1]
+
+    def holds(self, ids: np.ndarray) -> np.ndarray:
+        return np.fromiter((int(i) in self._held for i in ids), dtype=bool, count=len(ids))
+
+    def drop(self, ids: np.ndarray) -> np.ndarray:
+        """Remove ``ids``; the ids removed."""
+        if not len(self._held) or not self.holds(ids).any():
+            return np.zeros(0, np.int64)
+        held, vectors = self._joined()
+        gone = members(held, np.unique(ids))
+        self._parts = [(held[~gone], vectors[~gone])]
+        self._held.difference_update(held[gone].tolist())
+        return held[gone]
 
 
 class FaissStore:
@@ -78,14 +121,14 @@ class FaissStore:
         self._base_file: Path | None = None  # the base on disk, not read yet
         self._base_ids = np.zeros(0, np.int64)  # sorted ids of the base
         self._replaced = np.zeros(0, np.int64)  # sorted base ids deleted or given new vectors since
-        self._delta = _no_vectors(dim)  # (ids, vectors) added since the base
+        self._delta = _Rows(dim)  # added since the base
         self._base_saved = False  # the base is the folder's file
         self._graph = None  # IndexIDMap over IndexHNSWFlat, or None
         self._graph_file: Path | None = None  # the graph on disk, read when a search first needs it
         self._graph_written = False
         self._graph_size = 0
         self._stale: set[int] = set()  # in the graph, but deleted (or replaced) since
-        self._outside = _no_vectors(dim)  # added since the graph was built
+        self._outside = _Rows(dim)  # added since the graph was built
 
     # --- what is held, read lazily ---
 
@@ -107,8 +150,8 @@ class FaissStore:
             flat = faiss.read_index(str(self._base_file))
             if len(self._replaced):
                 flat.remove_ids(self._replaced)
-        if len(self._delta[0]):
-            flat.add_with_ids(self._delta[1], self._delta[0])
+        if len(self._delta):
+            flat.add_with_ids(self._delta.vectors, self._delta.ids)
         return flat
 
     @property
@@ -135,10 +178,10 @@ class FaissStore:
 
     def ids(self) -> np.ndarray:
         """Every id held: the base's not replaced, then those added since."""
-        return np.concatenate([self._base_ids[~members(self._base_ids, self._replaced)], self._delta[0]])
+        return np.concatenate([self._base_ids[~members(self._base_ids, self._replaced)], self._delta.ids])
 
     def __len__(self) -> int:
-        return len(self._base_ids) - len(self._replaced) + len(self._delta[0])
+        return len(self._base_ids) - len(self._replaced) + len(self._delta)
 
     # --- changes ---
 
@@ -148,27 +191,28 @@ class FaissStore:
             raise ValueError(f"vectors of shape {vectors.shape} do not fit an index of dimension {self.dim}")
         if len(ids):
             ids = np.asarray(ids, dtype=np.int64)
-            self.delete(ids)  # an id given again replaces its vector
-            self._delta = (np.concatenate([self._delta[0], ids]), np.concatenate([self._delta[1], vectors]))
+            again = self._delta.holds(ids) | (members(ids, self._base_ids) & ~members(ids, self._replaced))
+            if again.any():
+                self.delete(ids[again])  # an id given again replaces its vector
+            self._delta.append(ids, vectors)
             if self._flat is not None:
                 self._flat.add_with_ids(vectors, ids)
             if self._has_graph():
-                self._outside = (np.concatenate([self._outside[0], ids]), np.concatenate([self._outside[1], vectors]))
+                self._outside.append(ids, vectors)
 
     def delete(self, ids: np.ndarray) -> None:
         ids = np.unique(np.asarray(ids, dtype=np.int64))
         in_base = ids[members(ids, self._base_ids) & ~members(ids, self._replaced)]
-        in_delta = members(self._delta[0], ids)
-        if not len(in_base) and not in_delta.any():
+        from_delta = self._delta.drop(ids)
+        if not len(in_base) and not len(from_delta):
             return
         if self._flat is not None:
-            self._flat.remove_ids(np.concatenate([in_base, self._delta[0][in_delta]]))
+            self._flat.remove_ids(np.concatenate([in_base, from_delta]))
         self._replaced = np.union1d(self._replaced, in_base)
-        self._delta = (self._delta[0][~in_delta], self._delta[1][~in_delta])
         if self._has_graph():
-            outside = members(self._outside[0], ids)
-            self._stale.update(int(i) for i in ids[~members(ids, np.sort(self._outside[0]))])
-            self._outside = (self._outside[0][~outside], self._outside[1][~outside])
+            in_graph = ids[~self._outside.holds(ids)]
+            self._outside.drop(ids)
+            self._stale.update(in_graph.tolist())
 
     def _build_hnsw(self) -> None:
         import faiss
@@ -180,13 +224,13 @@ class FaissStore:
         self.hnsw = faiss.IndexIDMap(graph)
         self.hnsw.add_with_ids(vectors, ids)
         self._stale, self._graph_written, self._graph_size = set(), False, len(ids)
-        self._outside = _no_vectors(self.dim)
+        self._outside = _Rows(self.dim)
 
     def refresh_approximate(self) -> None:
         """Build, rebuild or drop the HNSW graph as the size and the share of changes since require."""
         if len(self) < self.approx_threshold:
-            self.hnsw, self._stale, self._outside = None, set(), _no_vectors(self.dim)
-        elif not self._has_graph() or len(self._stale) + len(self._outside[0]) > 0.2 * max(1, self._graph_size):
+            self.hnsw, self._stale, self._outside = None, set(), _Rows(self.dim)
+        elif not self._has_graph() or len(self._stale) + len(self._outside) > 0.2 * max(1, self._graph_size):
             log.info("building the HNSW graph over %d vectors", len(self))
             self._build_hnsw()
 
@@ -204,8 +248,8 @@ class FaissStore:
             scores, ids = self.hnsw.search(query, fetch, params=faiss.SearchParametersHNSW(efSearch=max(
                 HNSW_EF_SEARCH, fetch)))
             hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and int(i) not in self._stale]
-            added = self._outside[1] @ query[0]
-            hits += [(int(i), float(s)) for i, s in zip(self._outside[0], added)]
+            added = self._outside.vectors @ query[0]
+            hits += [(int(i), float(s)) for i, s in zip(self._outside.ids, added)]
             return sorted(hits, key=lambda h: (-h[1], h[0]))[:k]
         params = None
         if allowed is not None:
@@ -225,16 +269,16 @@ class FaissStore:
         import faiss
 
         folder = Path(folder)
-        changed = len(self._delta[0]) + len(self._replaced)
+        changed = len(self._delta) + len(self._replaced)
         if not self._base_saved or changed > 0.2 * max(1, len(self._base_ids)):
             faiss.write_index(self.index, str(unlinked(folder / self.FILE)))
             self._base_ids = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
             np.save(unlinked(folder / self._file(".ids.npy")), self._base_ids)
-            self._replaced, self._delta = np.zeros(0, np.int64), _no_vectors(self.dim)
+            self._replaced, self._delta = np.zeros(0, np.int64), _Rows(self.dim)
             self._base_file, self._base_saved = folder / self.FILE, True
         elif not (folder / self._file(".ids.npy")).exists():  # a base written before its ids were kept apart
             np.save(folder / self._file(".ids.npy"), self._base_ids)
-        for suffix, values in ((".delta-ids.npy", self._delta[0]), (".delta.npy", self._delta[1]),
+        for suffix, values in ((".delta-ids.npy", self._delta.ids), (".delta.npy", self._delta.vectors),
                                (".deleted.npy", self._replaced)):
             if len(values):
                 np.save(unlinked(folder / self._file(suffix)), values)
@@ -280,9 +324,10 @@ class FaissStore:
             if store._flat is not None:
                 store._flat.remove_ids(store._replaced)
         if (folder / store._file(".delta-ids.npy")).exists():
-            store._delta = (np.load(folder / store._file(".delta-ids.npy")), np.load(folder / store._file(".delta.npy")))
+            store._delta = _Rows(store.dim, np.load(folder / store._file(".delta-ids.npy")),
+                                 np.load(folder / store._file(".delta.npy")))
             if store._flat is not None:
-                store._flat.add_with_ids(store._delta[1], store._delta[0])
+                store._flat.add_with_ids(store._delta.vectors, store._delta.ids)
         if (folder / cls.HNSW_FILE).exists():
             store._load_graph(folder)
         if not lazy:
@@ -310,13 +355,12 @@ class FaissStore:
         self._stale = set(np.load(folder / self.STALE_FILE).tolist())
         ids = self.ids()
         outside = ids[~members(ids, in_graph) | members(ids, np.asarray(sorted(self._stale), dtype=np.int64))]
-        in_delta = members(outside, np.sort(self._delta[0]))
-        if in_delta.all():  # the usual case: what was added since the graph is the delta
-            order = {int(i): n for n, i in enumerate(self._delta[0])}
-            vectors = self._delta[1][[order[int(i)] for i in outside]] if len(outside) else self._delta[1][:0]
+        if self._delta.holds(outside).all():  # the usual case: what was added since the graph is the delta
+            order = {int(i): n for n, i in enumerate(self._delta.ids)}
+            vectors = self._delta.vectors[[order[int(i)] for i in outside]]
         else:
             vectors = self.index.reconstruct_batch(outside)
-        self._outside = (outside, np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
+        self._outside = _Rows(self.dim, outside, vectors)
 
 
 def _flat_dimension(path: Path) -> int:
