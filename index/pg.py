@@ -392,14 +392,18 @@ class PgSentences:
         return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 
 
+# Each query word's idf and the length-normalisation constants are computed once per word, in float8
+# (numeric literals such as 0.5 made PostgreSQL compute every posting's term in numeric: 30-50 % slower).
 _BM25_SQL = f"""
 WITH q AS (SELECT token, SUM(weight) AS weight FROM unnest(?::text[], ?::float8[]) AS u(token, weight)
            GROUP BY token),
      stats AS (SELECT (value->>'chunks')::float8 AS n, (value->>'tokens')::float8 / GREATEST(
-               (value->>'chunks')::float8, 1) AS avgdl FROM meta WHERE key = 'stats')
-SELECT p.chunk, SUM(q.weight * ln(1 + (stats.n - t.df + 0.5) / (t.df + 0.5))
-                    * p.tf / ({K1} * ((1 - {B}) + {B} * p.ntokens / stats.avgdl) + p.tf)) AS score
-FROM q JOIN terms t ON t.token = q.token JOIN postings p ON p.token = q.token CROSS JOIN stats
+               (value->>'chunks')::float8, 1) AS avgdl FROM meta WHERE key = 'stats'),
+     w AS (SELECT q.token, q.weight * ln(1 + (stats.n - t.df + 0.5::float8) / (t.df + 0.5::float8)) AS idf,
+                  {K1}::float8 * (1 - {B}::float8) AS k0, {K1}::float8 * {B}::float8 / stats.avgdl AS k1
+           FROM q JOIN terms t ON t.token = q.token CROSS JOIN stats)
+SELECT p.chunk, SUM(w.idf * p.tf / (w.k0 + w.k1 * p.ntokens + p.tf)) AS score
+FROM w JOIN postings p ON p.token = w.token
 """
 
 

@@ -72,10 +72,18 @@ def _state(url: str, conn, embedder: Embedder | None, settings: ChunkerSettings,
     return False, manifest, embedder
 
 
-def _remove(conn, doc_id: str) -> None:
-    conn.execute("UPDATE terms t SET df = t.df - d.n FROM (SELECT p.token, COUNT(*) AS n FROM postings p "
-                 "JOIN chunks c ON c.id = p.chunk WHERE c.doc_id = %s GROUP BY p.token) d WHERE t.token = d.token",
-                 (doc_id,))
+def _remove(conn, doc_id: str, totals: Counter) -> None:
+    """Delete one document; its words' document frequencies and the stored totals go down with it."""
+    clauses = conn.execute("SELECT COUNT(*) FROM clauses WHERE doc_id = %s", (doc_id,)).fetchone()[0]
+    chunks, tokens = conn.execute("SELECT COUNT(*), COALESCE(SUM(ntokens), 0) FROM chunks WHERE doc_id = %s",
+                                  (doc_id,)).fetchone()
+    totals.subtract({"documents": 1, "clauses": clauses, "chunks": chunks, "tokens": tokens})
+    dropped = [token for token, df in conn.execute(
+        "UPDATE terms t SET df = t.df - d.n FROM (SELECT p.token, COUNT(*) AS n FROM postings p "
+        "JOIN chunks c ON c.id = p.chunk WHERE c.doc_id = %s GROUP BY p.token) d WHERE t.token = d.token "
+        "RETURNING t.token, t.df", (doc_id,)).fetchall() if df <= 0]
+    if dropped:  # words no chunk holds any more
+        conn.execute("DELETE FROM terms WHERE token = ANY(%s) AND df <= 0", (dropped,))
     conn.execute("DELETE FROM documents WHERE doc_id = %s", (doc_id,))
 
 
@@ -85,11 +93,14 @@ def _copy(cur, table: str, columns: str, rows: Iterable[tuple]) -> None:
             copy.write_row(row)
 
 
-def _add(conn, p: Prepared, df: Counter) -> None:
-    """Insert one prepared document: its rows, vectors and postings (document frequencies into ``df``)."""
+def _add(conn, p: Prepared, df: Counter, totals: Counter) -> None:
+    """Insert one prepared document: its rows, vectors and postings (document frequencies into ``df``,
+    its rows into ``totals``)."""
     conn.execute("INSERT INTO documents VALUES (" + ",".join(["%s"] * 19) + ")", document_row(p.doc, p.origin))
+    clauses = clause_rows(p.doc)
+    totals.update(documents=1, clauses=len(clauses))
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO clauses VALUES (" + ",".join(["%s"] * 13) + ")", clause_rows(p.doc))
+        cur.executemany("INSERT INTO clauses VALUES (" + ",".join(["%s"] * 13) + ")", clauses)
         if not p.chunks:
             return
         cur.execute("SELECT nextval('chunk_ids') FROM generate_series(1, %s)", (len(p.chunks),))
@@ -104,17 +115,33 @@ def _add(conn, p: Prepared, df: Counter) -> None:
               ((t, i, n, sum(c.values())) for i, c in zip(ids, counts) for t, n in c.items()))
     for c in counts:
         df.update(c.keys())
+    totals.update(chunks=len(counts), tokens=sum(sum(c.values()) for c in counts))
 
 
-def _finish(conn, manifest: dict, version: int) -> dict[str, int]:
-    """Refresh the BM25 statistics, the counts and the version; returns the counts."""
-    conn.execute("DELETE FROM terms WHERE df <= 0")
-    chunks, tokens = conn.execute("SELECT COUNT(*), COALESCE(SUM(ntokens), 0) FROM chunks").fetchone()
-    counts = {"documents": conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
-              "clauses": conn.execute("SELECT COUNT(*) FROM clauses").fetchone()[0], "chunks": int(chunks)}
+def _totals(conn, fresh: bool) -> Counter:
+    """The rows the knowledge base holds before this write: kept in ``meta`` and carried by each write,
+    so a write does not count every row of a large knowledge base."""
+    totals: Counter = Counter(dict.fromkeys(("documents", "clauses", "chunks", "tokens"), 0))
+    if fresh:
+        return totals
+    stored = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('manifest', 'stats')").fetchall())
+    counts, stats = stored.get("manifest", {}).get("counts", {}), stored.get("stats", {})
+    if all(k in counts for k in ("documents", "clauses")) and all(k in stats for k in ("chunks", "tokens")):
+        totals.update(documents=counts["documents"], clauses=counts["clauses"], chunks=stats["chunks"],
+                      tokens=stats["tokens"])
+        return totals
+    for key, sql in (("documents", "SELECT COUNT(*) FROM documents"), ("clauses", "SELECT COUNT(*) FROM clauses"),
+                     ("chunks", "SELECT COUNT(*) FROM chunks"), ("tokens", "SELECT COALESCE(SUM(ntokens), 0) FROM chunks")):
+        totals[key] = int(conn.execute(sql).fetchone()[0])
+    return totals
+
+
+def _finish(conn, manifest: dict, version: int, totals: Counter) -> dict[str, int]:
+    """Store the BM25 statistics, the counts and the version; returns the counts."""
+    counts = {k: int(totals[k]) for k in ("documents", "clauses", "chunks")}
     stored = {k: v for k, v in manifest.items() if k not in ("documents", "files", "version")}
     stored.update(counts=counts, updated_at=timestamp(), store=dict(KINDS["postgresql"].stores))
-    for key, value in (("stats", {"chunks": int(chunks), "tokens": int(tokens)}), ("manifest", stored),
+    for key, value in (("stats", {"chunks": counts["chunks"], "tokens": int(totals["tokens"])}), ("manifest", stored),
                        ("version", version)):
         conn.execute("INSERT INTO meta VALUES (%s, %s::jsonb) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                      (key, json.dumps(value, ensure_ascii=False)))
@@ -132,15 +159,16 @@ def _write(conn, plan, items: Sequence[Prepared], manifest: dict, embedder: Embe
         manifest = new_manifest(embedder.name, embedder.dim, settings.as_dict(), timestamp())
     else:
         migrate(conn, SCHEMA, embedder.dim)
+    totals = _totals(conn, fresh)
     for doc_id in plan.to_remove:
-        _remove(conn, doc_id)
+        _remove(conn, doc_id, totals)
     df: Counter = Counter()
     for p in items:
-        _add(conn, p, df)
+        _add(conn, p, df, totals)
     if df:
         conn.execute("INSERT INTO terms SELECT * FROM unnest(%s::text[], %s::int[]) ON CONFLICT (token) "
                      "DO UPDATE SET df = terms.df + EXCLUDED.df", (list(df), list(df.values())))
-    counts = _finish(conn, manifest, version)
+    counts = _finish(conn, manifest, version, totals)
     if fresh:
         for name, target in HNSW.items():
             conn.execute(f"CREATE INDEX {name} ON {target}")

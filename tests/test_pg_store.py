@@ -215,3 +215,27 @@ def test_two_app_servers_on_one_database_under_load(bundled_db, tmp_path):
     assert found and figures["documents"]["adds"] == figures["documents"]["removes"] >= 1
     assert max(found) < loadtest.FOUND_ELSEWHERE_SECONDS * 1000
     assert len(KnowledgeIndex.open(bundled_db).documents()) == 17  # every added file was removed again
+
+
+def test_writes_keep_the_counts_and_word_statistics_without_recounting(furong_db):
+    """A write carries the totals (documents, clauses, chunks, tokens) and each word's document
+    frequency forward instead of counting every row: after adds, a replacement and a removal they
+    equal a full count of what is stored, and no word is left that no chunk holds."""
+    import psycopg
+
+    circuits = load_document(CIRCUITS)
+    update_index(furong_db, add=[(circuits, "added"), (load_document(SOFTWARE), "added")])
+    replaced = load_document(SOFTWARE, doc_id=circuits.doc_id)  # the same id, other content
+    update_index(furong_db, add=[(replaced, "added")])
+    update_index(furong_db, remove=["changsha-furong-2017"])
+    with psycopg.connect(furong_db) as conn:
+        conn.execute("SET search_path TO ipqa")
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        counted = conn.execute("SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM clauses), "
+                               "COUNT(*), SUM(ntokens) FROM chunks").fetchone()
+        wrong_df = conn.execute("SELECT COUNT(*) FROM terms t FULL JOIN (SELECT token, COUNT(*) AS n FROM postings "
+                                "GROUP BY token) p ON p.token = t.token WHERE t.df IS DISTINCT FROM p.n").fetchone()[0]
+    counts, stats = meta["manifest"]["counts"], meta["stats"]
+    assert counted[0] == 2 and counted[2] > 0
+    assert (counts["documents"], counts["clauses"], stats["chunks"], stats["tokens"]) == tuple(counted)
+    assert counts["chunks"] == counted[2] and wrong_df == 0
