@@ -115,6 +115,37 @@ def test_figure_check_wants_a_value_of_the_kind_asked(reader, known, documents):
     assert check_figure(read_asked(u, known), [term], u, term.hit) is None
 
 
+def test_subject_check_reads_a_compound_in_other_order_or_framed_by_the_law(reader, known, documents):
+    # 注册商标 said as "申请商标注册的"; 专利年费 in 专利法's article on 年费 (专利 is the law's own word).
+    u = reader.read("申请注册商标要交身份证明吗？")
+    papers = picked(documents, "商标法实施条例(2014-04-29):第2章/第14条", "申请人应当提交其身份证明文件")
+    assert check_subject(read_asked(u, known), [papers], u) is None
+    u = reader.read("专利年费不交会怎样？")
+    fees = picked(documents, "专利法(2020-10-17):第5章/第44条", "没有按照规定缴纳年费的")
+    assert check_subject(read_asked(u, known), [fees], u) is None
+    # The halves must stand together: 驰名 is in neither the clause nor its frame.
+    u = reader.read("驰名商标的年费交多少？")
+    failed = check_subject(read_asked(u, known), [fees], u)
+    assert failed and failed.reason == "subject" and "驰名商标" in failed.missing[0]
+
+
+def test_a_day_named_by_an_event_answers_which_day(reader, known, documents):
+    # "以寄出的邮戳日为申请日" says which day, though it names no calendar date.
+    u = reader.read("专利申请是邮寄的，申请日按哪天算？")
+    day = picked(documents, "专利法(2020-10-17):第3章/第28条", "以寄出的邮戳日为申请日")
+    assert read_asked(u, known).kind == "date"
+    assert check_figure(read_asked(u, known), [day], u, day.hit) is None
+    # A sentence with no day in it still fails.
+    papers = picked(documents, "专利法实施细则(2023-12-11):第13章/第146条", "签字或者盖章")
+    assert check_figure(read_asked(u, known), [papers], u, papers.hit) is not None
+
+
+def test_how_many_days_of_a_compensation_asks_a_duration_not_an_amount(reader, known):
+    assert read_asked(reader.read("专利期限补偿补多少天？"), known).kind == "duration"
+    assert read_asked(reader.read("侵犯商业秘密罚多少钱？"), known).kind == "amount"
+    assert read_asked(reader.read("职务发明一般奖多少？"), known).kind == "amount"
+
+
 @pytest.mark.parametrize("question, unknown", [
     ("今天天气怎么样", ("今天天气",)),
     ("红烧肉怎么做", ("红烧肉",)),
