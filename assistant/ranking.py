@@ -68,16 +68,6 @@ class Candidates:
 # --- candidates -------------------------------------------------------------------------------
 
 
-def _top(ids: np.ndarray, scores: np.ndarray, allowed: np.ndarray | None, k: int) -> list[int]:
-    if allowed is not None:
-        mask = np.isin(ids, allowed)
-        ids, scores = ids[mask], scores[mask]
-    positive = scores > 0
-    ids, scores = ids[positive], scores[positive]
-    order = np.lexsort((ids, -scores))[:k]
-    return ids[order].tolist()
-
-
 def feedback_terms(ix: KnowledgeIndex, texts: Sequence[str], question_tokens: set[str]) -> dict[str, float]:
     """Pseudo-relevance feedback: the words that the top hits share and the rest of the index rarely
     has (tf × idf summed over the hits), best first, weighted relative to the best."""
@@ -141,25 +131,19 @@ def candidates(ix: KnowledgeIndex, u: Understanding, allowed: np.ndarray | None,
     tokens = tokenize(expand_colloquial(asked) if colloquial else asked)
     dense = {cid for cid, _ in ix.dense_search(vector, depth, allowed)}
     dense |= {cid for cid, _ in ix.sentence_search(vector, depth, allowed)}
-    ids, bm25_all = ix.keyword_scores(tokens)
     near = np.asarray(sorted(dense), dtype=np.int64)
     expansion = feedback_terms(ix, _feedback_texts(ix, vector, near), set(tokens))
     weights = Counter({t: 1.0 for t in tokens})
     weights.update(expansion)
-    prf_ids, prf_all = ix.weighted_keyword_scores(dict(weights))
     neighbours, asked_ids = _asked(ix, u, vector, allowed, memory)
-    union = np.asarray(sorted(dense | asked_ids | set(_top(ids, bm25_all, allowed, depth))
-                              | set(_top(prf_ids, prf_all, allowed, depth))), dtype=np.int64)
+    # BM25 with and without the feedback terms: each one's top ``depth``, and the scores of the rest
+    union, keyword = ix.keyword_candidates(tokens, dict(weights), depth, allowed, sorted(dense | asked_ids))
     if len(union) == 0:
         empty = np.zeros(0, dtype=np.float32)
         return Candidates(union, empty, empty, empty, empty, np.zeros(0, dtype=np.int64), expansion, {})
-    lookup_bm25 = dict(zip(ids.tolist(), bm25_all.tolist()))
-    lookup_prf = dict(zip(prf_ids.tolist(), prf_all.tolist()))
     sentence, position = ix.best_sentences(vector, union)
     return Candidates(
-        ids=union, dense=ix.dense_scores(vector, union), sentence=sentence,
-        bm25=np.asarray([lookup_bm25.get(c, 0.0) for c in union.tolist()], dtype=np.float32),
-        prf=np.asarray([lookup_prf.get(c, 0.0) for c in union.tolist()], dtype=np.float32),
+        ids=union, dense=ix.dense_scores(vector, union), sentence=sentence, bm25=keyword[:, 0], prf=keyword[:, 1],
         best_sentence=position, expansion=expansion, chunks=ix.chunks(union.tolist()), neighbours=neighbours)
 
 

@@ -367,8 +367,12 @@ class KnowledgeIndex:
         """(chunk ids, BM25 score of each) for query tokens."""
         return self.keywords.scores(tokens)
 
-    def weighted_keyword_scores(self, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        return self.keywords.weighted_scores(weights)
+    def keyword_candidates(self, tokens: list[str], weights: dict[str, float], k: int, allowed: np.ndarray | None,
+                           among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores): the question's BM25 and its weighted expansion's (two columns) for each query's top
+        ``k`` within ``allowed`` and for the ids in ``among`` (ids the caller found within ``allowed``). A
+        database scores both in one pass and returns only these rows, not a score for every chunk."""
+        return self.keywords.candidates(tokens, weights, k, allowed, np.asarray(among, dtype=np.int64))
 
     def term_stats(self, tokens: list[str]) -> tuple[dict[str, int], int]:
         """({token: chunks holding it}, number of chunks)."""

@@ -25,6 +25,32 @@ EMPTY = "\u2205"  # the token of a chunk without words (bm25s drops empty docume
 COMPACT_SHARE = 0.2  # merge into a new base once the delta and the deletions pass this share of it
 
 
+def top_ids(ids: np.ndarray, scores: np.ndarray, allowed: np.ndarray | None, k: int) -> list[int]:
+    """The ``k`` best-scoring ids with a positive score, within ``allowed`` (ties: the lower id first)."""
+    if allowed is not None:
+        mask = np.isin(ids, allowed)
+        ids, scores = ids[mask], scores[mask]
+    positive = scores > 0
+    ids, scores = ids[positive], scores[positive]
+    order = np.lexsort((ids, -scores))[:k]
+    return ids[order].tolist()
+
+
+def select_candidates(scored: list[tuple[np.ndarray, np.ndarray]], k: int, allowed: np.ndarray | None,
+                      among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From full score lists (ids, scores), one per query: the union of each one's top ``k`` and
+    ``among``, sorted, with each query's score of every id in it (0 where the query misses it)."""
+    chosen = {int(i) for i in among}
+    for ids, scores in scored:
+        chosen.update(top_ids(ids, scores, allowed, k))
+    union = np.asarray(sorted(chosen), dtype=np.int64)
+    columns = np.zeros((len(union), len(scored)), dtype=np.float32)
+    for j, (ids, scores) in enumerate(scored):
+        lookup = dict(zip(ids.tolist(), scores.tolist()))
+        columns[:, j] = [lookup.get(c, 0.0) for c in union.tolist()]
+    return union, columns
+
+
 def unlinked(path: Path) -> Path:
     """``path`` with no file there: a staging copy hard-links the index's files, and writing into a
     link would change the live index too, so a file is always replaced, never rewritten in place."""
@@ -237,6 +263,13 @@ class BM25Store:
                 self._add_term(token, 1.0, part)
                 total += np.float32(weight) * part.astype(np.float32)
         return ids, total
+
+    def candidates(self, tokens: list[str], weights: dict[str, float], k: int, allowed: np.ndarray | None,
+                   among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 of a question (``tokens``) and of its weighted expansion (``weights``) for the chunks
+        that matter: each query's top ``k`` within ``allowed`` and every id in ``among`` (sorted ids;
+        one column of scores per query)."""
+        return select_candidates([self.scores(tokens), self.weighted_scores(weights)], k, allowed, among)
 
     def vocabulary(self) -> set[str]:
         """Every token of the indexed chunks (for checking a question's words)."""

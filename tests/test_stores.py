@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from corpus import load_document
@@ -135,3 +136,15 @@ def test_both_stores_rank_alike(tmp_path, pg_server):  # noqa: F811
         by_id = dict(zip(ids_l.tolist(), s_l.tolist()))
         assert len(ids_s) and all(abs(by_id[i] - s) < 1e-4 for i, s in zip(ids_s.tolist(), s_s.tolist()))
         assert {i for i, s in by_id.items() if s > 0} == set(ids_s.tolist())
+    # The candidates' BM25, with and without feedback weights, in one database query: the same ids and scores
+    weights = {"软件": 1.0, "著作权": 2.0, "许可": 0.4, "登记": 0.3}
+    every = np.asarray(sorted(ids_l.tolist()), dtype=np.int64)
+    for allowed in (None, every[::2]):
+        # ids the dense searches found (within the filter), and one that holds no word of either query
+        among = np.concatenate([(every if allowed is None else allowed)[:5], [10 ** 6]])
+        ids_l, s_l = local.keyword_candidates(tokens, weights, 8, allowed, among)
+        ids_s, s_s = shared.keyword_candidates(tokens, weights, 8, allowed, among)
+        assert ids_l.tolist() == ids_s.tolist() and len(ids_l) > len(among)
+        assert np.allclose(s_l, s_s, rtol=1e-4, atol=1e-5)
+        top = ids_l[np.lexsort((ids_l, -s_l[:, 1]))][:8]
+        assert allowed is None or set(top.tolist()) - set(among.tolist()) <= set(allowed.tolist())
