@@ -17,7 +17,8 @@ from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, clause_resu
 from assistant.listing import list_items, list_text
 from assistant.understanding import QuestionReader, Understanding
 from assistant.scope import judged, scope_features, scope_for
-from assistant.verify import Failure, check_reply, document_spans, not_found_text, read_asked, supported, verify
+from assistant.verify import (Failure, check_reply, document_spans, not_found_text, own_years, read_asked, relative_note,
+                             supported, verify)
 from corpus.errors import InvalidQuestion
 from corpus.types import Answer, Citation, Hit
 from index.core import Filters, KnowledgeIndex
@@ -141,7 +142,10 @@ class Assistant:
         return verify(u, hits, picked, known=self.index.vocabulary(), periods=self._periods(u),
                       min_dense=settings.min_dense,
                       scope=scope_for(self.index.embedder.name) if settings.scope else None,
-                      article_score=self.retrieval.article_score)
+                      article_score=self.retrieval.article_score, years=own_years(self.index.documents()))
+
+    def _relative_note(self, u: Understanding, doc_ids: Sequence[str]) -> str:
+        return relative_note(u, doc_ids, own_years(self.index.documents()))
 
     def _periods(self, u: Understanding) -> dict[str, tuple[int, int] | None]:
         return document_spans(self.index.documents(), u.query)
@@ -196,7 +200,8 @@ class Assistant:
             text, citations = compose.compose(u, picked)
             if listed:  # the section's items, from the clause tree, each cited
                 text = list_text(listed[0], picked, {c.clause_id: c.n for c in citations})
-            answer = Answer(question=question, text=compose.yes_first(u, text), citations=tuple(citations),
+            text = compose.yes_first(u, text) + self._relative_note(u, [c.doc_id for c in citations])
+            answer = Answer(question=question, text=text, citations=tuple(citations),
                             abstained=False, rewritten_query=rewritten, hits=tuple(hits), intent=u.intent)
         timings["compose_ms"] = (time.perf_counter() - t) * 1000
         return answer, u
@@ -254,6 +259,7 @@ class Assistant:
         renumber = {s.n: i for i, s in enumerate(kept, start=1)}
         text = re.sub(r"\[(\d+)\]", lambda m: f"[{renumber[int(m.group(1))]}]", text)
         citations = tuple(replace(s, n=renumber[s.n], quote=s.quote or s.text.strip()) for s in kept)
+        text += self._relative_note(u, [c.doc_id for c in citations])
         return replace(extractive, text=text, citations=citations, mode="llm")
 
     def ask_stream(self, question: str, history: Sequence[dict] = (), *,

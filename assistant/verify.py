@@ -12,6 +12,8 @@ with the picked sentences and their clauses and gives one reason code:
 - ``figure``: a value of the kind asked for (an amount, a count in 件, a period, a score …) is in
   no picked sentence;
 - ``period``: the years asked for are not the years the quoted sentences or their document cover.
+  今年 / 明年 / 去年 / 后年 are read against each policy's own year (the year it was issued, else the
+  first of its period): 明年 in the 2023 work plan is 2024, which it does not cover.
 
 Words the documents never use (抄袭, 跳槽) are a layperson's and are not required: they cannot be
 in any clause. What counts as the question's frame rather than its subject (目标, 标准, 要求) is the
@@ -42,6 +44,9 @@ VALUE_KINDS = {"amount": "金额", "count": "数量", "duration": "期限", "dat
 _NAMING = re.compile(r"^(?:n(?![sr])|vn|an?$|b$|l$|j$|eng$)")  # not ns (places: the place check) nor nr
 NEAR_CHARS = 8  # at most this many characters between two neighbouring words of the subject
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+# Years named relative to now, read against a policy's own year (a law has no "now": it stays in force)
+RELATIVE_YEARS = {"今年": 0, "明年": 1, "去年": -1, "后年": 2}
+_RELATIVE = re.compile("|".join(RELATIVE_YEARS))
 _PERIOD_WORDS = re.compile(r"(?:19|20)\d{2}\s*年(?:底|前|末|初)?|十[一二三四五]五(?:期间|时期|规划)?|今年|明年|去年")
 
 
@@ -63,6 +68,7 @@ class Asked:
     years: tuple[int, int] | None
     places: tuple[str, ...]
     pairs: tuple[tuple[str, str], ...] = ()  # neighbouring subject words: they must stand together
+    relative: str | None = None  # 今年 / 明年 …, when no year is named
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,13 @@ def read_asked(u: Understanding, known: Container[str]) -> Asked:
     subject = [w for w in head if is_ip_word(w) and w in known]
     return Asked(subject=tuple(dict.fromkeys(subject)), phrases=("".join(head),) if head else (),
                  kind=_kind(u.query), unit=asked_unit(u.query), years=u.years, places=u.places,
-                 pairs=tuple(zip(subject, subject[1:])))
+                 pairs=tuple(zip(subject, subject[1:])), relative=relative_year(u))
+
+
+def relative_year(u: Understanding) -> str | None:
+    """今年, 明年, 去年 or 后年 as the question says it, when it names no year of its own."""
+    m = None if u.years else _RELATIVE.search(u.query)
+    return m.group(0) if m else None
 
 
 def _runs(tagged: list[tuple[str, str]]) -> list[list[str]]:
@@ -335,21 +347,53 @@ def document_spans(documents: Sequence[DocInfo], query: str) -> dict[str, tuple[
     return spans
 
 
-def check_period(asked: Asked, picked: Sequence[Picked], periods: Mapping[str, tuple[int, int] | None]) -> Failure | None:
+def own_years(documents: Sequence[DocInfo]) -> dict[str, int]:
+    """Each policy's own year, what its 今年 means: the year it was issued, else the first of its period."""
+    years = {}
+    for d in documents:
+        if d.kind not in LAW_KINDS and (d.issued or d.period):
+            years[d.doc_id] = d.issued.year if d.issued else d.period[0]
+    return years
+
+
+def _speaks_for(p: Picked, first: int, last: int, span: tuple[int, int] | None) -> bool:
+    """The sentence names a year from ``first`` to ``last``, or names none and its document's period
+    (unknown: any) overlaps them."""
+    said = [int(y) for y in _YEAR.findall(p.sentence + " " + " ".join(p.hit.path))]
+    if said:
+        return any(first <= y <= last for y in said)
+    return span is None or (span[0] <= last and first <= span[1])
+
+
+def check_period(asked: Asked, picked: Sequence[Picked], periods: Mapping[str, tuple[int, int] | None],
+                 years: Mapping[str, int] | None = None) -> Failure | None:
     """The years asked for are the years the quoted sentences speak of, or, when they name none, within
-    the period of their document (a 2023 work plan does not answer for 2024)."""
-    if not asked.years or not picked:
+    the period of their document (a 2023 work plan does not answer for 2024). A relative year (明年) is
+    each policy's own year moved by it (``years``: ``own_years``); against a law it asks nothing."""
+    if not picked:
         return None
-    first, last = asked.years
-    for p in picked:
-        said = [int(y) for y in _YEAR.findall(p.sentence + " " + " ".join(p.hit.path))]
-        if said and any(first <= y <= last for y in said):
+    if asked.years:
+        first, last = asked.years
+        if any(_speaks_for(p, first, last, periods.get(p.hit.chunk.doc_id)) for p in picked):
             return None
-        span = periods.get(p.hit.chunk.doc_id)
-        if not said and (span is None or (span[0] <= last and first <= span[1])):
-            return None
-    label = f"{first}年" if first == last else f"{first}—{last}年"
-    return Failure("period", (label,))
+        return Failure("period", (f"{first}年" if first == last else f"{first}—{last}年",))
+    if not asked.relative or not years:
+        return None
+    shift = RELATIVE_YEARS[asked.relative]
+    meant = [(p, years[p.hit.chunk.doc_id] + shift) for p in picked if p.hit.chunk.doc_id in years]
+    if len(meant) < len(picked) or any(_speaks_for(p, y, y, periods.get(p.hit.chunk.doc_id)) for p, y in meant):
+        return None
+    return Failure("period", (f"{asked.relative}（{meant[0][1]}年）",))
+
+
+def relative_note(u: Understanding, doc_ids: Sequence[str], years: Mapping[str, int]) -> str:
+    """How a relative year was read, for an answer citing a policy (``doc_ids``, in citation order):
+    "（“今年”按文件的年份理解，即2023年。）"."""
+    said = relative_year(u)
+    doc = next((d for d in doc_ids if d in years), None)
+    if not said or doc is None:
+        return ""
+    return f"（“{said}”按文件的年份理解，即{years[doc] + RELATIVE_YEARS[said]}年。）"
 
 
 def check_relevance(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], known: Container[str], *,
@@ -382,7 +426,7 @@ def unknown_topic(u: Understanding, known: Container[str]) -> tuple[str, ...]:
 
 def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, known: Container[str],
            periods: Mapping[str, tuple[int, int] | None], min_dense: float, scope: ScopeModel | None = None,
-           article_score: float) -> Failure | None:
+           article_score: float, years: Mapping[str, int] | None = None) -> Failure | None:
     """The first check the answer fails (None: it answers the question)."""
     failed = check_place(u, picked)
     if failed:
@@ -392,8 +436,8 @@ def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, k
     asked = read_asked(u, known)
     # A clause asked for by number is the answer, in the version indexed: "2008年专利法第四十二条" is not.
     if u.articles and hits[0].score >= article_score:
-        return check_period(asked, picked, periods)
-    return (check_period(asked, picked, periods) or check_subject(asked, picked, u)
+        return check_period(asked, picked, periods, years)
+    return (check_period(asked, picked, periods, years) or check_subject(asked, picked, u)
             or check_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
             or check_relevance(u, hits, picked, known, min_dense=min_dense, scope=scope))
 

@@ -156,7 +156,8 @@ def run_answers(datasets: Sequence[Dataset], ask: Callable[[Question], object], 
             "keywords": keywords_present(answer.text, q.answer_keywords) if not answer.abstained else 0.0,
             "citation_precision": citation_precision(cited, set(gold)),
             "citation_recall": citation_recall(cited, set(gold)),
-            "number_faithfulness": number_faithfulness(answer.text, [c.text for c in answer.citations]),
+            # the cited clauses and their citation lines (a year in a title or 文号), as the user sees them
+            "number_faithfulness": number_faithfulness(answer.text, [f"{c.citation}\n{c.text}" for c in answer.citations]),
         }
         out.append(AnswerResult(
             dataset=q.label, id=q.id, type=q.type, question=q.question, answer=answer.text,

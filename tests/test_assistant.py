@@ -442,6 +442,15 @@ def test_an_article_of_another_version_of_the_law_is_not_quoted_as_it(assistant)
     assert not assistant.ask("专利法第四十二条怎么规定的？").abstained
 
 
+def test_this_year_is_the_policys_year_and_next_year_is_not_in_it(assistant):
+    # 今年 and 明年 are read against the document's own year (2023 for 湖北's work plan), not today's.
+    now = assistant.ask("湖北今年知识产权质押融资目标是多少？")
+    assert not now.abstained and "质押融资" in now.text and now.text.endswith("（“今年”按文件的年份理解，即2023年。）")
+    later = assistant.ask("湖北明年知识产权质押融资目标是多少？")
+    assert later.abstained and later.reason == "period" and later.missing == ("明年（2024年）",)
+    assert "没有写明年（2024年）的内容" in later.text and "该文件针对2023年" in later.text
+
+
 def test_a_policy_question_without_a_place_is_answered_per_place(assistant):
     answer = assistant.ask("企业申请专利有没有资助")
     assert not answer.abstained and answer.text.startswith("有。")

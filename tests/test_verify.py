@@ -9,7 +9,7 @@ import pytest
 from assistant.compose import Picked
 from assistant.understanding import QuestionReader
 from assistant.verify import (check_figure, check_period, check_place, check_reply, check_subject, document_spans,
-                              not_found_text, read_asked, unknown_topic, Failure)
+                              not_found_text, own_years, read_asked, relative_note, unknown_topic, Failure)
 from corpus import load_collection
 from corpus.types import Chunk, Hit
 from index.text import tokenize
@@ -174,6 +174,27 @@ def test_period_check_compares_the_years(reader, known, documents):
     assert check_period(read_asked(u, known), [plan], spans) == Failure("period", ("2024年",))
     u = reader.read("湖北2023年知识产权质押融资要增长多少？")
     assert check_period(read_asked(u, known), [plan], spans) is None
+
+
+def test_this_year_and_next_are_read_against_each_policys_own_year(reader, known, documents):
+    spans, years = document_spans(documents.values(), ""), own_years(documents.values())
+    assert years["hubei-2023"] == 2023 and years["wuhai-2022"] == 2022  # issued (the 十四五 plan starts 2021)
+    assert "专利法(2020-10-17)" not in years  # a law has no "now"
+    goal = picked(documents, "hubei-2023:前言", "全省万人发明专利拥有量突破22件")
+    u = reader.read("湖北今年万人发明专利拥有量的目标是多少？")
+    assert check_period(read_asked(u, known), [goal], spans, years) is None
+    assert relative_note(u, ["hubei-2023"], years) == "（“今年”按文件的年份理解，即2023年。）"
+    u = reader.read("湖北明年万人发明专利拥有量的目标是多少？")
+    assert check_period(read_asked(u, known), [goal], spans, years) == Failure("period", ("明年（2024年）",))
+    # A sentence that names its year answers only for that year: 乌海's plan sets its targets for 2025.
+    target = picked(documents, "wuhai-2022:三、/(一)", "每万人发明专利拥有量达到4件")
+    u = reader.read("乌海今年每万人发明专利拥有量要达到多少？")
+    assert check_period(read_asked(u, known), [target], spans, years) == Failure("period", ("今年（2022年）",))
+    # 今年 beside a law's article asks nothing of its period.
+    term = picked(documents, "专利法(2020-10-17):第5章/第42条", "外观设计专利权的期限为十五年")
+    u = reader.read("今年申请的外观设计专利保护多少年？")
+    assert check_period(read_asked(u, known), [term], spans, years) is None
+    assert relative_note(u, ["专利法(2020-10-17)"], years) == ""
 
 
 def test_period_check_knows_which_version_of_a_law_is_indexed(reader, known, documents):
