@@ -45,6 +45,12 @@ def picked(documents, clause_id: str, containing: str) -> Picked:
     return Picked(0, clause.start + begin, clause.text[begin:end + 1].strip(), hit)
 
 
+def subject_check(reader, known, question: str, *quoted: Picked):
+    """The subject check of ``question`` against the quoted sentences."""
+    u = reader.read(question)
+    return check_subject(read_asked(u, known), list(quoted), u)
+
+
 # --- the reader ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("question, subject, kind", [
@@ -95,12 +101,10 @@ def test_subject_check_reads_the_sentence_that_states_the_value(reader, known, d
 
 def test_subject_check_takes_the_broader_right_but_not_a_sibling(reader, known, documents):
     # 专利法第七十一条 on 专利权 answers for 外观设计; 驰名商标 is not 注册商标.
-    u = reader.read("被人抄了我的外观设计，法院最多能判多少钱？")
     damages = picked(documents, "专利法(2020-10-17):第7章/第71条", "侵犯专利权的赔偿数额")
-    assert check_subject(read_asked(u, known), [damages], u) is None
-    u = reader.read("驰名商标认定之后有效期是几年？")
+    assert subject_check(reader, known, "被人抄了我的外观设计，法院最多能判多少钱？", damages) is None
     term = picked(documents, "商标法(2019-04-23):第4章/第39条", "注册商标的有效期为十年")
-    assert check_subject(read_asked(u, known), [term], u) == Failure("subject", ("驰名商标",))
+    assert subject_check(reader, known, "驰名商标认定之后有效期是几年？", term) == Failure("subject", ("驰名商标",))
 
 
 def test_figure_check_wants_a_value_of_the_kind_asked(reader, known, documents):
@@ -117,15 +121,12 @@ def test_figure_check_wants_a_value_of_the_kind_asked(reader, known, documents):
 
 def test_subject_check_reads_a_compound_in_other_order_or_framed_by_the_law(reader, known, documents):
     # 注册商标 said as "申请商标注册的"; 专利年费 in 专利法's article on 年费 (专利 is the law's own word).
-    u = reader.read("申请注册商标要交身份证明吗？")
     papers = picked(documents, "商标法实施条例(2014-04-29):第2章/第14条", "申请人应当提交其身份证明文件")
-    assert check_subject(read_asked(u, known), [papers], u) is None
-    u = reader.read("专利年费不交会怎样？")
+    assert subject_check(reader, known, "申请注册商标要交身份证明吗？", papers) is None
     fees = picked(documents, "专利法(2020-10-17):第5章/第44条", "没有按照规定缴纳年费的")
-    assert check_subject(read_asked(u, known), [fees], u) is None
+    assert subject_check(reader, known, "专利年费不交会怎样？", fees) is None
     # The halves must stand together: 驰名 is in neither the clause nor its frame.
-    u = reader.read("驰名商标的年费交多少？")
-    failed = check_subject(read_asked(u, known), [fees], u)
+    failed = subject_check(reader, known, "驰名商标的年费交多少？", fees)
     assert failed and failed.reason == "subject" and "驰名商标" in failed.missing[0]
 
 
