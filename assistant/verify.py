@@ -331,6 +331,37 @@ def check_figure(asked: Asked, picked: Sequence[Picked], u: Understanding, best:
     return None
 
 
+# "多少法定赔偿", "几项中国商标金奖": the thing whose value is asked comes right after the asking word
+_ASKED_VALUE_OF = re.compile(r"(?:多少|几)(?:个|项|件|家|名|次|种|位|所|部|篇|万|亿|元|人|天|年|月|日|分|倍)?")
+_VALUE_NOUN = re.compile(r"^(?:n|vn$|b$|j$|eng$)")
+
+
+def value_noun(u: Understanding) -> tuple[str, ...]:
+    """The words naming what a value is asked of, when the question says it after the asking word
+    ("法院能判多少法定赔偿" → 法定赔偿; "拿几项中国商标金奖" → 商标, 金奖); places, frame words and the
+    words of the answer-type table (多少比例, 多少费用) left out."""
+    found = _ASKED_VALUE_OF.search(u.query)
+    if not found:
+        return ()
+    run = []
+    for word, flag in tag(u.query[found.end():]):
+        if not _VALUE_NOUN.match(flag):
+            break
+        run.append((word, flag))
+    return tuple(w for w, f in run if len(w) >= 2 and f != "ns" and w not in frame_words() and not is_stopword(w)
+                 and not any(k.asks.search(w) for k in answer_kinds()))  # 多少比例: 比例 is the kind asked
+
+
+def figure_or_subject(failed: Failure, u: Understanding, picked: Sequence[Picked], best: Hit | None) -> Failure:
+    """A figure failure whose asked-of thing is itself nowhere in the quoted text is the subject's:
+    "多少法定赔偿" against a clause without 法定赔偿 lacks 法定赔偿, not just an amount."""
+    words = value_noun(u)
+    heads = " ".join(_heads(p) for p in picked).lower()
+    body = "\n".join([p.sentence for p in picked] + ([best.chunk.text] if best else [])).lower()
+    absent = [w for w in words if not _present(w.lower(), heads, body, set())]
+    return Failure("subject", ("".join(words),)) if absent else failed
+
+
 _VERSION = re.compile(r"(?:19|20)\d{2}\s*年[^，,。？?]{0,8}?(?:修正|修订|修改|版|颁布|法|条例|细则)")
 
 
@@ -438,8 +469,13 @@ def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, k
     if u.articles and hits[0].score >= article_score:
         return check_period(asked, picked, periods, years)
     return (check_period(asked, picked, periods, years) or check_subject(asked, picked, u)
-            or check_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
+            or _checked_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
             or check_relevance(u, hits, picked, known, min_dense=min_dense, scope=scope))
+
+
+def _checked_figure(asked: Asked, picked: Sequence[Picked], u: Understanding, best: Hit | None) -> Failure | None:
+    failed = check_figure(asked, picked, u, best)
+    return figure_or_subject(failed, u, picked, best) if failed else None
 
 
 _SENTENCE_END = re.compile(r"(?<=[。；;！!？?\n])")

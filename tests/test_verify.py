@@ -9,7 +9,7 @@ import pytest
 from assistant.compose import Picked
 from assistant.understanding import QuestionReader
 from assistant.verify import (check_figure, check_period, check_place, check_reply, check_subject, document_spans,
-                              not_found_text, own_years, read_asked, relative_note, unknown_topic, Failure)
+                              figure_or_subject, not_found_text, value_noun, own_years, read_asked, relative_note, unknown_topic, Failure)
 from corpus import load_collection
 from corpus.types import Chunk, Hit
 from index.text import tokenize
@@ -117,6 +117,26 @@ def test_figure_check_wants_a_value_of_the_kind_asked(reader, known, documents):
     # "怎么办" asks what to do: a rate named in passing is not asked for.
     u = reader.read("职务发明报酬的比例有争议怎么办？")
     assert check_figure(read_asked(u, known), [term], u, term.hit) is None
+
+
+def test_a_figure_asked_of_something_the_clause_never_names_lacks_that_subject(reader, known, documents):
+    # 法定赔偿 is no IP word, so the subject check lets it pass; what the question asks an amount of is
+    # still nowhere in the nearest clause, and the not-found should say so, not "no amount".
+    u = reader.read("芯片布图设计被人抄了，法院最多能判多少法定赔偿？")
+    assert value_noun(u) == ("法定赔偿",)
+    suit = picked(documents, "集成电路布图设计保护条例(2001-04-02):第5章/第31条", "可以向人民法院起诉")
+    failed = check_figure(read_asked(u, known), [suit], u, suit.hit)
+    assert failed == Failure("figure", ("金额",))
+    assert figure_or_subject(failed, u, [suit], suit.hit) == Failure("subject", ("法定赔偿",))
+    # The kind asked (比例), a unit (多少分) or nothing after the asking word leave it a figure failure.
+    for question in ("著作权集体管理组织提管理费，最高能提多少比例？", "专利代理师资格考试多少分算合格？",
+                     "单位给职务作品作者的奖励最低标准是多少？"):
+        assert value_noun(reader.read(question)) == (), question
+    # A value asked of something the clause does name stays a figure failure (湖北 names the centres, no count).
+    u = reader.read("湖北今年要打造多少个高价值专利培育中心？")
+    plan = picked(documents, "hubei-2023:二、/(一)/4.", "打造一批高价值专利培育中心")
+    failed = check_figure(read_asked(u, known), [plan], u, plan.hit)
+    assert failed and figure_or_subject(failed, u, [plan], plan.hit) == failed
 
 
 def test_subject_check_reads_a_compound_in_other_order_or_framed_by_the_law(reader, known, documents):
