@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-KINDS = ("score", "rate", "amount", "duration", "date", "count", "who", "definition", "list", "how", "yesno")
+KINDS = ("phone", "score", "rate", "amount", "duration", "date", "count", "who", "definition", "list", "how", "yesno")
+# The kinds that are a value, and how a not-found answer names them.
+VALUE_KINDS = {"amount": "金额", "count": "数量", "duration": "期限", "date": "时间", "rate": "比例", "score": "分数",
+               "phone": "电话号码"}
+MONEY = re.compile(r"\d[\d.,]*\s*(?:万|亿)?元|[一二三四五六七八九十百千万两]+(?:万|亿)?元")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,18 @@ def asked_kind(question: str) -> AnswerKind | None:
 
 def holds_kind(kind: AnswerKind | None, text: str) -> bool:
     return bool(kind and kind.holds.search(text))
+
+
+def has_money(text: str) -> bool:
+    """A sum in 元 (the amount kind's own pattern also takes 罚款 and 倍, which are no sum)."""
+    return bool(MONEY.search(text))
+
+
+def states_value(kind: AnswerKind | None, text: str) -> bool:
+    """``text`` states a value of ``kind``, a value kind (an amount is a sum in 元)."""
+    if kind is None or kind.name not in VALUE_KINDS:
+        return False
+    return has_money(text) if kind.name == "amount" else bool(kind.holds.search(text))
 
 
 # The unit a "多少/几 + unit" question counts in, and the same unit after a number in a clause: a

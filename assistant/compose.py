@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from assistant.asks import MONEY, asked_kind, states_value
 from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import cn_to_int, int_to_cn
@@ -21,13 +22,12 @@ _SENTENCE = re.compile(r"[^。；;！!？?\n]+[。；;！!？?]?")
 # a right and its exception): only full stops end a sentence there.
 _LEGAL_SENTENCE = re.compile(r"[^。！!？?\n]+[。！!？?]?")
 _FIGURE = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:年|日|个月|倍|件|家|项|名|元|万元|亿元|%)")
-_MONEY = re.compile(r"\d[\d.,]*\s*(?:万|亿)?元|[一二三四五六七八九十百千万两]+(?:万|亿)?元")
 _INTENT_WORDS = {
     "subsidy": re.compile(r"奖励|资金|补贴|补助|资助|贴息|补偿|扶持|专项|经费|报酬|奖金"),
     "procedure": re.compile(r"\d{4}年\d{1,2}月|阶段|申请|提交|应当|期限|日内|之日起|程序|办理|负责|牵头"),
     "definition": re.compile(r"是指|指的是|所称|包括"),
     "goal": _FIGURE,
-    "amount": _MONEY,
+    "amount": MONEY,
 }
 # Words of a question that say what kind of answer is wanted, not what it is about.
 _GENERIC = {"目标", "多少", "要求", "规定", "标准", "具体", "情况", "内容", "方面", "问题", "有关", "相关", "这边", "一下",
@@ -438,41 +438,10 @@ def related(hits: Sequence[Hit], limit: int = 3) -> list[Citation]:
     return out
 
 
-# What kind of figure a question asks for, and how such a figure is written.
-_NEEDS = [
-    ("金额", re.compile(r"多少钱|多少元|多少万元|金额|补贴标准|资助标准|奖励标准|奖励多少|补多少(?![天年个月日件次倍项名家])|资助多少|"
-                      r"费用是多少|官费|收费标准|规模有多大|规模多大|多大规模"), None),
-    ("电话号码", re.compile(r"电话|热线号码|联系方式是"), re.compile(r"\d{3,4}-?\d{7,8}|\d{11}")),
-    ("时长", re.compile(r"多久|多长时间|几年|多少年|多少个月|几个月|多少天|几天|多少个?工作日|保护期是多长|期限是多长"),
-     re.compile(r"[\d一二三四五六七八九十百两]+\s*(?:年|个月|月|日|天|个工作日|工作日)")),
-    ("比例", re.compile(r"税率|费率|利率|比例是多少|比例多少|多大比例|什么比例|百分之几|几成|百分比|占比多少"),
-     re.compile(r"\d+(?:\.\d+)?\s*(?:%|％)|百分之|[一二三四五六七八九十]成")),
-    ("日期", re.compile(r"哪天|什么时候|何时|哪一年|哪年|几月份|几月|日期|施行时间"),
-     re.compile(r"\d{4}\s*年|\d{4}-\d{1,2}|[一二三四五六七八九十〇]{4}年|\d{1,2}月|之日起|之日|日为|届满前|期满前|以前|以内|内|"
-                r"每年底|每年年底|年底前|每年年初|每季度|每月底|每半年")),
-]
-
-
-def missing_figure(u: Understanding, texts: Sequence[str]) -> str | None:
-    """The kind of figure the question asks for when none of ``texts`` states one (else None)."""
-    joined = "\n".join(texts)
-    for name, asks, written in _NEEDS:
-        if asks.search(u.query):
-            found = has_money(joined) if written is None else bool(written.search(joined))
-            return None if found else name
-    return None
-
-
 def _states_needed(u: Understanding, sentence: str) -> bool:
-    """``sentence`` states the kind of figure the question asks for (a period for "什么时候提" …)."""
-    for _, asks, written in _NEEDS:
-        if asks.search(u.query):
-            return has_money(sentence) if written is None else bool(written.search(sentence))
-    return False
-
-
-def has_money(text: str) -> bool:
-    return bool(_MONEY.search(text))
+    """``sentence`` states the kind of value the question asks for (a period for "什么时候提" …; the
+    kinds are assistant/data/answer_types.tsv)."""
+    return states_value(asked_kind(u.query), sentence)
 
 
 def has_figure(text: str) -> bool:

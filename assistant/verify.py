@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from assistant.asks import answer_kinds, asked_kind, asked_unit, holds_unit
-from assistant.compose import Picked, clause_hits, content_tokens, has_money, missing_figure
+from assistant.asks import VALUE_KINDS, answer_kinds, asked_kind, asked_unit, holds_unit, states_value
+from assistant.compose import Picked, clause_hits, content_tokens
 from assistant.scope import ScopeModel, judged, scope_features
 from assistant.understanding import Understanding
 from corpus.metadata import LAW_KINDS
@@ -38,8 +38,6 @@ from index.catalog import DocInfo
 from index.text import colloquial_matches, is_stopword, law_domains, parts, tag
 
 REASONS = ("place", "subject", "figure", "period", "relevance", "no_hits")
-# Kinds of value a question can ask for, and how a not-found answer names them.
-VALUE_KINDS = {"amount": "金额", "count": "数量", "duration": "期限", "date": "时间", "rate": "比例", "score": "分数"}
 # Parts of speech that name things: nouns, verbal nouns, adjectives, distinguishing words, idioms.
 _NAMING = re.compile(r"^(?:n(?![sr])|vn|an?$|b$|l$|j$|eng$)")  # not ns (places: the place check) nor nr
 NEAR_CHARS = 8  # at most this many characters between two neighbouring words of the subject
@@ -275,7 +273,7 @@ def check_subject(asked: Asked, picked: Sequence[Picked], u: Understanding) -> F
     if not picked or not asked.subject:
         return None
     kind = next((k for k in answer_kinds() if k.name == asked.kind), None) if asked.kind in VALUE_KINDS else None
-    valued = [p for p in picked if kind and (has_money(p.sentence) if kind.name == "amount" else kind.holds.search(p.sentence))]
+    valued = [p for p in picked if states_value(kind, p.sentence)]
     if valued:
         lacking = min((_lacking(asked, _heads(p), p.sentence.lower(), u) for p in valued), key=len)
     else:
@@ -318,15 +316,11 @@ def check_figure(asked: Asked, picked: Sequence[Picked], u: Understanding, best:
     texts = [p.sentence for p in picked] + ([best.chunk.text] if best else [])
     if asked.kind == "date" and any(_EVENT_TIME.search(t) for t in texts[:-1] or texts):
         return None
-    old = missing_figure(u, texts)
-    if old:
-        return Failure("figure", (old,))
     if asked.kind not in VALUE_KINDS:
         return None
     joined = "\n".join(texts)
     kind = next(k for k in answer_kinds() if k.name == asked.kind)
-    stated = has_money(joined) if asked.kind == "amount" else bool(kind.holds.search(joined))
-    if not stated or (asked.unit and asked.kind in ("count", "score") and not holds_unit(asked.unit, joined)):
+    if not states_value(kind, joined) or (asked.unit and asked.kind in ("count", "score") and not holds_unit(asked.unit, joined)):
         return Failure("figure", (VALUE_KINDS[asked.kind],))
     return None
 
@@ -487,7 +481,7 @@ def check_reply(asked: Asked, reply: str, heads: str, u: Understanding) -> Failu
     cited clauses' titles and headings."""
     said = [s.strip() for s in _SENTENCE_END.split(reply) if s.strip()]
     kind = next((k for k in answer_kinds() if k.name == asked.kind), None) if asked.kind in VALUE_KINDS else None
-    valued = [s for s in said if kind and (has_money(s) if kind.name == "amount" else kind.holds.search(s))]
+    valued = [s for s in said if states_value(kind, s)]
     if kind and _ASKS_VALUE.search(u.query) and not valued:
         return Failure("figure", (VALUE_KINDS[kind.name],))
     lacking = min((_lacking(asked, heads.lower(), s.lower(), u) for s in valued), key=len) if valued else \
