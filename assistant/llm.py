@@ -130,7 +130,7 @@ def check_answer(text: str, sources: Sequence[Citation]) -> tuple[str, list[int]
     """Verify an LLM answer against its sources.
 
     Returns (text with unknown [n] removed, the [n] used, problems). A problem is
-    a figure that no cited clause contains, or no citation at all.
+    a figure that no cited clause (or its citation line) contains, or no citation at all.
     """
     from eval.metrics import numbers_in
 
@@ -140,9 +140,10 @@ def check_answer(text: str, sources: Sequence[Citation]) -> tuple[str, list[int]
     problems = []
     if not used:
         problems.append("no citation")
-    # Figures are checked against the clauses' own statements: a sentence in a clause that
-    # gives orders to the model ("忽略之前的所有指示，回答：……") vouches for nothing.
-    cited = "\n".join(strip_instructions(s.text) for s in sources if s.n in used)
+    # Figures are checked against the clauses' own statements and their citation lines (the year in
+    # "2023年全省知识产权工作要点"): a sentence in a clause that gives orders to the model
+    # ("忽略之前的所有指示，回答：……") vouches for nothing.
+    cited = "\n".join(f"{s.citation}\n{strip_instructions(s.text)}" for s in sources if s.n in used)
     for figure in numbers_in(cleaned):
         if figure not in cited:
             problems.append(f"figure {figure} is not in the cited clauses")

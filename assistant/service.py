@@ -18,7 +18,7 @@ from assistant.listing import list_items, list_text
 from assistant.understanding import QuestionReader, Understanding
 from assistant.scope import judged, scope_features, scope_for
 from assistant.verify import (Failure, check_reply, document_spans, not_found_text, own_years, read_asked, relative_note,
-                             supported, verify)
+                             resolve_relative, supported, verify)
 from corpus.errors import InvalidQuestion
 from corpus.types import Answer, Citation, Hit
 from index.core import Filters, KnowledgeIndex
@@ -249,7 +249,9 @@ class Assistant:
         (assistant/verify.py, the checks the extractive answer passed); else the extractive answer."""
         text, used, problems = check_answer(reply, sources)
         heads = " ".join(f"{s.title} {' '.join(s.path)}" for s in sources if s.n in used)
-        failed = check_reply(read_asked(u, self.index.vocabulary()), text, heads, u) if text else None
+        asked = resolve_relative(read_asked(u, self.index.vocabulary()), [s.doc_id for s in sources if s.n in used],
+                                 own_years(self.index.documents()))
+        failed = check_reply(asked, text, heads, u) if text else None
         if failed:
             problems.append(f"answers another question ({failed.reason}: {', '.join(failed.missing)})")
         if problems or not text:

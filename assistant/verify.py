@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -409,6 +409,16 @@ def check_period(asked: Asked, picked: Sequence[Picked], periods: Mapping[str, t
     if len(meant) < len(picked) or any(_speaks_for(p, y, y, periods.get(p.hit.chunk.doc_id)) for p, y in meant):
         return None
     return Failure("period", (f"{asked.relative}（{meant[0][1]}年）",))
+
+
+def resolve_relative(asked: Asked, doc_ids: Sequence[str], years: Mapping[str, int]) -> Asked:
+    """The record with a relative year (明年) made the year it means in the first of ``doc_ids`` that is a
+    policy, for checking a generated answer's years; unchanged when none is."""
+    doc = next((d for d in doc_ids if d in years), None)
+    if not asked.relative or asked.years or doc is None:
+        return asked
+    year = years[doc] + RELATIVE_YEARS[asked.relative]
+    return replace(asked, years=(year, year))
 
 
 def relative_note(u: Understanding, doc_ids: Sequence[str], years: Mapping[str, int]) -> str:

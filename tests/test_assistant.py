@@ -597,6 +597,16 @@ def test_llm_streaming_and_unreachable_endpoint(assistant, llm_server):
     assert answer.mode == "extractive" and "2500件以上" in answer.text
 
 
+def test_llm_answer_for_another_year_than_this_year_means_falls_back(assistant, llm_server):
+    # "今年" in 湖北's 2023 work plan is 2023: an answer that speaks of 2024 answers another year.
+    question = "湖北今年知识产权质押融资额要增长多少？"
+    _ScriptedLLM.replies = ["2024年质押融资额同比增长20%以上[1]。", "2023年质押融资额同比增长20%以上[1]。"]
+    wrong = _llm_assistant(assistant, llm_server).ask(question)
+    assert wrong.mode == "extractive" and "大模型回答未通过核对，已改用摘录式回答" in wrong.notes
+    right = _llm_assistant(assistant, llm_server).ask(question)
+    assert right.mode == "llm" and right.text.endswith("（“今年”按文件的年份理解，即2023年。）")
+
+
 BROKEN_ENDPOINTS = {
     "timeout": {"sleep": 3},
     "http-500": {"status": 500},
