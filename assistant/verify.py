@@ -45,7 +45,7 @@ _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 # Years named relative to now, read against a policy's own year (a law has no "now": it stays in force)
 RELATIVE_YEARS = {"今年": 0, "明年": 1, "去年": -1, "后年": 2}
 _RELATIVE = re.compile("|".join(RELATIVE_YEARS))
-_PERIOD_WORDS = re.compile(r"(?:19|20)\d{2}\s*年(?:底|前|末|初)?|十[一二三四五]五(?:期间|时期|规划)?|今年|明年|去年")
+_PERIOD_WORDS = re.compile(r"(?:19|20)\d{2}\s*年(?:底|前|末|初)?|十[一二三四五]五(?:期间|时期|规划)?|今年|明年|去年|后年")
 
 
 @lru_cache(maxsize=1)
