@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from corpus.numerals import numbers_in
 from corpus.types import Citation
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,6 @@ def check_answer(text: str, sources: Sequence[Citation]) -> tuple[str, list[int]
     Returns (text with unknown [n] removed, the [n] used, problems). A problem is
     a figure that no cited clause (or its citation line) contains, or no citation at all.
     """
-    from eval.metrics import numbers_in
-
     known = {s.n for s in sources}
     cleaned = _MARK.sub(lambda m: m.group(0) if int(m.group(1)) in known else "", text).strip()
     used = sorted({int(n) for n in _MARK.findall(cleaned)})

@@ -90,3 +90,12 @@ def normalize_number(text: str) -> str | None:
         except ValueError:
             return None
     return f"第{n}{m.group(2)}{suffix}"
+
+
+_FIGURE = re.compile(r"\d+(?:\.\d+)?%?|[零〇一二三四五六七八九十百千万亿两]{2,}(?=[年日月件家个项名倍元%])")
+
+
+def numbers_in(text: str) -> list[str]:
+    """Figures written in ``text``: Arabic numbers (with %), and Chinese numerals before a unit.
+    Citation markers like [1] are not figures (an answer's figures must be in the clauses it cites)."""
+    return _FIGURE.findall(re.sub(r"\[\d+\]", "", text))

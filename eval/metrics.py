@@ -7,8 +7,9 @@ removed, first occurrence kept) against the set of gold clause ids.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
+
+from corpus.numerals import numbers_in  # noqa: F401  (the answers' figures, shared with assistant.llm)
 
 
 def dedupe(ids: Iterable[str]) -> list[str]:
@@ -65,9 +66,6 @@ def retrieval_metrics(ranked: Sequence[str], gold: set[str]) -> dict[str, float]
 
 # --- answers -------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?%?|[零〇一二三四五六七八九十百千万亿两]{2,}(?=[年日月件家个项名倍元%])")
-
-
 def keywords_present(answer: str, keywords: Sequence[str]) -> float:
     """Share of the expected keywords that the answer contains verbatim."""
     return sum(1 for k in keywords if k in answer) / len(keywords) if keywords else 1.0
@@ -82,12 +80,6 @@ def citation_precision(cited: Sequence[str], gold: set[str]) -> float:
 
 def citation_recall(cited: Sequence[str], gold: set[str]) -> float:
     return len(gold & set(cited)) / len(gold) if gold else 1.0
-
-
-def numbers_in(text: str) -> list[str]:
-    """Figures written in ``text``: Arabic numbers (with %), and Chinese numerals before a unit.
-    Citation markers like [1] are not figures."""
-    return _NUMBER.findall(re.sub(r"\[\d+\]", "", text))
 
 
 def number_faithfulness(answer: str, cited_texts: Sequence[str]) -> float:

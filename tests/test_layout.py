@@ -38,3 +38,11 @@ def test_nothing_imports_the_cli():
     importers = [path.relative_to(ROOT).as_posix() for package in ("assistant", "ui", "eval", "index", "corpus")
                  for path in (ROOT / package).rglob("*.py") if "cli" in _imports(path)]
     assert importers == []
+
+
+def test_the_assistant_and_what_it_stands_on_import_neither_eval_nor_ui():
+    # eval/ and ui/ sit on the assistant (the UI runs eval suites); the reverse would be a cycle.
+    importers = {path.relative_to(ROOT).as_posix(): sorted(_imports(path) & {"eval", "ui"})
+                 for package in ("assistant", "index", "corpus") for path in (ROOT / package).rglob("*.py")
+                 if _imports(path) & {"eval", "ui"}}
+    assert importers == {}
