@@ -409,16 +409,6 @@ def compose(u: Understanding, picked: Sequence[Picked]) -> tuple[str, list[Citat
     return ("\n" if several_docs else "").join(parts), citations
 
 
-_EXISTS = re.compile(r"有没有|有无|是否有|有.{1,20}[吗么][？?]*$")
-
-
-def yes_first(u: Understanding, text: str) -> str:
-    """"…有没有资助": the answer says 有 first, then what the documents say (they passed the checks)."""
-    if not _EXISTS.search(u.query) or re.search(r"没有|不得|不予|无权", text.split("[", 1)[0]):
-        return text
-    return f"有。\n{text}" if "\n" in text else f"有。{text}"
-
-
 def _source_name(hit: Hit) -> str:
     if hit.region and hit.region != ("全国",):
         return hit.region[-1]

@@ -21,7 +21,7 @@ def citation_json(c: Citation) -> dict:
 def answer_json(answer: Answer, hits: int = 10) -> dict:
     return {
         "answer": answer.text, "abstained": answer.abstained, "reason": answer.reason,
-        "missing": list(answer.missing), "rewritten_query": answer.rewritten_query,
+        "missing": list(answer.missing), "verdict": answer.verdict, "rewritten_query": answer.rewritten_query,
         "intent": answer.intent, "mode": answer.mode,
         "citations": [citation_json(c) for c in answer.citations],
         "related": [{"clause_id": c.clause_id, "citation": c.citation, "quote": c.quote} for c in answer.related],

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from assistant import compose
+from assistant import compose, polarity
 from assistant.params import check_filters, check_k, check_mode
 from assistant.llm import Generator, LLMError, LLMSettings, build_messages, check_answer
 from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, clause_results, retrieve_understood
@@ -20,6 +20,7 @@ from assistant.scope import judged, scope_features, scope_for
 from assistant.verify import (Failure, check_reply, document_spans, not_found_text, own_years, read_asked, relative_note,
                              resolve_relative, supported, verify)
 from corpus.errors import InvalidQuestion
+from corpus.metadata import LAW_KINDS
 from corpus.types import Answer, Citation, Hit
 from index.core import Filters, KnowledgeIndex
 
@@ -200,9 +201,12 @@ class Assistant:
             text, citations = compose.compose(u, picked)
             if listed:  # the section's items, from the clause tree, each cited
                 text = list_text(listed[0], picked, {c.clause_id: c.n for c in citations})
-            text = compose.yes_first(u, text) + self._relative_note(u, [c.doc_id for c in citations])
-            answer = Answer(question=question, text=text, citations=tuple(citations),
-                            abstained=False, rewritten_query=rewritten, hits=tuple(hits), intent=u.intent)
+            said = polarity.verdict(u.query, [p.sentence for p in picked],
+                                    policy=all(p.hit.kind not in LAW_KINDS for p in picked))
+            text = polarity.with_verdict(text, said) + self._relative_note(u, [c.doc_id for c in citations])
+            answer = Answer(question=question, text=text, citations=tuple(citations), abstained=False,
+                            rewritten_query=rewritten, hits=tuple(hits), intent=u.intent,
+                            verdict=said.label if said else None)
         timings["compose_ms"] = (time.perf_counter() - t) * 1000
         return answer, u
 
@@ -262,7 +266,8 @@ class Assistant:
         text = re.sub(r"\[(\d+)\]", lambda m: f"[{renumber[int(m.group(1))]}]", text)
         citations = tuple(replace(s, n=renumber[s.n], quote=s.quote or s.text.strip()) for s in kept)
         text += self._relative_note(u, [c.doc_id for c in citations])
-        return replace(extractive, text=text, citations=citations, mode="llm")
+        # the verdict read the quoted sentences; the generated text says its own yes or no
+        return replace(extractive, text=text, citations=citations, mode="llm", verdict=None)
 
     def ask_stream(self, question: str, history: Sequence[dict] = (), *,
                    filters: Filters | None = None) -> Iterator[tuple[str, Answer | None]]:

@@ -211,3 +211,6 @@ class Answer:
     # relevance, no_hits) and the parts of the question the documents lack (高价值发明专利, 2024年).
     reason: str | None = None
     missing: tuple[str, ...] = ()
+    # A yes/no question answered plainly (assistant/polarity.py): "yes" or "no"; None when the quoted
+    # sentences give no plain yes or no, or the question asks none.
+    verdict: str | None = None

@@ -77,6 +77,7 @@ class Question:
     split: str = "dev"
     missing: str = ""  # near-miss unanswerable questions: the part no document states (MISSING)
     note: str = ""  # what was searched to be sure of it
+    yes_no: str = ""  # a yes/no question: the answer its gold clauses give ("yes" or "no")
 
     @property
     def answerable(self) -> bool:
@@ -102,6 +103,21 @@ class Dataset:
 
 def dataset_dir() -> Path:
     return Path(str(resources.files("eval") / "datasets"))
+
+
+# What a model is trained on from a dataset row; the labels only eval reads (answer keywords, yes_no,
+# missing, note) are left out, so adding one does not call for retraining.
+TRAINED_FIELDS = ("id", "question", "type", "history", "gold", "split")
+
+
+def training_bytes(name: str) -> bytes:
+    """The rows of bundled dataset ``name`` as the trainers read them, for the hash their models record."""
+    rows = []
+    for line in (dataset_dir() / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows.append(json.dumps({k: row.get(k) for k in TRAINED_FIELDS}, ensure_ascii=False, sort_keys=True))
+    return "\n".join(rows).encode("utf-8")
 
 
 def bundled_datasets() -> list[str]:
@@ -150,7 +166,7 @@ def load_dataset(name_or_path: str | Path) -> Dataset:
                 history=tuple(row.get("history") or ()),
                 gold=tuple(Gold(g["clause_id"], g["span"]) for g in row.get("gold") or ()),
                 answer_keywords=tuple(row.get("answer_keywords") or ()), dataset=path.stem,
-                missing=row.get("missing") or "", note=row.get("note") or "",
+                missing=row.get("missing") or "", note=row.get("note") or "", yes_no=row.get("yes_no") or "",
                 split=row.get("split") or split_of(row["id"], path.stem)))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path.name} line {n}: {exc}") from exc
@@ -177,6 +193,8 @@ def validate(dataset: Dataset, documents: dict) -> list[str]:
             problems.append(f"{where}: split {q.split!r}, but its id's hash gives {split_of(q.id, dataset.name)!r}")
         if (q.type == "unanswerable") != (not q.gold):
             problems.append(f"{where}: unanswerable questions (and only they) have no gold")
+        if q.yes_no and (q.yes_no not in ("yes", "no") or not q.gold):
+            problems.append(f"{where}: yes_no is 'yes' or 'no', on an answerable question")
         if q.missing and (q.missing not in MISSING or q.gold or not q.note):
             problems.append(f"{where}: missing must be one of {MISSING}, on an unanswerable question with a note")
         if q.type == "noplace" and len({g.doc_id for g in q.gold}) < 2:

@@ -35,7 +35,7 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 _ANSWER_HEADERS = ["keywords", "cite prec.", "cite recall", "numbers ok", "abstain unans.", "abstain ans.",
-                   "missing named", "ask p50 ms", "ask p95 ms", "n"]
+                   "missing named", "yes/no right·wrong", "ask p50 ms", "ask p95 ms", "n"]
 
 
 def answer_rows(run: EvalRun) -> list[list[str]]:
@@ -47,6 +47,7 @@ def answer_rows(run: EvalRun) -> list[list[str]]:
                                               "number_faithfulness", "abstain_on_unanswerable",
                                               "abstain_on_answerable")]
                     + [f"{f['missing_named']:.3f} ({int(f['n_near_miss'])})" if f.get("n_near_miss") else "—"]
+                    + [f"{f['yes_no_right']:.2f}·{f['yes_no_wrong']:.2f} ({int(f['n_yes_no'])})" if f.get("n_yes_no") else "—"]
                     + [f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}", str(int(f["n"]))])
     return rows
 
@@ -210,7 +211,7 @@ def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[st
     if run.answers:
         parts += ["## 回答（摘录式，不用大模型）", "",
                   "keywords：答案含期望关键词的比例；cite prec./recall：所引条款含标准答案的比例 / 标准答案条款被引用的比例；"
-                  "numbers ok：答案中每个数字都出现在所引条款（含其出处行：标题、文号）中的比例；abstain unans./ans.：对无答案 / 有答案问题表示“未找到”的比例；missing named：近似问题（数据集注明缺什么）的“未找到”说对了所缺部分（主体、数值、时期或地区）的比例，括号内为题数。",
+                  "numbers ok：答案中每个数字都出现在所引条款（含其出处行：标题、文号）中的比例；abstain unans./ans.：对无答案 / 有答案问题表示“未找到”的比例；missing named：近似问题（数据集注明缺什么）的“未找到”说对了所缺部分（主体、数值、时期或地区）的比例，括号内为题数；yes/no right·wrong：是非题（数据集注明依条款应答“是”或“否”）的回答开头给出正确的“能/不能、需要/不需要、有”的比例 · 给出相反结论的比例，括号内为题数。",
                   "", markdown_table(["dataset"] + _ANSWER_HEADERS, answer_rows(run)), ""]
         wrong = [a for a in run.answers if not is_test(a.dataset) and (
             a.abstained != a.should_abstain or (not a.abstained and a.metrics["keywords"] < 1)

@@ -59,10 +59,13 @@ class AnswerResult:
     metrics: dict[str, float] = field(default_factory=dict)
     reason: str | None = None  # the check that made it abstain (assistant/verify.py)
     missing: str = ""  # near-miss questions: the part the documents lack, by the dataset
+    verdict: str | None = None  # the yes or no the answer led with (assistant/polarity.py)
+    yes_no: str = ""  # … and the one the dataset's gold clauses give
 
 
+LOWER_IS_BETTER = ("abstain_on_answerable", "yes_no_wrong")
 ANSWER_METRICS = ("keywords", "citation_precision", "citation_recall", "number_faithfulness",
-                  "abstain_on_unanswerable", "abstain_on_answerable", "missing_named")
+                  "abstain_on_unanswerable", "abstain_on_answerable", "missing_named", "yes_no_right", "yes_no_wrong")
 
 
 @dataclass
@@ -81,6 +84,7 @@ class EvalRun:
             unanswerable = [a for a in rows if a.should_abstain]
             answered = [a for a in answerable if not a.abstained]
             near_miss = [a for a in unanswerable if a.missing]
+            yes_no = [a for a in answerable if a.yes_no]
             mean = lambda xs: round(statistics.fmean(xs), 4) if xs else 0.0  # noqa: E731
             latencies = [a.latency_ms for a in rows]
             out[ds] = {
@@ -92,7 +96,10 @@ class EvalRun:
                 "abstain_on_answerable": mean([float(a.abstained) for a in answerable]),
                 # Near-miss questions whose not-found names the part the documents lack.
                 "missing_named": mean([float(a.abstained and a.reason == a.missing) for a in near_miss]),
-                "n_near_miss": len(near_miss), "n_answerable": len(answerable),
+                # Yes/no questions led by the gold's yes or no, and by the opposite one (the harm).
+                "yes_no_right": mean([float(a.verdict == a.yes_no) for a in yes_no]),
+                "yes_no_wrong": mean([float(a.verdict not in (None, a.yes_no)) for a in yes_no]),
+                "n_near_miss": len(near_miss), "n_answerable": len(answerable), "n_yes_no": len(yes_no),
                 "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
                 "n": len(rows),
             }
@@ -163,7 +170,8 @@ def run_answers(datasets: Sequence[Dataset], ask: Callable[[Question], object], 
             dataset=q.label, id=q.id, type=q.type, question=q.question, answer=answer.text,
             abstained=answer.abstained, should_abstain=not q.gold, cited=cited, gold=gold,
             rewritten_query=answer.rewritten_query, latency_ms=round(latency, 2), metrics=metrics,
-            reason=getattr(answer, "reason", None), missing=q.missing))
+            reason=getattr(answer, "reason", None), missing=q.missing,
+            verdict=None if answer.abstained else getattr(answer, "verdict", None), yes_no=q.yes_no))
     return out
 
 
@@ -300,8 +308,8 @@ def check(run_: EvalRun, baseline: dict) -> list[str]:
         if current is None or not is_test(ds):
             continue
         for metric, value in metrics.items():
-            # Abstaining on answerable questions is the one figure that must not rise.
-            worse = current[metric] > value + tolerance if metric == "abstain_on_answerable" \
+            # Abstaining on answerable questions and the wrong yes or no are the figures that must not rise.
+            worse = current[metric] > value + tolerance if metric in LOWER_IS_BETTER \
                 else current[metric] < value - tolerance
             if worse:
                 failures.append(f"{ds} / answers / {metric}: {current[metric]:.3f} vs baseline {value:.3f} ± {tolerance}")

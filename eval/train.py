@@ -8,7 +8,7 @@ learns to order them. Training is deterministic (one thread, fixed seeds): the s
 same model. The model is written to ``assistant/data/ranker.txt`` (and its second stage, over the
 memory of earlier questions, to ``ranker-memory.txt``, with the memory itself) with ``ranker.json``, which records
 the features, the parameters, the questions used and the sha256 of the data it was trained on
-(``data_hash``: the dataset files and the corpus' SOURCES.json); a test checks that hash against the
+(``data_hash``: the datasets' trained fields and the corpus' SOURCES.json); a test checks that hash against the
 data in the repo, so a dataset changed without retraining is caught.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.questions import TUNING_SPLITS, collections_for, dataset_dir, load_dataset
+from eval.questions import TUNING_SPLITS, collections_for, load_dataset, training_bytes
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def data_hash() -> str:
     """sha256 of what the model is trained on: the training datasets and the corpus' sources."""
     h = hashlib.sha256()
     for name in TRAIN_DATASETS:
-        h.update((dataset_dir() / f"{name}.jsonl").read_bytes())
+        h.update(training_bytes(name))
     h.update((Path(str(resources.files("corpus"))) / "SOURCES.json").read_bytes())
     return h.hexdigest()
 

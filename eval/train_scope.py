@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.scope import SCOPE_FILE, fit
-from eval.questions import DEFAULT_COLLECTIONS, TUNING_SPLITS, collections_for, dataset_dir, load_dataset
+from eval.questions import DEFAULT_COLLECTIONS, TUNING_SPLITS, collections_for, load_dataset, training_bytes
 from index.core import DEFAULT_INDEX_DIR
 
 SCOPE_DATASETS = ("stard", "policies_qa", "laws_qa")
@@ -37,7 +37,7 @@ def data_hash() -> str:
     """sha256 of the datasets the model is trained on."""
     h = hashlib.sha256()
     for name in SCOPE_DATASETS:
-        h.update((dataset_dir() / f"{name}.jsonl").read_bytes())
+        h.update(training_bytes(name))
     return h.hexdigest()
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from assistant.compose import table_row_text
 from assistant.llm import LLMSettings, check_answer
+from assistant.records import answer_json
 from assistant.service import Assistant
 from assistant.understanding import QuestionReader
 from corpus.errors import InvalidQuestion
@@ -460,6 +461,17 @@ def test_a_policy_question_without_a_place_is_answered_per_place(assistant):
     for c in answer.citations:  # each part is headed by its place and cited
         assert f"[{c.n}]" in answer.text
     assert "沧州市：" in answer.text
+
+
+def test_a_yes_no_question_on_the_policies_starts_with_its_yes_and_says_so_in_json(assistant):
+    answer = assistant.ask("乌海会不会设知识产权专项经费？")
+    assert not answer.abstained and answer.text.startswith("会。") and answer.verdict == "yes"
+    assert "知识产权专项经费" in answer.text and answer_json(answer)["verdict"] == "yes"
+    # a law's 不得 is quoted, but no 不能 is read from it (the wrong one too often on held-out questions)
+    law = assistant.ask("产品包装上能印“驰名商标”几个字做宣传吗？")
+    assert not law.abstained and "不得" in law.text and law.verdict is None and not law.text.startswith("不")
+    judged = assistant.ask("沧州专利规划落实得好不好？")  # a judgement no document makes
+    assert judged.verdict is None and not judged.text.startswith("好")
 
 
 @pytest.mark.parametrize("question, section, items", [

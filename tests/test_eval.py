@@ -11,7 +11,7 @@ import pytest
 from eval.metrics import (abstention_scores, citation_precision, citation_recall, hit_at, keywords_present, mrr_at,
                           ndcg_at, number_faithfulness, numbers_in, percentile, recall_at)
 from eval.questions import TYPES, load_dataset, validate
-from eval.runner import EvalRun, QuestionResult, check
+from eval.runner import AnswerResult, EvalRun, QuestionResult, check
 from tests.conftest import ROOT
 
 
@@ -97,12 +97,15 @@ def test_validate_catches_broken_rows(docs, tmp_path):
             {"clause_id": "专利法(2020-10-17):第9章/第99条", "span": "x"}], "answer_keywords": []},
         {"id": "b3", "question": "深圳补贴多少", "type": "unanswerable", "history": [],
          "gold": [{"clause_id": "专利法(2020-10-17):第5章/第42条", "span": "二十年"}], "answer_keywords": []},
+        {"id": "b4", "question": "外观设计专利能保护十五年吗", "type": "yesno", "history": [],
+         "gold": [{"clause_id": "专利法(2020-10-17):第5章/第42条", "span": "外观设计专利权的期限为十五年"}],
+         "answer_keywords": [], "yes_no": "是"},
     ]
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     problems = validate(load_dataset(path), docs)
     joined = "\n".join(problems)
     for expected in ["span not verbatim", "duplicate id", "unknown clause", "follow-up needs history",
-                     "unanswerable questions (and only they) have no gold"]:
+                     "unanswerable questions (and only they) have no gold", "b4: yes_no is 'yes' or 'no'"]:
         assert expected in joined
 
 
@@ -129,6 +132,19 @@ def test_answer_metrics_by_hand():
     assert citation_precision([], set()) == 1.0
     scores = abstention_scores([True, True, False, False], [True, False, True, False])
     assert scores == {"abstain_precision": 0.5, "abstain_recall": 0.5}
+
+
+def test_a_yes_no_lead_is_scored_against_the_gold_and_the_wrong_one_counts_against():
+    def result(i: str, gold_says: str, led: str | None) -> AnswerResult:
+        return AnswerResult("d/test", i, "yesno", "?", "…", False, False, ["g"], ["g"], None, 1.0,
+                            {"keywords": 1.0, "citation_precision": 1.0, "citation_recall": 1.0,
+                             "number_faithfulness": 1.0}, verdict=led, yes_no=gold_says)
+    answers = [result("a", "yes", "yes"), result("b", "no", "yes"), result("c", "no", None), result("d", "", "yes")]
+    figures = EvalRun({}, [], answers).answer_summary()["d/test"]
+    # rounded to four places, as every answer figure
+    assert (figures["yes_no_right"], figures["yes_no_wrong"], figures["n_yes_no"]) == (0.3333, 0.3333, 3)
+    baseline = {"tolerance": 0.02, "answers": {"d/test": {"yes_no_wrong": 0.0}}}
+    assert any("yes_no_wrong" in f for f in check(EvalRun({}, [], answers), baseline))  # a rise fails the gate
 
 
 def _run(hit: float, dataset: str = "d/test") -> EvalRun:
