@@ -307,14 +307,16 @@ _ASKS_VALUE = re.compile(r"多少|几|多久|多长|多大|多高|多远|什么�
 _EVENT_TIME = re.compile(r"[^，。；,;]{2,}时(?:[，。；,;]|起|设立|成立|生效|发生)|之时")
 
 
-def check_figure(asked: Asked, picked: Sequence[Picked], u: Understanding, best: Hit | None) -> Failure | None:
-    """A value of the kind asked for is stated: in a picked sentence or the best clause (an amount in 元,
-    a period, a rate …), and in the unit asked (多少件 → a number of 件). Only when the question asks for
-    a value: "利率有争议怎么办" asks what to do, not a rate; "什么时候设立" is answered by "…交付时设立"."""
+def check_figure(asked: Asked, picked: Sequence[Picked], u: Understanding) -> Failure | None:
+    """A value of the kind asked for is stated in a sentence the answer quotes (an amount in 元, a period,
+    a rate …), in the unit asked (多少件 → a number of 件). The rest of the clause does not count: a count
+    of 服务机构 elsewhere in the item is not quoted, and the user would read the quoted sentences as the
+    answer. Only when the question asks for a value: "利率有争议怎么办" asks what to do, not a rate;
+    "什么时候设立" is answered by "…交付时设立"."""
     if not _ASKS_VALUE.search(u.query) or asked.kind in ("yesno", "list"):
         return None
-    texts = [p.sentence for p in picked] + ([best.chunk.text] if best else [])
-    if asked.kind == "date" and any(_EVENT_TIME.search(t) for t in texts[:-1] or texts):
+    texts = [p.sentence for p in picked]
+    if asked.kind == "date" and any(_EVENT_TIME.search(t) for t in texts):
         return None
     if asked.kind not in VALUE_KINDS:
         return None
@@ -478,7 +480,7 @@ def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, k
 
 
 def _checked_figure(asked: Asked, picked: Sequence[Picked], u: Understanding, best: Hit | None) -> Failure | None:
-    failed = check_figure(asked, picked, u, best)
+    failed = check_figure(asked, picked, u)
     return figure_or_subject(failed, u, picked, best) if failed else None
 
 

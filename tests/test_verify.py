@@ -110,13 +110,25 @@ def test_subject_check_takes_the_broader_right_but_not_a_sibling(reader, known, 
 def test_figure_check_wants_a_value_of_the_kind_asked(reader, known, documents):
     u = reader.read("专利代理师资格考试多少分算合格？")
     papers = picked(documents, "专利法实施细则(2023-12-11):第13章/第146条", "签字或者盖章")
-    assert check_figure(read_asked(u, known), [papers], u, papers.hit) == Failure("figure", ("分数",))
+    assert check_figure(read_asked(u, known), [papers], u) == Failure("figure", ("分数",))
     u = reader.read("外观设计专利保护多少年？")
     term = picked(documents, "专利法(2020-10-17):第5章/第42条", "外观设计专利权的期限为十五年")
-    assert check_figure(read_asked(u, known), [term], u, term.hit) is None
+    assert check_figure(read_asked(u, known), [term], u) is None
     # "怎么办" asks what to do: a rate named in passing is not asked for.
     u = reader.read("职务发明报酬的比例有争议怎么办？")
-    assert check_figure(read_asked(u, known), [term], u, term.hit) is None
+    assert check_figure(read_asked(u, known), [term], u) is None
+
+
+def test_a_figure_must_be_in_the_quoted_sentence_not_elsewhere_in_the_clause(reader, known, documents):
+    # The item counts the service agencies it brings in (引进2-3家) in another sentence: the sentence
+    # quoted for the 聚集区 states no count of them, and the user would read it as the answer.
+    u = reader.read("荆门高新区要建几个知识产权服务业聚集区？")
+    quoted = picked(documents, "jingmen-hitech-2023:四、/(四)/14.", "深入开展园区知识产权服务业聚集区建设")
+    assert "2-3家" in quoted.hit.chunk.text and "2-3家" not in quoted.sentence
+    assert check_figure(read_asked(u, known), [quoted], u) == Failure("figure", ("数量",))
+    u = reader.read("荆门高新区要引进几家高水平服务机构？")
+    counted = picked(documents, "jingmen-hitech-2023:四、/(四)/14.", "引进2-3家")
+    assert check_figure(read_asked(u, known), [counted], u) is None
 
 
 def test_a_figure_asked_of_something_the_clause_never_names_lacks_that_subject(reader, known, documents):
@@ -125,7 +137,7 @@ def test_a_figure_asked_of_something_the_clause_never_names_lacks_that_subject(r
     u = reader.read("芯片布图设计被人抄了，法院最多能判多少法定赔偿？")
     assert value_noun(u) == ("法定赔偿",)
     suit = picked(documents, "集成电路布图设计保护条例(2001-04-02):第5章/第31条", "可以向人民法院起诉")
-    failed = check_figure(read_asked(u, known), [suit], u, suit.hit)
+    failed = check_figure(read_asked(u, known), [suit], u)
     assert failed == Failure("figure", ("金额",))
     assert figure_or_subject(failed, u, [suit], suit.hit) == Failure("subject", ("法定赔偿",))
     # The kind asked (比例), a unit (多少分) or nothing after the asking word leave it a figure failure.
@@ -135,7 +147,7 @@ def test_a_figure_asked_of_something_the_clause_never_names_lacks_that_subject(r
     # A value asked of something the clause does name stays a figure failure (湖北 names the centres, no count).
     u = reader.read("湖北今年要打造多少个高价值专利培育中心？")
     plan = picked(documents, "hubei-2023:二、/(一)/4.", "打造一批高价值专利培育中心")
-    failed = check_figure(read_asked(u, known), [plan], u, plan.hit)
+    failed = check_figure(read_asked(u, known), [plan], u)
     assert failed and figure_or_subject(failed, u, [plan], plan.hit) == failed
 
 
@@ -155,10 +167,10 @@ def test_a_day_named_by_an_event_answers_which_day(reader, known, documents):
     u = reader.read("专利申请是邮寄的，申请日按哪天算？")
     day = picked(documents, "专利法(2020-10-17):第3章/第28条", "以寄出的邮戳日为申请日")
     assert read_asked(u, known).kind == "date"
-    assert check_figure(read_asked(u, known), [day], u, day.hit) is None
+    assert check_figure(read_asked(u, known), [day], u) is None
     # A sentence with no day in it still fails.
     papers = picked(documents, "专利法实施细则(2023-12-11):第13章/第146条", "签字或者盖章")
-    assert check_figure(read_asked(u, known), [papers], u, papers.hit) is not None
+    assert check_figure(read_asked(u, known), [papers], u) is not None
 
 
 def test_how_many_days_of_a_compensation_asks_a_duration_not_an_amount(reader, known):
