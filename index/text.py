@@ -147,8 +147,10 @@ def parts(word: str) -> list[str]:
     for piece in pieces:
         if len(piece) == 1 and not out and not carry:
             carry = piece
+        elif len(piece) == 1 and not out:  # two single characters first (万, 人): one piece, 万人
+            out, carry = [carry + piece], ""
         elif len(piece) == 1:
-            out[-1:] = [(out[-1] if out else "") + piece] if out else [carry + piece]
+            out[-1] += piece
         else:
             out.append(carry + piece)
             carry = ""

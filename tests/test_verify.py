@@ -12,7 +12,7 @@ from assistant.verify import (check_figure, check_period, check_place, check_rep
                               figure_or_subject, not_found_text, value_noun, own_years, read_asked, relative_note, unknown_topic, Failure)
 from corpus import load_collection
 from corpus.types import Chunk, Hit
-from index.text import tokenize
+from index.text import parts, tokenize
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +157,12 @@ def test_subject_check_reads_a_compound_in_other_order_or_framed_by_the_law(read
     assert subject_check(reader, known, "申请注册商标要交身份证明吗？", papers) is None
     fees = picked(documents, "专利法(2020-10-17):第5章/第44条", "没有按照规定缴纳年费的")
     assert subject_check(reader, known, "专利年费不交会怎样？", fees) is None
+    # A term the dictionary keeps whole (万人发明专利拥有量) is present by its parts (每万人口…); its first
+    # two single characters make one part, 万人, not 万 + 万发明专利.
+    row = picked(documents, "cangzhou-2017:二、", "每万人口发明专利拥有量(件/万人)")
+    assert parts("万人发明专利拥有量") == ["万人", "发明专利", "拥有量"]
+    assert subject_check(reader, known, "沧州每万人发明专利拥有量目标是多少？", row) is None
+    assert subject_check(reader, known, "沧州每万人高价值发明专利拥有量的目标是多少？", row).reason == "subject"
     # The halves must stand together: 驰名 is in neither the clause nor its frame.
     failed = subject_check(reader, known, "驰名商标的年费交多少？", fees)
     assert failed and failed.reason == "subject" and "驰名商标" in failed.missing[0]
