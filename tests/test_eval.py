@@ -240,3 +240,16 @@ def test_refusals_of_answerable_questions_are_counted_by_reason(real_index):
     assert all(split_of(qid, "laws_qa") == "dev" for qid, _, _ in listed)
     _, _, hidden = refusals("laws_qa", "test", index_dir)
     assert hidden == []  # test questions are counted, never listed
+
+
+def test_stard_gold_maps_to_the_ids_of_lawrefbooks_own_files():
+    # The whole corpus names 民法典's 合同编 by its file's stem; a stem two folders share keeps its prefix.
+    from eval.stard_scale import corpus_id, stard_to_corpus_ids
+
+    mapped = stard_to_corpus_ids()
+    assert len(mapped) == 119 and mapped["民法典-合同编"] == "合同编"
+    assert mapped["个人信息保护法(2021-08-20)"] == "个人信息保护法(2021-08-20)"
+    held = {"合同编", "社会法-反电信网络诈骗法(2022-09-02).md", "民法典-物权编"}
+    assert corpus_id("民法典-合同编", mapped, held) == "合同编"
+    assert corpus_id("反电信网络诈骗法(2022-09-02)", mapped, held) == "社会法-反电信网络诈骗法(2022-09-02).md"
+    assert corpus_id("民法典-物权编", mapped, held) == "民法典-物权编"  # an index of corpus/stard_laws itself
