@@ -67,6 +67,7 @@ class Asked:
     places: tuple[str, ...]
     pairs: tuple[tuple[str, str], ...] = ()  # neighbouring subject words: they must stand together
     relative: str | None = None  # 今年 / 明年 …, when no year is named
+    value: bool = False  # it asks for a value (多少, 几, 什么时候 …)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ def read_asked(u: Understanding, known: Container[str]) -> Asked:
     subject = [w for w in head if is_ip_word(w) and w in known]
     return Asked(subject=tuple(dict.fromkeys(subject)), phrases=("".join(head),) if head else (),
                  kind=_kind(u.query), unit=asked_unit(u.query), years=u.years, places=u.places,
-                 pairs=tuple(zip(subject, subject[1:])), relative=relative_year(u))
+                 pairs=tuple(zip(subject, subject[1:])), relative=relative_year(u),
+                 value=bool(_ASKS_VALUE.search(u.query)) and _kind(u.query) not in ("yesno", "list"))
 
 
 def relative_year(u: Understanding) -> str | None:
@@ -392,6 +394,17 @@ def _speaks_for(p: Picked, first: int, last: int, span: tuple[int, int] | None) 
     return span is None or (span[0] <= last and first <= span[1])
 
 
+_FIGURE = re.compile(r"\d")
+
+
+def _figured(picked: Sequence[Picked], asked: Asked) -> Sequence[Picked]:
+    """The quoted sentences that can answer for a year: when a value is asked, those with a figure (a
+    sentence without one, "每万人口发明专利拥有量等有较大增长", does not make 2020's 8.0 a 2018 target)."""
+    if not asked.value:
+        return picked
+    return [p for p in picked if _FIGURE.search(p.sentence)] or picked
+
+
 def check_period(asked: Asked, picked: Sequence[Picked], periods: Mapping[str, tuple[int, int] | None],
                  years: Mapping[str, int] | None = None) -> Failure | None:
     """The years asked for are the years the quoted sentences speak of, or, when they name none, within
@@ -401,14 +414,15 @@ def check_period(asked: Asked, picked: Sequence[Picked], periods: Mapping[str, t
         return None
     if asked.years:
         first, last = asked.years
-        if any(_speaks_for(p, first, last, periods.get(p.hit.chunk.doc_id)) for p in picked):
+        if any(_speaks_for(p, first, last, periods.get(p.hit.chunk.doc_id)) for p in _figured(picked, asked)):
             return None
         return Failure("period", (f"{first}年" if first == last else f"{first}—{last}年",))
     if not asked.relative or not years:
         return None
     shift = RELATIVE_YEARS[asked.relative]
-    meant = [(p, years[p.hit.chunk.doc_id] + shift) for p in picked if p.hit.chunk.doc_id in years]
-    if len(meant) < len(picked) or any(_speaks_for(p, y, y, periods.get(p.hit.chunk.doc_id)) for p, y in meant):
+    evidence = _figured(picked, asked)
+    meant = [(p, years[p.hit.chunk.doc_id] + shift) for p in evidence if p.hit.chunk.doc_id in years]
+    if len(meant) < len(evidence) or any(_speaks_for(p, y, y, periods.get(p.hit.chunk.doc_id)) for p, y in meant):
         return None
     return Failure("period", (f"{asked.relative}（{meant[0][1]}年）",))
 

@@ -236,6 +236,23 @@ def test_this_year_and_next_are_read_against_each_policys_own_year(reader, known
     assert relative_note(u, ["专利法(2020-10-17)"], years) == ""
 
 
+def test_a_value_asked_for_a_year_is_read_from_the_sentences_with_figures(reader, known, documents):
+    # 沧州's 十三五 plan (2016–2020) sets 2020's 8.0; a sentence without a figure beside it ("…等有较大增长")
+    # must not make that a 2018 target because 2018 lies within the plan's period.
+    spans, years = document_spans(documents.values(), ""), own_years(documents.values())
+    growth = picked(documents, "cangzhou-2017:二、", "每万人口发明专利拥有量等有较大增长")
+    row = picked(documents, "cangzhou-2017:二、", "每万人口发明专利拥有量(件/万人)")
+    u = reader.read("沧州2018年每万人发明专利拥有量目标是多少？")
+    assert check_period(read_asked(u, known), [growth, row], spans) == Failure("period", ("2018年",))
+    u = reader.read("沧州2020年每万人发明专利拥有量目标是多少？")
+    assert check_period(read_asked(u, known), [growth, row], spans) is None
+    u = reader.read("沧州今年每万人发明专利拥有量目标是多少？")  # 今年: the year it was issued, 2017
+    assert check_period(read_asked(u, known), [growth, row], spans, years) == Failure("period", ("今年（2017年）",))
+    # Without a value asked, the sentence that names no year speaks for the plan's whole period.
+    u = reader.read("沧州2018年专利工作有什么发展目标？")
+    assert check_period(read_asked(u, known), [growth, row], spans) is None
+
+
 def test_period_check_knows_which_version_of_a_law_is_indexed(reader, known, documents):
     question = "2008年修正的专利法规定外观设计专利保护期是几年？"
     term = picked(documents, "专利法(2020-10-17):第5章/第42条", "外观设计专利权的期限为十五年")
