@@ -268,11 +268,29 @@ def _near(a: str, b: str, text: str, window: int = NEAR_CHARS) -> bool:
     return any(-window - len(b) <= j - i <= len(a) + window for i in starts_a for j in starts_b)
 
 
+_LEVEL = re.compile(r"(?:国家|省|自治区|市|区|县|盟)级")
+
+
+def _other_level(asked: Asked, picked: Sequence[Picked]) -> tuple[str, ...]:
+    """The phrases of the question naming a level (国家级地理标志龙头企业) when the quoted sentences name
+    levels, but none of those: "确定20家省级地理标志龙头企业" does not count the 国家级 ones."""
+    levels = {m.group(0) for phrase in asked.phrases for m in _LEVEL.finditer(phrase)}
+    quoted = {m.group(0) for p in picked for m in _LEVEL.finditer(p.sentence)}
+    if not levels or not quoted or levels & quoted:
+        return ()
+    return tuple(phrase for phrase in asked.phrases if _LEVEL.search(phrase))
+
+
 def check_subject(asked: Asked, picked: Sequence[Picked], u: Understanding) -> Failure | None:
     """Every word of the subject that the documents use is in what the answer quotes (with its headings
     and title). When a value is asked for, in a sentence that states one: "每万人发明专利拥有量达到4件"
     does not answer how many 专利申请, even beside a sentence on PCT 专利申请."""
-    if not picked or not asked.subject:
+    if not picked:
+        return None
+    other_level = _other_level(asked, picked)
+    if other_level:
+        return Failure("subject", other_level)
+    if not asked.subject:
         return None
     kind = next((k for k in answer_kinds() if k.name == asked.kind), None) if asked.kind in VALUE_KINDS else None
     valued = [p for p in picked if states_value(kind, p.sentence)]
@@ -388,10 +406,18 @@ def own_years(documents: Sequence[DocInfo]) -> dict[str, int]:
 def _speaks_for(p: Picked, first: int, last: int, span: tuple[int, int] | None) -> bool:
     """The sentence names a year from ``first`` to ``last``, or names none and its document's period
     (unknown: any) overlaps them."""
-    said = [int(y) for y in _YEAR.findall(p.sentence + " " + " ".join(p.hit.path))]
+    said = [int(y) for y in _YEAR.findall(p.sentence + " " + " ".join(p.hit.path))] or _year_before(p)
     if said:
         return any(first <= y <= last for y in said)
     return span is None or (span[0] <= last and first <= span[1])
+
+
+def _year_before(p: Picked) -> list[int]:
+    """The year an earlier sentence of the same clause set for this one: "到2025年,园区专利年授权量达到…。
+    园区每万人有效发明专利拥有量达到30件以上…" speaks of 2025 throughout (the nearest year named before)."""
+    at = p.hit.chunk.text.find(p.sentence)
+    before = _YEAR.findall(p.hit.chunk.text[:at]) if at > 0 else []
+    return [int(before[-1])] if before else []
 
 
 _FIGURE = re.compile(r"\d")

@@ -99,6 +99,14 @@ def test_subject_check_reads_the_sentence_that_states_the_value(reader, known, d
     assert check_subject(read_asked(u, known), [value, other], u) == Failure("subject", ("专利申请",))
 
 
+def test_subject_check_wants_the_level_asked_when_the_sentence_names_another(reader, known, documents):
+    leaders = picked(documents, "hubei-2023:二、/(五)/17.", "确定20家省级地理标志龙头企业")
+    assert subject_check(reader, known, "湖北要确定多少家省级地理标志龙头企业？", leaders) is None
+    assert subject_check(reader, known, "湖北要确定多少家地理标志龙头企业？", leaders) is None  # no level asked
+    assert subject_check(reader, known, "湖北要确定多少家国家级地理标志龙头企业？", leaders) == \
+        Failure("subject", ("国家级地理标志龙头企业",))
+
+
 def test_subject_check_takes_the_broader_right_but_not_a_sibling(reader, known, documents):
     # 专利法第七十一条 on 专利权 answers for 外观设计; 驰名商标 is not 注册商标.
     damages = picked(documents, "专利法(2020-10-17):第7章/第71条", "侵犯专利权的赔偿数额")
@@ -248,9 +256,14 @@ def test_a_value_asked_for_a_year_is_read_from_the_sentences_with_figures(reader
     assert check_period(read_asked(u, known), [growth, row], spans) is None
     u = reader.read("沧州今年每万人发明专利拥有量目标是多少？")  # 今年: the year it was issued, 2017
     assert check_period(read_asked(u, known), [growth, row], spans, years) == Failure("period", ("今年（2017年）",))
-    # Without a value asked, the sentence that names no year speaks for the plan's whole period.
-    u = reader.read("沧州2018年专利工作有什么发展目标？")
-    assert check_period(read_asked(u, known), [growth, row], spans) is None
+    # A sentence that names no year speaks for the year an earlier sentence of its clause set: 荆门高新区's
+    # "到2025年,园区专利年授权量达到2500件以上…。园区每万人有效发明专利拥有量达到30件以上…" is about 2025.
+    later = picked(documents, "jingmen-hitech-2023:三、/(一)", "园区每万人有效发明专利拥有量达到30件以上")
+    assert "2025" not in later.sentence
+    u = reader.read("荆门高新区2024年每万人有效发明专利拥有量要达到多少件？")
+    assert check_period(read_asked(u, known), [later], spans) == Failure("period", ("2024年",))
+    u = reader.read("荆门高新区2025年每万人有效发明专利拥有量要达到多少件？")
+    assert check_period(read_asked(u, known), [later], spans) is None
 
 
 def test_period_check_knows_which_version_of_a_law_is_indexed(reader, known, documents):
