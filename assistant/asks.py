@@ -48,6 +48,32 @@ def asked_kind(question: str) -> AnswerKind | None:
     return next((k for k in answer_kinds() if k.asks.search(question)), None)
 
 
+_LIST = re.compile(r"哪几|哪些")
+_YES_NO = re.compile(r"[吗么][？?！!。]*$")
+_MONEY_NOUN = re.compile(r"(?:资金|经费|奖金|补贴|资助|奖励|费用|金额|钱|赔偿|罚款)[^，,。？?]{0,6}(?:多少|几)|"
+                         r"(?:多少|几)[^，,。？?]{0,4}(?:资金|经费|奖金|补贴|资助|赔偿|罚款)")
+
+
+def question_kind(query: str) -> str | None:
+    """The kind of answer a whole question asks for, as the checks and the sentence picker read it:
+    "哪几个地方" asks for a list, not a count; "能印“驰名商标”几个字吗" a yes or a no; "资金每年安排多少",
+    "赔偿最高多少" an amount (a money noun beside the asking word); else the table's first kind."""
+    if _LIST.search(query):
+        return "list"
+    if _YES_NO.search(query):
+        return "yesno"
+    kind = asked_kind(query)
+    if kind is None and _MONEY_NOUN.search(query):
+        return "amount"
+    return kind.name if kind else None
+
+
+def states_asked_value(query: str, text: str) -> bool:
+    """``text`` states a value of the kind ``query`` asks for (question_kind), when it asks for one."""
+    name = question_kind(query)
+    return name in VALUE_KINDS and states_value(next(k for k in answer_kinds() if k.name == name), text)
+
+
 def holds_kind(kind: AnswerKind | None, text: str) -> bool:
     return bool(kind and kind.holds.search(text))
 

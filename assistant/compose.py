@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from assistant.asks import MONEY, asked_kind, states_value
+from assistant.asks import MONEY, asked_kind, states_asked_value, states_value
 from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import cn_to_int, int_to_cn
@@ -187,7 +187,11 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
         h = sources[0]
         detail = _implementing_detail(u, h, clauses, wanted)
         whole = [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=True)]
-        return whole[:max_sentences + 1 - len(detail)] + detail
+        kept = whole[:max_sentences + 1 - len(detail)]
+        # a value asked for is quoted even when it stands in a later sentence (the figure check reads
+        # only what is quoted): "…判决给予权利人五百万元以下的赔偿" is 反不正当竞争法第十七条's sixth
+        kept += [p for p in whole[len(kept):] if states_asked_value(u.query, p.sentence)][:1]
+        return kept + detail
     for rank, h in enumerate(sources):
         # A long clause is split into chunks; its other retrieved chunks are part of it too
         # (a target table's rows come in several chunks of one clause).

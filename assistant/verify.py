@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
-from assistant.asks import VALUE_KINDS, answer_kinds, asked_kind, asked_unit, holds_unit, states_value
+from assistant.asks import VALUE_KINDS, answer_kinds, asked_unit, holds_unit, question_kind, states_value
 from assistant.compose import Picked, clause_hits, content_tokens
 from assistant.scope import ScopeModel, judged, scope_features
 from assistant.understanding import Understanding
@@ -102,9 +102,9 @@ def read_asked(u: Understanding, known: Container[str]) -> Asked:
     head = runs[-1] if runs else []
     subject = [w for w in head if is_ip_word(w) and w in known]
     return Asked(subject=tuple(dict.fromkeys(subject)), phrases=("".join(head),) if head else (),
-                 kind=_kind(u.query), unit=asked_unit(u.query), years=u.years, places=u.places,
+                 kind=question_kind(u.query), unit=asked_unit(u.query), years=u.years, places=u.places,
                  pairs=tuple(zip(subject, subject[1:])), relative=relative_year(u),
-                 value=bool(_ASKS_VALUE.search(u.query)) and _kind(u.query) not in ("yesno", "list"))
+                 value=bool(_ASKS_VALUE.search(u.query)) and question_kind(u.query) not in ("yesno", "list"))
 
 
 def relative_year(u: Understanding) -> str | None:
@@ -127,24 +127,6 @@ def _runs(tagged: list[tuple[str, str]]) -> list[list[str]]:
         elif runs[-1]:
             runs.append([])
     return [r for r in runs if r]
-
-
-_LIST = re.compile(r"哪几|哪些")
-_YES_NO = re.compile(r"[吗么][？?！!。]*$")
-_MONEY_NOUN = re.compile(r"(?:资金|经费|奖金|补贴|资助|奖励|费用|金额|钱|赔偿|罚款)[^，,。？?]{0,6}(?:多少|几)|"
-                         r"(?:多少|几)[^，,。？?]{0,4}(?:资金|经费|奖金|补贴|资助|赔偿|罚款)")
-
-
-def _kind(query: str) -> str | None:
-    """The kind of answer asked for. "哪几个地方" asks for a list, not a count; "资金每年安排多少" for an amount."""
-    if _LIST.search(query):
-        return "list"
-    if _YES_NO.search(query):  # "能印“驰名商标”几个字吗": a yes or a no, not a count
-        return "yesno"
-    kind = asked_kind(query)
-    if kind is None and _MONEY_NOUN.search(query):
-        return "amount"
-    return kind.name if kind else None
 
 
 @lru_cache(maxsize=1)

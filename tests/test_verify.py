@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.compose import Picked
+from assistant.compose import Picked, pick_sentences
 from assistant.understanding import QuestionReader
 from assistant.verify import (check_figure, check_period, check_place, check_reply, check_subject, document_spans,
                               figure_or_subject, not_found_text, value_noun, own_years, read_asked, relative_note, unknown_topic, Failure)
@@ -137,6 +137,16 @@ def test_a_figure_must_be_in_the_quoted_sentence_not_elsewhere_in_the_clause(rea
     u = reader.read("荆门高新区要引进几家高水平服务机构？")
     counted = picked(documents, "jingmen-hitech-2023:四、/(四)/14.", "引进2-3家")
     assert check_figure(read_asked(u, known), [counted], u) is None
+
+
+def test_a_short_article_quoted_whole_keeps_the_sentence_with_the_value_asked(reader, documents):
+    # 反不正当竞争法第十七条 is short enough to quote whole, but its 五百万元 stands in its sixth sentence,
+    # past the five an answer quotes; the figure check reads only what is quoted.
+    article = picked(documents, "反不正当竞争法(2019-04-23):第4章/第17条", "五百万元")
+    quoted = [p.sentence for p in pick_sentences(reader.read("侵犯商业秘密最多赔多少钱？"), [article.hit])]
+    assert any("五百万元" in s for s in quoted) and len(quoted) == 6
+    asked_how = [p.sentence for p in pick_sentences(reader.read("侵犯商业秘密怎么赔？"), [article.hit])]
+    assert len(asked_how) == 5 and not any("五百万元" in s for s in asked_how)  # no value asked: as before
 
 
 def test_a_figure_asked_of_something_the_clause_never_names_lacks_that_subject(reader, known, documents):
