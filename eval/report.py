@@ -211,7 +211,7 @@ def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[st
     if run.answers:
         parts += ["## 回答（摘录式，不用大模型）", "",
                   "keywords：答案含期望关键词的比例；cite prec./recall：所引条款含标准答案的比例 / 标准答案条款被引用的比例；"
-                  "numbers ok：答案中每个数字都出现在所引条款（含其出处行：标题、文号）中的比例；abstain unans./ans.：对无答案 / 有答案问题表示“未找到”的比例；missing named：近似问题（数据集注明缺什么）的“未找到”说对了所缺部分（主体、数值、时期或地区）的比例，括号内为题数；yes/no right·wrong：是非题（数据集注明依条款应答“是”或“否”）的回答开头给出正确的“能/不能、需要/不需要、有”的比例 · 给出相反结论的比例，括号内为题数。",
+                  "numbers ok：答案中每个数字都出现在所引条款（含其出处行：标题、文号）中的比例；abstain unans./ans.：对无答案 / 有答案问题表示“未找到”的比例；missing named：近似问题（数据集注明缺什么）的“未找到”说对了所缺部分（主体、数值、时期或地区）的比例，括号内为题数；yes/no right·wrong：是非题（数据集注明依条款应答“是”或“否”）的回答开头给出正确结论（如“有。”“会。”）的比例 · 给出相反结论的比例，括号内为题数。",
                   "", markdown_table(["dataset"] + _ANSWER_HEADERS, answer_rows(run)), ""]
         wrong = [a for a in run.answers if not is_test(a.dataset) and (
             a.abstained != a.should_abstain or (not a.abstained and a.metrics["keywords"] < 1)
