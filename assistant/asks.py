@@ -48,7 +48,8 @@ def asked_kind(question: str) -> AnswerKind | None:
     return next((k for k in answer_kinds() if k.asks.search(question)), None)
 
 
-_LIST = re.compile(r"哪几|哪些")
+# a list: 哪些, and the count words that ask for the items themselves ("分几个阶段": the stages, in order)
+_LIST = re.compile(r"哪几|哪些|分几|几个阶段|几类|几种")
 _YES_NO = re.compile(r"[吗么][？?！!。]*$")
 _MONEY_NOUN = re.compile(r"(?:资金|经费|奖金|补贴|资助|奖励|费用|金额|钱|赔偿|罚款)[^，,。？?]{0,6}(?:多少|几)|"
                          r"(?:多少|几)[^，,。？?]{0,4}(?:资金|经费|奖金|补贴|资助|赔偿|罚款)")
@@ -56,7 +57,7 @@ _MONEY_NOUN = re.compile(r"(?:资金|经费|奖金|补贴|资助|奖励|费用|�
 
 def question_kind(query: str) -> str | None:
     """The kind of answer a whole question asks for, as the checks and the sentence picker read it:
-    "哪几个地方" asks for a list, not a count; "能印“驰名商标”几个字吗" a yes or a no; "资金每年安排多少",
+    "哪几个地方", "分几个阶段" ask for a list, not a count; "能印“驰名商标”几个字吗" a yes or a no; "资金每年安排多少",
     "赔偿最高多少" an amount (a money noun beside the asking word); else the table's first kind."""
     if _LIST.search(query):
         return "list"
