@@ -41,6 +41,7 @@ class Picked:
     position: int
     sentence: str
     hit: Hit
+    cited: str = ""  # the articles of its own law the sentence cites by number (assistant/references.py)
 
 
 SPREAD_SHARE = 0.5  # … whose score is at least this share of the best one's (scores are 0..1 per question)

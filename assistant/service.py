@@ -15,6 +15,7 @@ from assistant.params import check_filters, check_k, check_mode
 from assistant.llm import Generator, LLMError, LLMSettings, build_messages, check_answer
 from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, clause_results, retrieve_understood
 from assistant.listing import list_items, list_text
+from assistant.references import with_cited
 from assistant.understanding import QuestionReader, Understanding
 from assistant.scope import judged, scope_features, scope_for
 from assistant.verify import (Failure, check_reply, document_spans, not_found_text, own_years, read_asked, relative_note,
@@ -214,7 +215,7 @@ class Assistant:
         """(the listed section and its items, or None; the sentences an answer would quote)."""
         ours = compose.own_place_first(u, hits)
         listed = list_items(self.index, u, ours)
-        picked = listed[1] if listed else compose.pick_sentences(u, ours)
+        picked = with_cited(self.index, listed[1] if listed else compose.pick_sentences(u, ours))
         return listed, supported(read_asked(u, self.index.vocabulary()), picked, u)
 
     def scope_features(self, question: str, history: Sequence[dict] = (), k: int = 10):

@@ -147,8 +147,9 @@ def is_ip_word(word: str) -> bool:
 # --- evidence ----------------------------------------------------------------------------------
 
 def _heads(p: Picked) -> str:
-    """What frames a picked sentence: its document's title and its clause's headings."""
-    return f"{p.hit.title} {' '.join(p.hit.path)}".lower()
+    """What frames a picked sentence: its document's title, its clause's headings, and the articles of its
+    own law it cites by number ("违反本法第九条规定…" is about 第九条's 商业秘密)."""
+    return f"{p.hit.title} {' '.join(p.hit.path)} {p.cited}".lower()
 
 
 def _present(word: str, heads: str, body: str, explained: set[str], depth: int = 0) -> bool:

@@ -410,6 +410,14 @@ def test_a_neighbouring_answer_becomes_a_precise_not_found(assistant, question, 
     assert answer.related and not re.search(r"\[\d+\]", answer.text)  # the nearest clause is not the answer
 
 
+def test_a_sentence_naming_its_subject_by_article_number_is_read_through_that_article(assistant):
+    # 反不正当竞争法第十七条's 五百万元 sentence says 商业秘密 only as "违反本法第六条、第九条规定": 第九条 is
+    # what it is about. Before the clause tree was read, the subject check refused it as lacking 商业秘密.
+    answer = assistant.ask("侵犯商业秘密最多赔多少钱？")
+    assert not answer.abstained, (answer.reason, answer.text)
+    assert "五百万元" in answer.text and "第十七条" in answer.citations[0].citation
+
+
 @pytest.mark.parametrize("question, word", [("今天天气怎么样", "天气"), ("红烧肉怎么做", "红烧肉"), ("明天股票会涨吗", "股票")])
 def test_a_question_outside_the_knowledge_base_is_not_answered_with_a_clause(assistant, question, word):
     # e5 puts every question above cosine 0.86 to some clause: without this, each quoted an article.

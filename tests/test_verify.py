@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from dataclasses import replace
+
 from assistant.compose import Picked, pick_sentences
+from assistant.references import cited_numbers
 from assistant.understanding import QuestionReader
 from assistant.verify import (check_figure, check_period, check_place, check_reply, check_subject, document_spans,
                               figure_or_subject, not_found_text, value_noun, own_years, read_asked, relative_note, unknown_topic, Failure)
@@ -147,6 +150,27 @@ def test_a_short_article_quoted_whole_keeps_the_sentence_with_the_value_asked(re
     assert any("五百万元" in s for s in quoted) and len(quoted) == 6
     asked_how = [p.sentence for p in pick_sentences(reader.read("侵犯商业秘密怎么赔？"), [article.hit])]
     assert len(asked_how) == 5 and not any("五百万元" in s for s in asked_how)  # no value asked: as before
+
+
+@pytest.mark.parametrize("sentence, numbers", [
+    ("经营者违反本法第六条、第九条规定，权利人因被侵权所受到的实际损失…", ["第6条", "第9条"]),
+    ("依照第二十一条规定处理", ["第21条"]),
+    ("违反本条例第三十条或者第三十一条的", ["第30条", "第31条"]),
+    ("本法第十条第一款第五项至第十七项规定的权利", ["第10条"]),
+    ("依照商标法第十三条的规定", []),  # another law's article: not this document's
+])
+def test_the_articles_a_sentence_cites_of_its_own_law(sentence, numbers):
+    assert cited_numbers(sentence) == numbers
+
+
+def test_the_subject_of_an_article_cited_by_number_counts_for_the_sentence_citing_it(reader, known, documents):
+    question = "侵犯商业秘密最多赔多少钱？"
+    value = picked(documents, "反不正当竞争法(2019-04-23):第4章/第17条", "五百万元")
+    assert "商业秘密" not in value.sentence
+    assert subject_check(reader, known, question, value) == Failure("subject", ("商业秘密",))
+    ninth = documents["反不正当竞争法(2019-04-23)"].clause("反不正当竞争法(2019-04-23):第2章/第9条").text
+    assert "商业秘密" in ninth
+    assert subject_check(reader, known, question, replace(value, cited=ninth)) is None
 
 
 def test_a_figure_asked_of_something_the_clause_never_names_lacks_that_subject(reader, known, documents):
