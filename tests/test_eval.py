@@ -253,3 +253,30 @@ def test_stard_gold_maps_to_the_ids_of_lawrefbooks_own_files():
     assert corpus_id("民法典-合同编", mapped, held) == "合同编"
     assert corpus_id("反电信网络诈骗法(2022-09-02)", mapped, held) == "社会法-反电信网络诈骗法(2022-09-02).md"
     assert corpus_id("民法典-物权编", mapped, held) == "民法典-物权编"  # an index of corpus/stard_laws itself
+
+
+def test_chunk_vectors_made_apart_search_as_the_index_does(tmp_path):
+    # eval.stard_scale embeds a big index's chunks again with another embedder (e5 over an index of hash
+    # vectors); with the index's own embedder its dense and hybrid rankings must be the index's own.
+    from assistant import index_sources
+    from eval.stard_scale import ChunkVectors
+    from index.core import KnowledgeIndex
+
+    index_sources(tmp_path / "index", collections=["policies"], embedder="hash")
+    ix = KnowledgeIndex.open(tmp_path / "index")
+    vectors = ChunkVectors(ix, tmp_path / "vectors", "hash", shard=40)
+    assert len(vectors.ids) == len(vectors.vectors) > 120 and len(list((tmp_path / "vectors").iterdir())) >= 4
+    for question in ("荆门高新区到2025年专利授权量目标", "企业申请专利有没有资助", "地理标志商标"):
+        # the same cosines in the same order (near-ties may swap: the sums run in another order)
+        own = [h.scores["dense"] for h in ix.search(question, k=50, mode="dense")]
+        assert [s for _, s in vectors.dense(question, 50)] == pytest.approx(own, abs=1e-5)
+        for mode in ("dense", "hybrid"):
+            own = [h.chunk.chunk_id for h in ix.search(question, k=300, mode=mode)][:10]
+            ids = vectors.search(question, 300, mode)[:10]
+            chunks = ix.chunks(ids)
+            assert [chunks[i].chunk_id for i in ids] == own, (question, mode)
+    files = sorted((tmp_path / "vectors").iterdir())
+    stamps = [f.stat().st_mtime_ns for f in files]
+    ChunkVectors(ix, tmp_path / "vectors", "hash", shard=40)  # a second run reads the files, embeds nothing
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    ix.close()
