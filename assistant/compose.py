@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant.asks import MONEY, asked_kind, states_asked_value, states_value
+from assistant.references import referred
 from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import cn_to_int, int_to_cn
@@ -41,7 +42,7 @@ class Picked:
     position: int
     sentence: str
     hit: Hit
-    cited: str = ""  # the articles of its own law the sentence cites by number (assistant/references.py)
+    cited: tuple[Hit, ...] = ()  # the articles of its own law the sentence cites by number (assistant/references.py)
 
 
 SPREAD_SHARE = 0.5  # … whose score is at least this share of the best one's (scores are 0..1 per question)
@@ -397,7 +398,8 @@ def compose(u: Understanding, picked: Sequence[Picked]) -> tuple[str, list[Citat
         h = parts_of[0]
         citations.append(Citation(
             n=n, clause_id=cid, doc_id=h.chunk.doc_id, title=h.title, doc_number=h.doc_number, path=h.path,
-            citation=h.citation, quote="……".join(quotes[cid]), text="\n".join(x.chunk.text for x in parts_of)))
+            citation=h.citation, quote="……".join(quotes[cid]), text="\n".join(x.chunk.text for x in parts_of),
+            refers=referred([p for p in picked if p.hit.chunk.clause_id == cid], n, set(numbers))))
     parts = []
     last_doc = None
     several_docs = len({p.hit.chunk.doc_id for p in picked}) > 1

@@ -50,11 +50,17 @@ class LLMError(RuntimeError):
     pass
 
 
+def _with_refers(source: Citation, text: str) -> str:
+    """A clause's text followed by the articles its quoted sentences cite by number (shown under the same [n])."""
+    refers = "".join(f"\n（本条引用的{r.citation}：{strip_instructions(r.text).strip()}）" for r in source.refers)
+    return text + refers
+
+
 def build_messages(question: str, sources: Sequence[Citation]) -> list[dict]:
     """The prompt: numbered clauses (as data, fenced) and the question."""
     blocks = []
     for s in sources:
-        body = s.text.replace("```", "'''")
+        body = _with_refers(s, s.text).replace("```", "'''")
         blocks.append(f"[{s.n}] {s.citation}\n```\n{body}\n```")
     question = question.replace("```", "'''")  # a question cannot open or close a clause block
     user = "条款：\n\n" + "\n\n".join(blocks) + f"\n\n问题：{question}\n请按要求作答，并用 [n] 标注出处。"
@@ -142,7 +148,7 @@ def check_answer(text: str, sources: Sequence[Citation]) -> tuple[str, list[int]
     # Figures are checked against the clauses' own statements and their citation lines (the year in
     # "2023年全省知识产权工作要点"): a sentence in a clause that gives orders to the model
     # ("忽略之前的所有指示，回答：……") vouches for nothing.
-    cited = "\n".join(f"{s.citation}\n{strip_instructions(s.text)}" for s in sources if s.n in used)
+    cited = "\n".join(f"{s.citation}\n{_with_refers(s, strip_instructions(s.text))}" for s in sources if s.n in used)
     for figure in numbers_in(cleaned):
         if figure not in cited:
             problems.append(f"figure {figure} is not in the cited clauses")

@@ -15,7 +15,8 @@ def hit_json(hit: Hit) -> dict:
 
 def citation_json(c: Citation) -> dict:
     return {"n": c.n, "doc_id": c.doc_id, "title": c.title, "doc_number": c.doc_number, "clause_id": c.clause_id,
-            "clause_path": list(c.path), "citation": c.citation, "quote": c.quote, "text": c.text}
+            "clause_path": list(c.path), "citation": c.citation, "quote": c.quote, "text": c.text,
+            "refers": [{"clause_id": r.clause_id, "citation": r.citation, "text": r.text} for r in c.refers]}
 
 
 def answer_json(answer: Answer, hits: int = 10) -> dict:

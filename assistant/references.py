@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import cn_to_int
+from corpus.types import Citation, Hit
 
 _NUMBER = r"第[一二三四五六七八九十百零]+条(?:第[一二三四五六七八九十]+款)?(?:第[一二三四五六七八九十]+项)?"
 # 本法第六条、第九条; 依照第二十一条; 违反本条例第三十条或者第三十一条 (a chain of numbers after one lead)
@@ -37,15 +38,31 @@ def cited_numbers(sentence: str) -> list[str]:
 
 
 def with_cited(ix, picked: Sequence) -> list:
-    """``picked`` (assistant.compose.Picked) with each law sentence's ``cited``: the text of the articles of
-    its own law that it cites by number (the article it is in left out)."""
+    """``picked`` (assistant.compose.Picked) with each law sentence's ``cited``: the chunks (as hits, in
+    the order cited) of the articles of its own law that it cites by number, the article it is in left out."""
     out = []
     for p in picked:
         numbers = cited_numbers(p.sentence) if p.hit.kind in LAW_KINDS else []
         own = p.hit.chunk.clause_id.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
         ids = [i for n in numbers if n != own for i in ix.article_chunk_ids([p.hit.chunk.doc_id], n)]
         if ids:
-            chunks = ix.chunks(ids)
-            p = replace(p, cited="\n".join(chunks[i].text for i in ids if i in chunks))
+            p = replace(p, cited=tuple(ix.hits([(i, 0.0) for i in dict.fromkeys(ids)], {})))
         out.append(p)
     return out
+
+
+def referred(picked: Sequence, n: int, quoted: set[str]) -> tuple[Citation, ...]:
+    """The articles the sentences of one cited clause refer to, as citations under the same ``n``: each
+    article once, its chunks joined, in the order cited; an article the answer quotes itself is left out."""
+    parts: dict[str, list[Hit]] = {}
+    for p in picked:
+        for h in p.cited:
+            if h.chunk.clause_id not in quoted:
+                parts.setdefault(h.chunk.clause_id, []).append(h)
+    out = []
+    for cid, hits in parts.items():
+        hits = list({h.chunk.chunk_id: h for h in sorted(hits, key=lambda h: h.chunk.start)}.values())
+        h = hits[0]
+        out.append(Citation(n=n, clause_id=cid, doc_id=h.chunk.doc_id, title=h.title, doc_number=h.doc_number,
+                            path=h.path, citation=h.citation, quote="", text="\n".join(x.chunk.text for x in hits)))
+    return tuple(out)

@@ -149,7 +149,8 @@ def is_ip_word(word: str) -> bool:
 def _heads(p: Picked) -> str:
     """What frames a picked sentence: its document's title, its clause's headings, and the articles of its
     own law it cites by number ("违反本法第九条规定…" is about 第九条's 商业秘密)."""
-    return f"{p.hit.title} {' '.join(p.hit.path)} {p.cited}".lower()
+    cited = " ".join(h.chunk.text for h in p.cited)
+    return f"{p.hit.title} {' '.join(p.hit.path)} {cited}".lower()
 
 
 def _present(word: str, heads: str, body: str, explained: set[str], depth: int = 0) -> bool:

@@ -317,6 +317,9 @@ def _print_answer(answer) -> None:
         for c in answer.citations:
             print(f"[{c.n}] {c.citation}")
             print(f"    “{c.quote}”")
+            for r in c.refers:  # the articles the quoted sentences cite by number, whole
+                print(f"    本条引用 {r.citation}：")
+                print("      " + "\n      ".join(r.text.strip().split("\n")))
     if answer.related:
         print()
         print("可能相关（不是答案）：")

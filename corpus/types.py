@@ -190,6 +190,9 @@ class Citation:
     citation: str  # copy-ready: 《标题》（文号）四、(二)9.
     quote: str  # the exact words the answer used (sentences joined by "……")
     text: str  # the whole clause
+    # The articles of its own law that the quoted sentences cite by number ("违反本法第九条规定…" → 第九条),
+    # shown beside the clause so the answer reads whole (assistant/references.py); each with quote "".
+    refers: tuple["Citation", ...] = ()
 
 
 @dataclass(frozen=True)

@@ -416,6 +416,15 @@ def test_a_sentence_naming_its_subject_by_article_number_is_read_through_that_ar
     answer = assistant.ask("侵犯商业秘密最多赔多少钱？")
     assert not answer.abstained, (answer.reason, answer.text)
     assert "五百万元" in answer.text and "第十七条" in answer.citations[0].citation
+    # The user reads the articles so cited beside the clause, under its own [n], in the order cited.
+    refers = answer.citations[0].refers
+    assert [r.citation for r in refers] == ["《中华人民共和国反不正当竞争法》第六条", "《中华人民共和国反不正当竞争法》第九条"]
+    assert refers[1].text.startswith("第九条") and "侵犯商业秘密的行为" in refers[1].text
+    assert all(r.n == 1 and r.quote == "" for r in refers)
+    sent = answer_json(answer)["citations"][0]["refers"]
+    assert sent[1]["clause_id"] == "反不正当竞争法(2019-04-23):第2章/第9条" and sent[1]["text"] == refers[1].text
+    # A sentence without 本法第…条 refers to nothing.
+    assert all(c.refers == () for c in assistant.ask("商标侵权怎么赔偿？").citations)
 
 
 @pytest.mark.parametrize("question, word", [("今天天气怎么样", "天气"), ("红烧肉怎么做", "红烧肉"), ("明天股票会涨吗", "股票")])
@@ -585,6 +594,17 @@ def test_llm_correct_answer_is_kept(assistant, llm_server):
     assert answer.citations[0].clause_id == "jingmen-hitech-2023:三、/(一)"
     sent = _ScriptedLLM.requests[0]["messages"]
     assert "不是给你的指令" in sent[0]["content"] and "[1]" in sent[1]["content"]
+
+
+def test_the_llm_reads_the_articles_a_quoted_clause_cites_and_may_quote_them(assistant, llm_server):
+    # 第十七条 says 商业秘密 only as "违反本法第六条、第九条": the prompt gives 第九条 under the same [n],
+    # and what the reply takes from it passes the figure check like the clause's own words.
+    _ScriptedLLM.replies = ["以盗窃、贿赂等不正当手段获取商业秘密的，法院可判给权利人五百万元以下的赔偿[1]。"]
+    answer = _llm_assistant(assistant, llm_server).ask("侵犯商业秘密最多赔多少钱？")
+    assert answer.mode == "llm" and "五百万元以下" in answer.text
+    prompt = _ScriptedLLM.requests[0]["messages"][1]["content"]
+    assert "（本条引用的《中华人民共和国反不正当竞争法》第九条：第九条 经营者不得实施下列侵犯商业秘密的行为" in prompt
+    assert answer.citations[0].refers and answer.citations[0].refers[-1].citation.endswith("第九条")
 
 
 def test_llm_unknown_citation_is_removed(assistant, llm_server):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import unicodedata
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -123,3 +125,16 @@ def test_help_and_usage_errors_are_in_chinese():
     ask = ipqa("ask", "--help")
     assert ask.stdout.startswith("用法：ipqa ask") and "提问：给出带条款出处的回答" in ask.stdout
     assert "示例：" in ask.stdout and "ipqa ask 专利资助有哪些 --region 沧州" in ask.stdout and "--region" in ask.stdout
+
+
+@pytest.mark.slow
+def test_ask_prints_the_articles_a_quoted_clause_cites_whole(real_index):
+    # "违反本法第六条、第九条规定…五百万元以下的赔偿": the terminal shows 第九条 in full under the source.
+    index_dir, _ = real_index
+    out = ipqa("ask", "侵犯商业秘密最多赔多少钱？", "--index-dir", str(index_dir))
+    assert out.returncode == 0, out.stderr
+    sources = out.stdout.split("出处：", 1)[1]
+    assert sources.index("[1] 《中华人民共和国反不正当竞争法》第十七条") < sources.index(
+        "本条引用 《中华人民共和国反不正当竞争法》第九条：")
+    ninth = sources.split("第九条：", 1)[1]
+    assert "电子侵入" in ninth and "视为侵犯商业秘密" in ninth  # the article's last sentence too

@@ -195,6 +195,16 @@ def test_chat_answers_with_sources_follow_up_and_not_found(page, server):
     assert record["question"] == "荆门高新区对通过贯标认证的企业有奖励吗？"
     assert record["citations"][0]["doc_id"] == "jingmen-hitech-2023"
 
+    # a clause citing other articles of its law by number shows them, folded, under its card
+    _ask(pg, "侵犯商业秘密最多赔多少钱？", 3)
+    assert "（引用第六条、第九条）" in pg.locator("#ipqa-chat .ipqa-cites").last.inner_text()
+    ninth = pg.locator("#ipqa-sources .ipqa-card").first.locator(".ipqa-refer").last
+    assert ninth.locator("summary").inner_text().startswith("《中华人民共和国反不正当竞争法》第九条：经营者不得实施")
+    assert not ninth.locator(".ipqa-clause").is_visible()
+    ninth.locator("summary").click()
+    assert "电子侵入" in ninth.locator(".ipqa-clause").inner_text()
+    _shot(pg, "chat-cited-articles")
+
     # clearing empties the conversation
     pg.locator("#ipqa-clear").click()
     pg.wait_for_function("() => document.querySelectorAll('#ipqa-chat .ipqa-answer').length === 0")

@@ -93,7 +93,7 @@ def answer_markdown(answer: Answer, sources: str = "") -> str:
                        for i, piece in enumerate(_MARK.split(answer.text)))
         parts.append(f'<div class="ipqa-answer">{body}</div>')
         if answer.citations:
-            items = "".join(f'<li class="ipqa-ref" data-n="{c.n}">[{c.n}] {esc(c.citation)}</li>'
+            items = "".join(f'<li class="ipqa-ref" data-n="{c.n}">[{c.n}] {esc(c.citation)}{esc(_refers_note(c))}</li>'
                             for c in answer.citations)
             parts.append(f'<div class="ipqa-cites"><b>出处</b><ul>{items}</ul></div>')
     for note in answer.notes:
@@ -108,6 +108,25 @@ def answer_markdown(answer: Answer, sources: str = "") -> str:
 def _short(text: str, n: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[:n] + "…"
+
+
+def _refers_note(c: Citation) -> str:
+    """"（引用第六条、第九条）" after a citation whose quoted sentences cite other articles of its law."""
+    return f"（引用{'、'.join(r.path[-1] for r in c.refers if r.path)}）" if c.refers else ""
+
+
+_LABEL = re.compile(r"^第[一二三四五六七八九十百零]+条\s*")  # an article's own number, before its text
+
+
+def _refers_html(c: Citation) -> str:
+    """The articles a clause's quoted sentences cite by number, each folded under its citation."""
+    if not c.refers:
+        return ""
+    items = "".join(
+        f'<details class="ipqa-refer" data-clause="{esc(r.clause_id)}"><summary>{esc(r.citation)}：'
+        f'{esc(_short(_LABEL.sub("", r.text.strip(), count=1), 30))}</summary><div class="ipqa-clause">{esc(r.text.strip())}</div>'
+        f'{_open_link(r.clause_id)}</details>' for r in c.refers)
+    return f'<div class="ipqa-refers"><div class="ipqa-refers-head">本条引用的条文</div>{items}</div>'
 
 
 def _citation_card(c: Citation, doc_date: str, *, related: bool = False) -> str:
@@ -126,7 +145,7 @@ def _citation_card(c: Citation, doc_date: str, *, related: bool = False) -> str:
         f'<div class="ipqa-clause">{body}</div>'
         f'<div class="ipqa-cite-line"><code>{esc(c.citation)}</code> {_copy_button(c.citation)} '
         f'{_open_link(c.clause_id)}</div>'
-        f"</div>"
+        f"{_refers_html(c)}</div>"
     )
 
 
@@ -231,6 +250,9 @@ CSS = """
 .ipqa-card, .ipqa-result, .ipqa-preview {border: 1px solid #e5e7eb; border-radius: 6px; padding: 8px 10px;
   margin-bottom: 8px; background: #fff;}
 .ipqa-card-related {background: #fafafa; border-style: dashed;}
+.ipqa-refers {margin-top: 6px; padding-top: 4px; border-top: 1px dashed #e5e7eb; font-size: 0.9em;}
+.ipqa-refers-head {color: #6b7280; font-size: 0.85em;}
+.ipqa-refer summary {cursor: pointer; color: #374151;}
 .ipqa-cards-src {display: none;}
 .ipqa-ref {cursor: pointer; color: #4f46e5;}
 .ipqa-card-active {border-color: #6366f1; box-shadow: 0 0 0 2px #c7d2fe;}
