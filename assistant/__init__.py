@@ -18,5 +18,5 @@ def __getattr__(name):
 
 
 __all__ = ["ALL_BUNDLED", "collection_names", "describe", "load_documents", "add_documents", "add_files", "default_index_dir",
-           "index_sources", "indexed_document_ids", "open_index", "read_file", "remove_documents", "Filters", "IndexDamaged", "IndexMismatch",
+           "index_sources", "indexed_document_ids", "open_index", "read_file", "reembed", "remove_documents", "Filters", "IndexDamaged", "IndexMismatch",
            "IndexNotBuilt", "InvalidQuestion", "IpqaError", "UnsupportedDocument"]

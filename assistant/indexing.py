@@ -110,10 +110,23 @@ def indexed_document_ids(index_dir: str | Path | None = None) -> set[str]:
     return document_ids(index_location(index_dir))
 
 
+def reembed(index_dir: str | Path | None = None, *, embedder: str | None = None,
+            on_progress: Progress | None = None) -> BuildReport:
+    """Give an existing index folder the vectors of another embedder, from its own catalog: no source
+    file is read, uploaded documents are kept, a stopped run continues (``index.reembed``)."""
+    from corpus.errors import InvalidParameter
+    from index.reembed import reembed_index
+
+    index_dir = index_location(index_dir)
+    if is_database_url(str(index_dir)):
+        raise InvalidParameter("重新向量化目前只支持本地索引目录；PostgreSQL 知识库请用 ipqa index --rebuild --store …")
+    return reembed_index(index_dir, get_embedder(embedder or DEFAULT_EMBEDDER), on_progress=on_progress)
+
+
 def open_index(index_dir: str | Path | None = None, *, embedder=None) -> KnowledgeIndex:
     """Open an index; pass an already loaded ``embedder`` to reuse it (the app does after each change)."""
     return KnowledgeIndex.open(index_location(index_dir), embedder=embedder or _embedder(None))
 
 
 __all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_documents", "add_files", "default_index_dir", "index_location", "index_sources", "indexed_document_ids", "location_label",
-           "open_index", "read_file", "remove_documents"]
+           "open_index", "read_file", "reembed", "remove_documents"]

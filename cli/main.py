@@ -139,6 +139,8 @@ def cmd_docs_remove(args) -> int:
 def cmd_index(args) -> int:
     from assistant import ALL_BUNDLED, default_index_dir, index_sources, location_label
 
+    if args.reembed:
+        return _reembed(args)
     _apply_size_limit(args)
     collections = args.collection if args.collection else ([] if args.corpus else list(ALL_BUNDLED))
     index_dir = args.index_dir or default_index_dir()
@@ -147,6 +149,27 @@ def cmd_index(args) -> int:
     report = index_sources(index_dir, collections=collections, folders=args.corpus, embedder=args.embedder,
                            rebuild=args.rebuild, progress=not args.quiet)
     print(report.summary())
+    return 0
+
+
+def _reembed(args) -> int:
+    from assistant import default_index_dir, location_label, reembed
+
+    if args.rebuild or args.collection or args.corpus:
+        print("--reembed 只更换现有索引的向量，不读取文件：不能与 --rebuild、--collection 或 --corpus 同用", file=sys.stderr)
+        return 2
+    index_dir = args.index_dir or default_index_dir()
+    print(f"正在用向量模型「{args.embedder or '默认'}」重新向量化：{location_label(index_dir)}（可中断，再次运行时接着做）",
+          file=sys.stderr)
+
+    def shown(done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"\r已向量化 {done}/{total} 个文档", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    report = reembed(index_dir, embedder=args.embedder, on_progress=shown)
+    print(f"已重新向量化 {report.counts.get('documents', 0)} 个文档、{report.chunks_embedded} 个片段（本次向量化 "
+          f"{report.texts_embedded} 段文字，用时 {report.embed_seconds:.1f} 秒）；总用时 {report.total_seconds:.1f} 秒"
+          f"（其中独占索引 {report.locked_seconds:.1f} 秒）。")
     return 0
 
 
@@ -427,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedder", metavar="NAME",
                    help="向量模型：e5-small-onnx（默认，离线，float32）、e5-small-int8（更快，但结果随 CPU 略有不同）、e5-small（torch）、bge-small-zh，或 sentence-transformers 模型名/本地路径")
     p.add_argument("--rebuild", action="store_true", help="丢弃现有索引，全部重建")
+    p.add_argument("--reembed", action="store_true",
+                   help="只把现有索引的向量换成 --embedder 的（保留全部文档，含上传的；不读取源文件；可中断续做）")
     p.add_argument("--quiet", action="store_true", help="不显示进度条")
     _add_size_arg(p)
     p.set_defaults(func=cmd_index)

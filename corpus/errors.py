@@ -61,6 +61,19 @@ class IndexNotBuilt(IpqaError):
         return f"还没有建立索引（{self.index_dir}）。请先运行：{self.command}"
 
 
+class IndexChanged(IpqaError):
+    """A long write that prepared its data outside the lock (a re-embedding) found the index changed."""
+
+    def __init__(self, index_dir: str | Path, detail: str):
+        self.index_dir = str(index_dir)
+        super().__init__(f"{self.index_dir} changed while it was re-embedded: {detail}")
+
+    @property
+    def user_message(self) -> str:
+        return (f"重新向量化期间索引（{self.index_dir}）有改动（文档被添加或删除）。请再运行一次："
+                "已完成的部分会保留，只补做改动的文档")
+
+
 class IndexBusy(IpqaError):
     """Writers kept swapping in new versions of the index while it was being opened."""
 

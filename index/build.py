@@ -172,7 +172,7 @@ class _Embedding:
     sentence_rows: list[list[int]] = field(default_factory=list)  # per chunk: rows of its sentences
 
 
-def _texts(planned, settings: ChunkerSettings) -> _Embedding:
+def text_plan(planned, settings: ChunkerSettings) -> _Embedding:
     """Every text to embed, once: a chunk of one sentence is embedded once and serves as both."""
     out = _Embedding()
     for doc, _, chunks in planned:
@@ -204,7 +204,7 @@ def prepare(docs: Sequence[tuple[Document, str]], embedder: Embedder, settings: 
     if not docs:  # (a removal only: the model is not even loaded)
         return []
     planned = [(d, o, chunk_document(d, settings)) for d, o in docs]
-    plan = _texts(planned, settings)
+    plan = text_plan(planned, settings)
     started = time.perf_counter()
     vectors = _embed(embedder, plan.texts, progress, on_progress)
     report.embed_seconds += time.perf_counter() - started
@@ -215,20 +215,28 @@ def prepare(docs: Sequence[tuple[Document, str]], embedder: Embedder, settings: 
         t = time.perf_counter()
         tokens = [tokenize(c.indexed_text) for c in chunks]
         report.keyword_seconds += time.perf_counter() - t
-        sentences = [vectors[plan.sentence_rows[n + i]] for i in range(len(chunks))]
-        rows = [plan.chunk_rows[n + i] for i in range(len(chunks))]
-        chunk_vectors = np.stack([vectors[r] if r is not None else _unit(sentences[i]) for i, r in enumerate(rows)]) \
-            if chunks else np.zeros((0, embedder.dim), dtype=np.float32)
-        out.append(Prepared(doc, origin, chunks, chunk_vectors, sentences, tokens, embedder.name))
+        own, sentences = chunk_vectors(plan, vectors, n, len(chunks), embedder.dim)
+        out.append(Prepared(doc, origin, chunks, own, sentences, tokens, embedder.name))
         n += len(chunks)
     failpoint("prepared")
     return out
 
 
+def chunk_vectors(plan: _Embedding, vectors: np.ndarray, first: int, count: int,
+                  dim: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(chunk vectors, per chunk its sentence vectors) of chunks ``first``..``first + count`` of ``plan``,
+    from ``vectors``, the embeddings of ``plan.texts``."""
+    sentences = [vectors[plan.sentence_rows[first + i]] for i in range(count)]
+    rows = [plan.chunk_rows[first + i] for i in range(count)]
+    own = np.stack([vectors[r] if r is not None else _unit(sentences[i]) for i, r in enumerate(rows)]) \
+        if count else np.zeros((0, dim), dtype=np.float32)
+    return own, sentences
+
+
 # --- phase two: store (under the lock) ---------------------------------------------------------
 
 
-class _Staging:
+class Staging:
     """A writable copy of the index (or a new empty one) that becomes the index on commit."""
 
     def __init__(self, index_dir: Path, embedder: Embedder, settings: ChunkerSettings, *, fresh: bool):
@@ -415,7 +423,7 @@ def _apply(index_dir: Path, plan: _Plan, ready: dict, embedder: Embedder, settin
     items = [ready[key] for key in keys if key in ready] + prepare(late, embedder, settings, report, progress=progress)
     order = {key: n for n, key in enumerate(keys)}
     items.sort(key=lambda p: order[p.key])
-    stage = _Staging(index_dir, embedder, settings, fresh=fresh)
+    stage = Staging(index_dir, embedder, settings, fresh=fresh)
     try:
         for doc_id in plan.to_remove:
             stage.remove(doc_id)

@@ -138,3 +138,21 @@ def test_ask_prints_the_articles_a_quoted_clause_cites_whole(real_index):
         "本条引用 《中华人民共和国反不正当竞争法》第九条：")
     ninth = sources.split("第九条：", 1)[1]
     assert "电子侵入" in ninth and "视为侵犯商业秘密" in ninth  # the article's last sentence too
+
+
+def test_reembed_command_swaps_the_model_and_refuses_what_it_cannot_do(tmp_path):
+    index_dir = str(tmp_path / "ix")
+    built = ipqa("index", "--collection", "policies", "--index-dir", index_dir, "--embedder", "hash", "--quiet")
+    assert built.returncode == 0, built.stderr
+    mixed = ipqa("index", "--reembed", "--rebuild", "--index-dir", index_dir)
+    assert mixed.returncode == 2 and "不能与 --rebuild" in mixed.stderr
+    shared = ipqa("index", "--reembed", "--store", "postgresql://ipqa@127.0.0.1:1/ipqa")
+    assert shared.returncode != 0 and "只支持本地索引目录" in shared.stderr
+    done = ipqa("index", "--reembed", "--index-dir", index_dir, "--embedder", "hash-bigram-128", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "已重新向量化 5 个文档" in done.stdout
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["embedder"] == {"name": "hash-bigram-128", "dim": 128}
+    found = ipqa("search", "质押融资风险补偿基金", "--index-dir", index_dir, "--mode", "dense", "--json")
+    assert found.returncode == 0, found.stderr
+    assert "质押融资" in json.loads(found.stdout)["hits"][0]["text"]  # the new vectors answer

@@ -377,3 +377,66 @@ def test_a_removal_does_not_load_the_model(built):
     report = update_index(index_dir, remove=["hubei-2023"], embedder=Unloadable())
     assert report.removed == ["hubei-2023"]
     assert "hubei-2023" not in {d.doc_id for d in KnowledgeIndex.open(index_dir).documents()}
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _scores(ix, query: str) -> dict[str, tuple[float, float]]:
+    """{chunk id: (its cosine to the query, its best sentence's)} over every chunk of the index."""
+    ids = ix.doc_chunk_ids([d.doc_id for d in ix.documents()])
+    v = ix.query_vector(query)
+    chunks = ix.chunks(ids.tolist())
+    return {chunks[int(i)].chunk_id: (float(d), float(s))
+            for i, d, s in zip(ids, ix.dense_scores(v, ids), ix.sentence_scores(v, ids))}
+
+
+def test_reembed_gives_the_vectors_a_build_would_keeps_every_document_and_resumes(built, tmp_path, monkeypatch):
+    # An index built with one embedder gets another's vectors from its own catalog: the same vectors,
+    # sentence vectors and rankings as a build with that embedder, the keyword index untouched, and a
+    # document whose file is gone kept. Stopped after its first shard, a second run embeds the rest only.
+    import index.reembed as reembed
+
+    index_dir, _ = built
+    gone = tmp_path / "上传的文件.txt"
+    gone.write_text("关于集成电路布图设计登记费减免的通知\n一、对小微企业的布图设计登记费减半收取。", encoding="utf-8")
+    uploaded = load_document(gone)
+    update_index(index_dir, add=[(uploaded, "uploads")], embedder=HashEmbedder())
+    gone.unlink()
+    target, direct = HashEmbedder(384), tmp_path / "direct"
+    before = KnowledgeIndex.open(index_dir)
+    full = update_index(direct, add=[(before.document(d.doc_id), "x") for d in before.documents()], embedder=target)
+    before.close()
+    bm25_before = {p.name: p.read_bytes() for p in (index_dir / "bm25").iterdir()}
+
+    monkeypatch.setattr(reembed, "SHARD_TEXTS", 300)
+    work = reembed.work_folder(index_dir, target)
+
+    def stop_after_a_shard(done, total):
+        if list(work.glob("*.json")):
+            raise _Stopped
+
+    with pytest.raises(_Stopped):
+        reembed.reembed_index(index_dir, target, on_progress=stop_after_a_shard)
+    assert json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))["embedder"]["dim"] == 256
+    first = sum(np.load(p).shape[0] for p in work.glob("*.npy"))
+    report = reembed.reembed_index(index_dir, target)
+    assert 0 < first and report.texts_embedded == full.texts_embedded - first  # no text embedded twice
+    assert not work.exists()
+
+    manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["embedder"] == {"name": "hash-bigram-384", "dim": 384}
+    assert {p.name: p.read_bytes() for p in (index_dir / "bm25").iterdir()} == bm25_before  # as it was
+    a, b = KnowledgeIndex.open(index_dir), KnowledgeIndex.open(direct)
+    assert a.embedder.name == "hash-bigram-384" and len(a.documents()) == 6
+    for q in ("布图设计登记费", "荆门高新区对通过贯标认证的企业有奖励吗", "质押融资风险补偿基金"):
+        got, want = _scores(a, q), _scores(b, q)
+        assert got.keys() == want.keys()
+        assert all(np.allclose(got[c], want[c], atol=1e-6) for c in want)
+        for mode in ("dense", "hybrid", "bm25"):
+            assert [h.chunk.chunk_id for h in a.search(q, 10, mode=mode)] == \
+                   [h.chunk.chunk_id for h in b.search(q, 10, mode=mode)]
+    assert a.search("布图设计登记费减半", 1, mode="dense")[0].chunk.doc_id == uploaded.doc_id
+    a.close()
+    b.close()
