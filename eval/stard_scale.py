@@ -139,8 +139,8 @@ def score(index_dir: Path, split: str, mode: str, vectors_dir: Path | None = Non
         recall10.append(len(gold & set(clauses[:10])) / len(gold))
         recall100.append(len(gold & set(clauses[:100])) / len(gold))
     return {"questions": len(questions), "documents": len(held), "gold_documents_absent": absent,
-            "hit@1": round(statistics.fmean(hit1), 3), "hit@10": round(statistics.fmean(hit10), 3), "recall@10": round(statistics.fmean(recall10), 3),
-            "recall@100": round(statistics.fmean(recall100), 3),
+            "hit@1": round(statistics.fmean(hit1), 3), "hit@10": round(statistics.fmean(hit10), 3),
+            "recall@10": round(statistics.fmean(recall10), 3), "recall@100": round(statistics.fmean(recall100), 3),
             "ms_per_question": round((time.perf_counter() - started) * 1000 / max(1, len(questions)), 1)}
 
 
