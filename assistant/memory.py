@@ -103,12 +103,43 @@ def _load(folder: str) -> AskedQuestions | None:
 def forget() -> None:
     """Drop loaded memories (after ``python -m eval.train`` wrote a new one)."""
     _load.cache_clear()
+    _REEMBEDDED.clear()
 
 
-def asked_questions(embedder: str, folder: Path | None = None) -> AskedQuestions | None:
-    """The bundled memory when its vectors come from ``embedder`` (another model's vectors would not
-    compare), else None."""
+def asked_questions(embedder, folder: Path | None = None) -> AskedQuestions | None:
+    """The bundled memory with vectors from ``embedder`` (index.embedders.Embedder): the bundled ones when
+    they come from it; else its questions embedded again by it (another model's vectors would not
+    compare), once per process and kept in the user's model cache."""
     from assistant.rerank import model_dir
 
     memory = _load(str(folder or model_dir()))
-    return memory if memory is not None and memory.embedder == embedder else None
+    if memory is None or memory.embedder == embedder.name:
+        return memory
+    key = (id(memory), embedder.name)
+    if key not in _REEMBEDDED:
+        _REEMBEDDED[key] = AskedQuestions(memory.questions, memory.clauses, _vectors_by(embedder, memory.questions),
+                                          embedder.name, memory.sources)
+    return _REEMBEDDED[key]
+
+
+_REEMBEDDED: dict[tuple[int, str], AskedQuestions] = {}
+
+
+def _vectors_by(embedder, questions: Sequence[str]) -> np.ndarray:
+    """``questions`` embedded by ``embedder`` as queries, read from the cache when done before."""
+    import hashlib
+
+    from index.e5_convert import default_model_dir
+
+    digest = hashlib.sha256("\n".join([embedder.name, *questions]).encode("utf-8")).hexdigest()[:20]
+    path = default_model_dir().parent / "asked-vectors" / f"{digest}.npy"
+    if path.exists():
+        return np.load(path).astype(np.float32)
+    vectors = np.asarray(embedder.encode_queries(list(questions)), dtype=np.float16)  # stored as the bundled ones
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path.with_suffix(".tmp.npy"), vectors)
+        path.with_suffix(".tmp.npy").replace(path)
+    except OSError:  # a read-only cache: embedded again by the next process
+        pass
+    return vectors.astype(np.float32)

@@ -82,10 +82,10 @@ def _single(ix: KnowledgeIndex, u: Understanding, allowed: np.ndarray | None, mo
 
 
 def memory_for(ix: KnowledgeIndex, settings: RetrievalSettings) -> AskedQuestions | None:
-    """The earlier questions the ranker may use: none when switched off or made by another embedder."""
+    """The earlier questions the ranker may use (none when switched off), their vectors by the index's embedder."""
     if not settings.memory:
         return None
-    return asked_questions(ix.embedder.name, Path(settings.memory_dir) if settings.memory_dir else None)
+    return asked_questions(ix.embedder, Path(settings.memory_dir) if settings.memory_dir else None)
 
 
 def find_candidates(ix: KnowledgeIndex, u: Understanding, allowed: np.ndarray | None,

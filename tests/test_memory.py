@@ -32,11 +32,35 @@ def test_the_memory_holds_the_tuning_questions_and_never_a_test_one():
     assert memory.embedder == get_embedder().name
 
 
-def test_a_memory_of_another_embedder_is_not_used(tmp_path):
-    AskedQuestions(["问题"], [["法:第1条"]], np.ones((1, 4), dtype=np.float32) / 2, "hash-bigram-4").save(tmp_path)
-    assert asked_questions("hash-bigram-4", tmp_path) is not None
-    assert asked_questions(get_embedder().name, tmp_path) is None
-    assert asked_questions("hash-bigram-4", tmp_path / "none") is None
+def test_a_memory_made_by_another_embedder_is_embedded_again_by_the_index_s_own(tmp_path, monkeypatch):
+    # Vectors of another model do not compare: an index built with e5-small-int8 (or a user's model) gets
+    # the earlier questions embedded by its own embedder, once, and kept in the user's model cache.
+    from assistant.memory import forget
+    from index.embedders import HashEmbedder
+
+    class Counting(HashEmbedder):
+        calls = 0
+
+        def encode_queries(self, texts):
+            Counting.calls += 1
+            return super().encode_queries(texts)
+
+    monkeypatch.setenv("IPQA_MODEL_DIR", str(tmp_path / "models"))
+    questions = ["离婚后孩子归谁？", "借钱不还怎么办"]
+    AskedQuestions(questions, [["法:第1条"], ["法:第2条"]], np.ones((2, 4), dtype=np.float32) / 2,
+                   "hash-bigram-4").save(tmp_path)
+    forget()
+    assert asked_questions(HashEmbedder(4), tmp_path).vectors.tolist() == [[0.5] * 4] * 2  # its own: as stored
+    other = Counting(8)
+    memory = asked_questions(other, tmp_path)
+    assert memory.embedder == "hash-bigram-8" and memory.clauses == [("法:第1条",), ("法:第2条",)]
+    assert np.allclose(memory.vectors, HashEmbedder(8).encode_queries(questions), atol=2e-3)
+    assert asked_questions(other, tmp_path) is memory and Counting.calls == 1
+    forget()  # as a new process: read from the cache, not embedded again
+    assert np.array_equal(asked_questions(other, tmp_path).vectors, memory.vectors) and Counting.calls == 1
+    assert list((tmp_path / "models" / "asked-vectors").glob("*.npy"))
+    assert asked_questions(other, tmp_path / "none") is None
+    forget()
 
 
 def test_neighbours_leave_the_question_itself_out():
