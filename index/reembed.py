@@ -140,10 +140,8 @@ def reembed_index(index_dir: str | Path, embedder: Embedder, *, settings: Chunke
     documents = dict(manifest.get("documents", {}))
     _embed_missing(index_dir, documents, embedder, settings, work, report, on_progress)
     fresh = _new_stores(index_dir, documents, embedder, settings, work, report)
-    t = time.perf_counter()
     for store in (fresh.vectors, fresh.sentences):
         store.refresh_approximate()  # the HNSW graphs are built before the lock, not under it
-    report.keyword_seconds += time.perf_counter() - t
     with locked(index_dir):
         locked_at = time.perf_counter()
         recover(index_dir)
