@@ -85,6 +85,7 @@ def memory_for(ix: KnowledgeIndex, settings: RetrievalSettings) -> AskedQuestion
     """The earlier questions the ranker may use (none when switched off), their vectors by the index's embedder."""
     if not settings.memory:
         return None
+    ix.load_embedder()  # a model missing here is the index's error (with its fix), before the memory needs it
     return asked_questions(ix.embedder, Path(settings.memory_dir) if settings.memory_dir else None)
 
 
