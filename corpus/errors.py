@@ -89,11 +89,13 @@ class IndexBusy(IpqaError):
 class IndexMismatch(IpqaError):
     """The index on disk cannot be used as it is; ``command`` rebuilds it."""
 
-    def __init__(self, reason: str, index_dir: str | Path, *, extra: str = ""):
+    def __init__(self, reason: str, index_dir: str | Path, *, extra: str = "", action: str = "rebuild"):
         self.reason = reason  # Chinese, for users
         self.index_dir = str(index_dir)
-        self.command = f"ipqa index --rebuild --index-dir {self.index_dir}{extra}"
-        super().__init__(f"{reason}; rebuild with: {self.command}")
+        # "reembed": only the vectors are of another model; re-embedding keeps uploaded documents
+        where = "--store" if self.index_dir.startswith(("postgresql://", "postgres://")) else "--index-dir"
+        self.command = f"ipqa index --{action} {where} {self.index_dir}{extra}"
+        super().__init__(f"{reason}; fix with: {self.command}")
 
     @property
     def user_message(self) -> str:

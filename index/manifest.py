@@ -166,6 +166,6 @@ def check_manifest(manifest: dict, index_dir: Path, embedder_name: str | None = 
     built_with = manifest.get("embedder", {}).get("name")
     if embedder_name and built_with != embedder_name:
         raise IndexMismatch(f"索引由向量模型「{built_with}」建立，而不是「{embedder_name}」", index_dir,
-                            extra=f" --embedder {embedder_name}")
+                            extra=f" --embedder {embedder_name}", action="reembed")
     if manifest.get("dictionary_hash") != dictionary_hash():
         raise IndexMismatch("索引建立时使用的关键词词典与当前版本不同", index_dir)

@@ -805,7 +805,7 @@ def test_an_index_of_a_model_not_on_this_machine_is_refused_without_the_network(
                                                                    "HF_HUB_OFFLINE": "0"})
             assert result.returncode == 2, result.stderr
             assert "索引由向量模型「BAAI/bge-small-zh-v1.5」建立，本机无法使用该模型" in result.stderr
-            assert f"请运行：ipqa index --rebuild --index-dir {ix} --corpus {folder}" in result.stderr
+            assert f"请运行：ipqa index --reembed --index-dir {ix}" in result.stderr  # keeps what it holds
             assert "Traceback" not in result.stderr
     finally:
         stop.set()

@@ -276,7 +276,9 @@ def test_mismatched_or_missing_index_is_refused(built, tmp_path):
 
     with pytest.raises(IndexMismatch) as err:
         KnowledgeIndex.open(index_dir, embedder=Other())
-    assert "ipqa index --rebuild" in err.value.user_message and "hash-bigram-256" in err.value.user_message
+    # only the vectors differ: re-embedding with the model asked for keeps every document
+    assert "hash-bigram-256" in err.value.user_message
+    assert err.value.user_message.endswith(f"请运行：ipqa index --reembed --index-dir {index_dir} --embedder hash-bigram-128")
     manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
     # written by stores this program does not have (index.registry): refused, naming them
     (index_dir / "manifest.json").write_text(json.dumps({**manifest, "store": {**manifest["store"],
