@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from corpus import Document, load_collection, load_document, load_folder
 from corpus.documents import make_doc_id
-from corpus.errors import UnsupportedDocument
+from corpus.errors import IndexMismatch, UnsupportedDocument
 from index.build import Progress
 from index.core import DEFAULT_INDEX_DIR, BuildReport, Filters, KnowledgeIndex, document_ids, update_index
 from index.embedders import DEFAULT_EMBEDDER, get_embedder
 from index.pg import is_database_url, safe_url
 
 ALL_BUNDLED = ("policies", "laws")
+log = logging.getLogger(__name__)
 
 
 def default_index_dir() -> Path | str:
@@ -112,20 +114,42 @@ def indexed_document_ids(index_dir: str | Path | None = None) -> set[str]:
 
 def reembed(index_dir: str | Path | None = None, *, embedder: str | None = None,
             on_progress: Progress | None = None) -> BuildReport:
-    """Give an existing index folder the vectors of another embedder, from its own catalog: no source
-    file is read, uploaded documents are kept, a stopped run continues (``index.reembed``)."""
-    from corpus.errors import InvalidParameter
+    """Give an existing knowledge base (a folder or a PostgreSQL database) the vectors of another
+    embedder, from what it stores: no source file is read, uploaded documents are kept, a stopped run
+    continues (``index.reembed``, ``index.pg_reembed``)."""
+    index_dir = index_location(index_dir)
+    model = get_embedder(embedder or DEFAULT_EMBEDDER)
+    if is_database_url(str(index_dir)):
+        from index.pg_reembed import reembed_database
+
+        return reembed_database(str(index_dir), model, reembed_work_folder(str(index_dir), model.name),
+                                on_progress=on_progress)
     from index.reembed import reembed_index
 
-    index_dir = index_location(index_dir)
-    if is_database_url(str(index_dir)):
-        raise InvalidParameter("重新向量化目前只支持本地索引目录；PostgreSQL 知识库请用 ipqa index --rebuild --store …")
-    return reembed_index(index_dir, get_embedder(embedder or DEFAULT_EMBEDDER), on_progress=on_progress)
+    return reembed_index(index_dir, model, on_progress=on_progress)
+
+
+def reembed_work_folder(url: str, embedder_name: str) -> Path:
+    """Where a database's re-embedding keeps its shards between runs: beside the local index folder
+    (.ipqa/), named by the database (without its password) and the embedder."""
+    import hashlib
+
+    key = hashlib.sha256(safe_url(url).encode()).hexdigest()[:12]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder_name)
+    return Path(os.environ.get("IPQA_INDEX_DIR", DEFAULT_INDEX_DIR)).parent / f".reembed-{key}-{safe}"
 
 
 def open_index(index_dir: str | Path | None = None, *, embedder=None) -> KnowledgeIndex:
-    """Open an index; pass an already loaded ``embedder`` to reuse it (the app does after each change)."""
-    return KnowledgeIndex.open(index_location(index_dir), embedder=embedder or _embedder(None))
+    """Open an index; pass an already loaded ``embedder`` to reuse it (the app does after each change).
+    An index re-embedded meanwhile (``ipqa index --reembed``) is opened with its own new model."""
+    location = index_location(index_dir)
+    if embedder is None:
+        return KnowledgeIndex.open(location, embedder=_embedder(None))
+    try:
+        return KnowledgeIndex.open(location, embedder=embedder)
+    except IndexMismatch as exc:
+        log.info("%s: %s; opening it with its own embedder", location_label(location), exc)
+        return KnowledgeIndex.open(location)
 
 
 __all__ = ["BuildReport", "Filters", "KnowledgeIndex", "add_documents", "add_files", "default_index_dir", "index_location", "index_sources", "indexed_document_ids", "location_label",

@@ -114,10 +114,10 @@ def _folder_identity(index_dir: Path) -> tuple | None:
 
 
 def _unusable_embedder(manifest: dict, index_dir, exc: EmbedderUnavailable) -> IndexMismatch:
-    """The index's model cannot be used here: the command rebuilds the same sources with the default one."""
-    sources, _ = rebuild_arguments({**manifest, "embedder": {}})
+    """The index's model cannot be used here: the command re-embeds it with the default model, from what
+    the index stores (no source file needed, uploaded documents kept)."""
     return IndexMismatch(f"索引由向量模型「{exc.embedder}」建立，本机无法使用该模型（{exc.reason}）", index_dir,
-                         extra=sources)
+                         action="reembed")
 
 
 @dataclass
@@ -258,7 +258,10 @@ class KnowledgeIndex:
         if version == view.version:
             return view
         log.info("%s: version %s → %s", self.location, view.version, version)
-        self.manifest = pg.read_manifest(self.index_dir)
+        manifest = pg.read_manifest(self.index_dir)
+        # re-embedded meanwhile (ipqa index --reembed): this reader's model no longer fits the vectors
+        check_manifest(manifest, safe_url(self.index_dir), self.embedder.name)
+        self.manifest = manifest
         pg.refresh_stores(self._stores)
         self._view = view = _View.read(version, self.catalog)
         return view

@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -65,24 +65,20 @@ def _plan_of(catalog: Catalog, doc_id: str, settings: ChunkerSettings):
     return ids, text_plan([(doc, "", [chunks[int(i)] for i in ids])], settings)
 
 
-def _embed_missing(index_dir: Path, documents: dict, embedder: Embedder, settings: ChunkerSettings,
-                   work: Path, report: BuildReport, on_progress: Progress | None) -> None:
+def embed_missing(catalog: Catalog, documents: dict, embedder: Embedder, settings: ChunkerSettings,
+                  work: Path, report: BuildReport, on_progress: Progress | None) -> None:
     """Phase one: every document not yet in a shard is embedded, SHARD_TEXTS texts a shard."""
     done = _done(work)
     todo = [d for d, info in sorted(documents.items()) if _doc_key(d, info["content_hash"]) not in done]
-    catalog = Catalog(index_dir / "store.sqlite", readonly=True)
-    try:
-        batch: list[tuple[str, list[str]]] = []
-        for n, doc_id in enumerate(todo, start=1):
-            _, plan = _plan_of(catalog, doc_id, settings)
-            batch.append((_doc_key(doc_id, documents[doc_id]["content_hash"]), plan.texts))
-            if sum(len(t) for _, t in batch) >= SHARD_TEXTS or n == len(todo):
-                _write_shard(work, batch, embedder, report)
-                batch = []
-            if on_progress:
-                on_progress(len(documents) - len(todo) + n, len(documents))
-    finally:
-        catalog.close()
+    batch: list[tuple[str, list[str]]] = []
+    for n, doc_id in enumerate(todo, start=1):
+        _, plan = _plan_of(catalog, doc_id, settings)
+        batch.append((_doc_key(doc_id, documents[doc_id]["content_hash"]), plan.texts))
+        if sum(len(t) for _, t in batch) >= SHARD_TEXTS or n == len(todo):
+            _write_shard(work, batch, embedder, report)
+            batch = []
+        if on_progress:
+            on_progress(len(documents) - len(todo) + n, len(documents))
 
 
 def _write_shard(work: Path, batch: list[tuple[str, list[str]]], embedder: Embedder, report: BuildReport) -> None:
@@ -97,30 +93,40 @@ def _write_shard(work: Path, batch: list[tuple[str, list[str]]], embedder: Embed
     log.info("embedded %d texts into %s", len(texts), name)
 
 
-def _new_stores(index_dir: Path, documents: dict, embedder: Embedder, settings: ChunkerSettings,
-                work: Path, report: BuildReport) -> Stores:
-    """Phase two's stores: every document's chunk and sentence vectors, read from the shards."""
+def vectors_by_document(catalog: Catalog, documents: dict, embedder: Embedder, settings: ChunkerSettings,
+                        work: Path, where: str | Path) -> Iterator[tuple[np.ndarray, np.ndarray, list[np.ndarray]]]:
+    """(chunk ids, their vectors, per chunk its sentence vectors) of every document, read from the shards
+    (``where`` names the index in the error raised when a document's texts changed meanwhile)."""
     done = _done(work)
-    stores = Stores.new(embedder.dim)
     shards: dict[Path, np.ndarray] = {}
-    catalog = Catalog(index_dir / "store.sqlite", readonly=True)
-    try:
-        for doc_id, info in sorted(documents.items()):
-            path, first, rows = done[_doc_key(doc_id, info["content_hash"])]
-            if path not in shards:
-                shards[path] = np.load(path, mmap_mode="r")
-            ids, plan = _plan_of(catalog, doc_id, settings)
-            if len(plan.texts) != rows:
-                raise IndexChanged(index_dir, f"{doc_id}: {rows} texts embedded, {len(plan.texts)} now")
-            if len(ids):
-                vectors, sentences = chunk_vectors(plan, np.asarray(shards[path][first:first + rows]), 0, len(ids),
-                                                   embedder.dim)
-                stores.vectors.add(ids, vectors)
-                stores.sentences.add_chunks(ids, sentences)
-                report.chunks_embedded += len(ids)
-    finally:
-        catalog.close()
+    for doc_id, info in sorted(documents.items()):
+        path, first, rows = done[_doc_key(doc_id, info["content_hash"])]
+        if path not in shards:
+            shards[path] = np.load(path, mmap_mode="r")
+        ids, plan = _plan_of(catalog, doc_id, settings)
+        if len(plan.texts) != rows:
+            raise IndexChanged(where, f"{doc_id}: {rows} texts embedded, {len(plan.texts)} now")
+        if len(ids):
+            vectors, sentences = chunk_vectors(plan, np.asarray(shards[path][first:first + rows]), 0, len(ids),
+                                               embedder.dim)
+            yield ids, vectors, sentences
+
+
+def _new_stores(catalog: Catalog, documents: dict, embedder: Embedder, settings: ChunkerSettings,
+                work: Path, report: BuildReport, where: Path) -> Stores:
+    """Phase two's stores: every document's chunk and sentence vectors, read from the shards."""
+    stores = Stores.new(embedder.dim)
+    for ids, vectors, sentences in vectors_by_document(catalog, documents, embedder, settings, work, where):
+        stores.vectors.add(ids, vectors)
+        stores.sentences.add_chunks(ids, sentences)
+        report.chunks_embedded += len(ids)
     return stores
+
+
+def remove_work(work: Path) -> None:
+    for path in work.iterdir():
+        path.unlink()
+    work.rmdir()
 
 
 def reembed_index(index_dir: str | Path, embedder: Embedder, *, settings: ChunkerSettings = ChunkerSettings(),
@@ -138,8 +144,12 @@ def reembed_index(index_dir: str | Path, embedder: Embedder, *, settings: Chunke
     work = work_folder(index_dir, embedder)
     work.mkdir(parents=True, exist_ok=True)
     documents = dict(manifest.get("documents", {}))
-    _embed_missing(index_dir, documents, embedder, settings, work, report, on_progress)
-    fresh = _new_stores(index_dir, documents, embedder, settings, work, report)
+    catalog = Catalog(index_dir / "store.sqlite", readonly=True)
+    try:
+        embed_missing(catalog, documents, embedder, settings, work, report, on_progress)
+        fresh = _new_stores(catalog, documents, embedder, settings, work, report, index_dir)
+    finally:
+        catalog.close()
     for store in (fresh.vectors, fresh.sentences):
         store.refresh_approximate()  # the HNSW graphs are built before the lock, not under it
     with locked(index_dir):
@@ -151,9 +161,7 @@ def reembed_index(index_dir: str | Path, embedder: Embedder, *, settings: Chunke
         verify_files(manifest, index_dir, trust_untouched=True)
         report.counts = _swap_vectors(index_dir, fresh, embedder, settings, report)
         report.locked_seconds = time.perf_counter() - locked_at
-    for path in work.iterdir():
-        path.unlink()
-    work.rmdir()
+    remove_work(work)
     report.total_seconds = time.perf_counter() - started
     return report
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from corpus import load_document
@@ -239,3 +240,60 @@ def test_writes_keep_the_counts_and_word_statistics_without_recounting(furong_db
     assert counted[0] == 2 and counted[2] > 0
     assert (counts["documents"], counts["clauses"], stats["chunks"], stats["tokens"]) == tuple(counted)
     assert counts["chunks"] == counted[2] and wrong_df == 0
+
+
+def _dense(ix, query: str) -> list[tuple[str, float]]:
+    return [(h.chunk.chunk_id, round(h.score, 5)) for h in ix.search(query, 10, mode="dense")]
+
+
+def test_reembed_on_a_database_swaps_the_vectors_and_keeps_everything_else(pg_server, tmp_path):  # noqa: F811
+    # A knowledge base made with one model is given another's vectors from what it stores: the same
+    # dense ranking and sentence scores as a direct build with that model, the same keyword ranking
+    # and rows as before, a reader opened before still answering, a write made meanwhile refusing the
+    # swap (and the next run embedding nothing again), a run killed at the swap changing nothing.
+    from assistant import open_index
+    from corpus.errors import IndexChanged, IndexMismatch
+    from index.embedders import HashEmbedder
+    from index.pg_reembed import reembed_database
+
+    docs = [(load_document(p), "added") for p in (FURONG, CIRCUITS)]
+    url, direct = new_database(pg_server), new_database(pg_server)
+    update_index(url, add=docs, embedder=HashEmbedder(256))
+    update_index(direct, add=docs, embedder=HashEmbedder(384))
+    before = KnowledgeIndex.open(url)
+    queries = ("布图设计专有权的保护期", "专利资助", "知识产权质押融资")
+    keywords = {q: [h.chunk.chunk_id for h in before.search(q, 10, mode="bm25")] for q in queries}
+    rows = before.catalog.counts()
+
+    work = tmp_path / "work"
+    target = HashEmbedder(384)
+    added = []
+
+    def write_meanwhile(done, total):  # another writer adds a document while the vectors are made
+        if done == total and not added:
+            added.append(update_index(url, add=[(load_document(SOFTWARE), "added")], embedder=HashEmbedder(256)))
+
+    with pytest.raises(IndexChanged):
+        reembed_database(url, target, work, on_progress=write_meanwhile)
+    assert KnowledgeIndex.open(url).embedder.name == "hash-bigram-256" and work.exists()
+    update_index(url, remove=[load_document(SOFTWARE).doc_id], embedder=HashEmbedder(256))
+
+    killed = _cli("index", "--reembed", "--store", url, "--embedder", "hash-bigram-384", "--quiet",
+                  env={"IPQA_FAILPOINT": "stored", "IPQA_INDEX_DIR": str(tmp_path / "ix")})
+    assert killed.returncode == -9
+    assert KnowledgeIndex.open(url).embedder.name == "hash-bigram-256"
+
+    report = reembed_database(url, target, work)
+    assert report.texts_embedded == 0 and not work.exists()  # the first run's shards did it all
+    after, want = KnowledgeIndex.open(url), KnowledgeIndex.open(direct)
+    assert after.embedder.name == "hash-bigram-384" and after.catalog.counts() == rows
+    for q in queries:
+        assert _dense(after, q) == _dense(want, q)
+        ids = after.doc_chunk_ids([d.doc_id for d in after.documents()])
+        v = after.query_vector(q)
+        assert np.allclose(after.sentence_scores(v, ids), want.sentence_scores(v, ids), atol=1e-5)
+        assert [h.chunk.chunk_id for h in after.search(q, 10, mode="bm25")] == keywords[q]
+    with pytest.raises(IndexMismatch):  # a reader of the old model is told, not given a SQL error
+        before.search("专利资助", 3)
+    reopened = open_index(url, embedder=before.embedder)  # what an app server does when the version moves
+    assert reopened.embedder.name == "hash-bigram-384" and _dense(reopened, "专利资助") == _dense(want, "专利资助")
