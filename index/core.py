@@ -26,7 +26,7 @@ from index.build import BuildReport, Prepared, Stores, load_stores, prepare
 from index.catalog import Catalog, DocInfo
 from index.embedders import Embedder, get_embedder
 from index.folder import MANIFEST, between_renames, recover_for_reader, require_index
-from index.manifest import check_manifest, file_digests, read_manifest, reading, rebuild_arguments, verify_files
+from index.manifest import check_manifest, file_digests, read_manifest, reading, verify_files
 from index.pg import is_database_url, safe_url
 from index.registry import check_stores, kind_of
 from index.text import tokenize
