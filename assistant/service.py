@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -101,6 +102,8 @@ class Assistant:
         from index.text import parts
 
         self.index.load_embedder()
+        if self.index.shared:  # a large database's graphs, read while the app starts serving
+            threading.Thread(target=self.index.prewarm, name="ipqa-prewarm", daemon=True).start()
         parts("高价值发明专利")
         self.ask("专利权的期限")
 

@@ -294,6 +294,11 @@ class KnowledgeIndex:
     def close(self) -> None:
         self.catalog.close()
 
+    def prewarm(self) -> int:
+        """Read a database's vector graphs and keyword index into its server's memory (pages read;
+        a folder is read by the operating system as it is used: 0)."""
+        return pg.prewarm(self.index_dir) if self.shared else 0
+
     def load_embedder(self) -> None:
         load = getattr(self.embedder, "load", None)
         if load:

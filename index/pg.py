@@ -530,6 +530,29 @@ def refresh_stores(stores) -> None:
     stores.keywords.forget()
 
 
+# What every search and write reads first: the two HNSW graphs and the postings' covering index.
+PREWARMED = ("chunks_hnsw", "sentences_hnsw", "postings_cover", "terms_pkey")
+
+
+def prewarm(url: str) -> int:
+    """Read the knowledge base's vector graphs and keyword index into the server's memory (the
+    ``pg_prewarm`` extension, shipped with PostgreSQL), so the first search and the first write after
+    the database restarted do not read them from disk page by page. Returns the pages read; 0 where
+    the extension is not installed and cannot be (no privilege, a read replica without it)."""
+    import psycopg
+
+    try:
+        with connect(url, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_prewarm'").fetchone():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+            return sum(conn.execute("SELECT pg_prewarm(to_regclass(%s), 'read')", (f"{SCHEMA}.{name}",)).fetchone()[0]
+                       for name in PREWARMED
+                       if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{name}",)).fetchone()[0])
+    except psycopg.Error as exc:
+        log.info("%s: not prewarmed (%s)", safe_url(url), exc)
+        return 0
+
+
 def current_version(url: str) -> int:
     return int(read_meta(Facade(pool(url)), "version", 0) or 0)
 

@@ -297,3 +297,19 @@ def test_reembed_on_a_database_swaps_the_vectors_and_keeps_everything_else(pg_se
         before.search("专利资助", 3)
     reopened = open_index(url, embedder=before.embedder)  # what an app server does when the version moves
     assert reopened.embedder.name == "hash-bigram-384" and _dense(reopened, "专利资助") == _dense(want, "专利资助")
+
+
+def test_prewarm_reads_the_graphs_and_the_keyword_index_into_memory(furong_db):
+    # What an app server does as it starts: the pages of the HNSW graphs and the postings' index are
+    # read (pg_prewarm, installed on first use), so the first search after a restart finds them there.
+    import psycopg
+
+    from index.pg import PREWARMED, SCHEMA
+
+    ix = KnowledgeIndex.open(furong_db)
+    pages = ix.prewarm()
+    with psycopg.connect(furong_db) as conn:
+        total = sum(conn.execute("SELECT pg_relation_size(%s) / current_setting('block_size')::int",
+                                 (f"{SCHEMA}.{name}",)).fetchone()[0] for name in PREWARMED)
+        assert conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_prewarm'").fetchone()
+    assert pages == total > 0
