@@ -118,6 +118,17 @@ def test_subject_check_takes_the_broader_right_but_not_a_sibling(reader, known, 
     assert subject_check(reader, known, "驰名商标认定之后有效期是几年？", term) == Failure("subject", ("驰名商标",))
 
 
+
+def test_the_everyday_name_of_a_right_is_the_statutes_name_for_it(reader, known, documents):
+    # 商标权 is what 商标法 calls 注册商标专用权, and its clauses speak of 注册商标; 驰名商标 stays apart.
+    damages = picked(documents, "商标法(2019-04-23):第7章/第63条", "对恶意侵犯商标专用权")
+    assert subject_check(reader, known, "侵犯商标权赔多少？", damages) is None
+    transfer = picked(documents, "商标法(2019-04-23):第4章/第42条", "转让注册商标的，转让人和受让人")
+    assert subject_check(reader, known, "商标权可以转让吗？", transfer) is None
+    term = picked(documents, "商标法(2019-04-23):第4章/第39条", "注册商标的有效期为十年")
+    assert subject_check(reader, known, "商标权保护多久？", term) is None
+    assert subject_check(reader, known, "驰名商标的保护期多少年？", term).reason == "subject"
+
 def test_figure_check_wants_a_value_of_the_kind_asked(reader, known, documents):
     u = reader.read("专利代理师资格考试多少分算合格？")
     papers = picked(documents, "专利法实施细则(2023-12-11):第13章/第146条", "签字或者盖章")
