@@ -74,6 +74,20 @@ class IndexChanged(IpqaError):
                 "已完成的部分会保留，只补做改动的文档")
 
 
+class IndexReembedded(IpqaError):
+    """A reader found the knowledge base re-embedded by another process (``ipqa index --reembed``):
+    its model no longer fits the vectors until it reopens the knowledge base (an app server does
+    within a second)."""
+
+    def __init__(self, index_dir: str | Path, old: str, new: str):
+        self.index_dir, self.old, self.new = str(index_dir), old, new
+        super().__init__(f"{self.index_dir} was re-embedded with {new} (this reader has {old}); reopen it")
+
+    @property
+    def user_message(self) -> str:
+        return f"知识库（{self.index_dir}）刚换用了向量模型「{self.new}」，本服务正在切换，请稍后重试"
+
+
 class IndexBusy(IpqaError):
     """Writers kept swapping in new versions of the index while it was being opened."""
 

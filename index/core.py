@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.errors import (EmbedderUnavailable, IndexBusy, IndexDamaged, IndexMismatch, IndexNotBuilt, InvalidQuestion,
+from corpus.errors import (EmbedderUnavailable, IndexBusy, IndexDamaged, IndexMismatch, IndexNotBuilt, IndexReembedded, InvalidQuestion,
                            IpqaError, NotAnIndex)
 from corpus.types import Hit
 from index import pg
@@ -259,8 +259,9 @@ class KnowledgeIndex:
             return view
         log.info("%s: version %s → %s", self.location, view.version, version)
         manifest = pg.read_manifest(self.index_dir)
-        # re-embedded meanwhile (ipqa index --reembed): this reader's model no longer fits the vectors
-        check_manifest(manifest, safe_url(self.index_dir), self.embedder.name)
+        now = manifest.get("embedder", {}).get("name")
+        if now != self.embedder.name:  # re-embedded meanwhile: this reader's model no longer fits
+            raise IndexReembedded(safe_url(self.index_dir), self.embedder.name, now)
         self.manifest = manifest
         pg.refresh_stores(self._stores)
         self._view = view = _View.read(version, self.catalog)

@@ -17,8 +17,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-
 from corpus.errors import IndexChanged, IndexMismatch
 from index.build import BuildReport, timestamp
 from index.catalog import Catalog

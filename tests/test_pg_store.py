@@ -252,7 +252,7 @@ def test_reembed_on_a_database_swaps_the_vectors_and_keeps_everything_else(pg_se
     # and rows as before, a reader opened before still answering, a write made meanwhile refusing the
     # swap (and the next run embedding nothing again), a run killed at the swap changing nothing.
     from assistant import open_index
-    from corpus.errors import IndexChanged, IndexMismatch
+    from corpus.errors import IndexChanged, IndexReembedded
     from index.embedders import HashEmbedder
     from index.pg_reembed import reembed_database
 
@@ -293,8 +293,9 @@ def test_reembed_on_a_database_swaps_the_vectors_and_keeps_everything_else(pg_se
         v = after.query_vector(q)
         assert np.allclose(after.sentence_scores(v, ids), want.sentence_scores(v, ids), atol=1e-5)
         assert [h.chunk.chunk_id for h in after.search(q, 10, mode="bm25")] == keywords[q]
-    with pytest.raises(IndexMismatch):  # a reader of the old model is told, not given a SQL error
+    with pytest.raises(IndexReembedded) as told:  # a reader of the old model is told, not given a SQL error
         before.search("专利资助", 3)
+    assert "刚换用了向量模型「hash-bigram-384」" in told.value.user_message
     reopened = open_index(url, embedder=before.embedder)  # what an app server does when the version moves
     assert reopened.embedder.name == "hash-bigram-384" and _dense(reopened, "专利资助") == _dense(want, "专利资助")
 
