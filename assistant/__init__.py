@@ -4,7 +4,8 @@ Importing it stays light: no torch, faiss or gradio at import time.
 """
 
 from assistant.library import ALL_BUNDLED, collection_names, describe, load_documents
-from corpus.errors import IndexDamaged, IndexMismatch, IndexNotBuilt, InvalidQuestion, IpqaError, UnsupportedDocument
+from corpus.errors import (IndexDamaged, IndexMismatch, IndexNotBuilt, IndexReembedded, InvalidQuestion, IpqaError,
+                           UnsupportedDocument)
 
 
 def __getattr__(name):
@@ -19,4 +20,4 @@ def __getattr__(name):
 
 __all__ = ["ALL_BUNDLED", "collection_names", "describe", "load_documents", "add_documents", "add_files", "default_index_dir",
            "index_sources", "indexed_document_ids", "open_index", "read_file", "reembed", "remove_documents", "Filters", "IndexDamaged", "IndexMismatch",
-           "IndexNotBuilt", "InvalidQuestion", "IpqaError", "UnsupportedDocument"]
+           "IndexNotBuilt", "IndexReembedded", "InvalidQuestion", "IpqaError", "UnsupportedDocument"]

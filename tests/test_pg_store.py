@@ -314,3 +314,26 @@ def test_prewarm_reads_the_graphs_and_the_keyword_index_into_memory(furong_db):
                                  (f"{SCHEMA}.{name}",)).fetchone()[0] for name in PREWARMED)
         assert conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_prewarm'").fetchone()
     assert pages == total > 0
+
+
+def test_an_app_server_answers_with_the_new_model_right_after_a_reembed(pg_server, tmp_path, monkeypatch):  # noqa: F811
+    # Re-embedded by another process within the second before the server checks the version again:
+    # the request that finds out reopens the knowledge base with the new model and is answered.
+    from index import core
+    from index.embedders import HashEmbedder
+    from index.pg_reembed import reembed_database
+    from ui.backend import Backend
+
+    monkeypatch.setattr(core, "STALE_CHECK_SECONDS", 3600)  # the once-a-second check does not see it
+    url = new_database(pg_server)
+    update_index(url, add=[(load_document(FURONG), "added")], embedder=HashEmbedder(256))
+    backend = Backend.start(url, data_dir=tmp_path / "app", progress=False, warm_up=False)
+    question = "知识产权质押融资风险补偿"
+    assert backend.search(question, k=5)
+    reembed_database(url, HashEmbedder(384), tmp_path / "work")
+    after = [(h.chunk.chunk_id, round(h.score, 6)) for h in backend.search(question, k=5)]
+    assert backend.assistant.index.embedder.name == "hash-bigram-384"
+    fresh = Backend.start(url, data_dir=tmp_path / "fresh", progress=False, warm_up=False)
+    assert after == [(h.chunk.chunk_id, round(h.score, 6)) for h in fresh.search(question, k=5)]
+    asked = "芙蓉区的知识产权质押融资有什么支持？"
+    assert backend.ask(asked).text == fresh.ask(asked).text

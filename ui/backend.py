@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from assistant import (Filters, IndexNotBuilt, UnsupportedDocument, add_documents, index_location, location_label,
-                       index_sources, open_index, read_file, remove_documents)
+from assistant import (Filters, IndexNotBuilt, IndexReembedded, UnsupportedDocument, add_documents, index_location,
+                       index_sources, location_label, open_index, read_file, remove_documents)
 from assistant.indexing import ALL_BUNDLED
 from assistant.records import answer_json
 from assistant.service import Assistant
@@ -137,14 +137,27 @@ class Backend:
     # --- asking and searching ---
 
     def ask(self, question: str, history: Sequence[dict] = (), filters: Filters | None = None) -> Answer:
-        return self.assistant.ask(question, history, filters=filters)
+        return self._reopening(lambda a: a.ask(question, history, filters=filters))
 
     def ask_stream(self, question: str, history: Sequence[dict] = (),
                    filters: Filters | None = None) -> Iterator[tuple[str, Answer | None]]:
-        return self.assistant.ask_stream(question, history, filters=filters)
+        try:
+            yield from self.assistant.ask_stream(question, history, filters=filters)
+        except IndexReembedded:  # raised before the first piece: nothing was shown yet
+            self._reload()
+            yield from self.assistant.ask_stream(question, history, filters=filters)
 
     def search(self, query: str, *, filters: Filters | None = None, mode: str = "hybrid", k: int = 20) -> list[Hit]:
-        return self.assistant.search(query, k=k, mode=mode, filters=filters)
+        return self._reopening(lambda a: a.search(query, k=k, mode=mode, filters=filters))
+
+    def _reopening(self, call):
+        """``call(assistant)``, once more after reopening when another process re-embedded the
+        knowledge base within the last second (before this server noticed the new version)."""
+        try:
+            return call(self.assistant)
+        except IndexReembedded:
+            self._reload()
+            return call(self.assistant)
 
     # --- documents ---
 
