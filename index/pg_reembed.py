@@ -71,29 +71,18 @@ def _copy_with_vectors(conn, catalog: Catalog, documents: dict, embedder: Embedd
     conn.execute(f"DROP SCHEMA IF EXISTS {new} CASCADE")
     migrate(conn, new, embedder.dim)
     conn.execute("DROP INDEX " + ", ".join(f"{new}.{name}" for name in HNSW))  # built once, after the rows
-    conn.execute(f"CREATE TEMP TABLE new_vectors (id BIGINT PRIMARY KEY, embedding vector({embedder.dim})) "
-                 "ON COMMIT DROP")
     for table in ("meta", "documents", "clauses"):
         conn.execute(f"INSERT INTO {new}.{table} SELECT * FROM {SCHEMA}.{table}")
-    with conn.cursor() as cur:
-        sentences = []
-        with cur.copy("COPY new_vectors (id, embedding) FROM STDIN") as copy:
-            for ids, vectors, per_chunk in vectors_by_document(catalog, documents, embedder, settings, work,
-                                                              safe_url(url)):
-                for i, v in zip(ids.tolist(), vectors):
-                    copy.write_row((i, vector_text(v)))
-                sentences.append((ids, per_chunk))
-                report.chunks_embedded += len(ids)
-        copied = cur.execute(f"INSERT INTO {new}.chunks ({_CHUNK_COLUMNS}, embedding) SELECT c.{_CHUNK_COLUMNS.replace(', ', ', c.')}, "
-                             f"n.embedding FROM {SCHEMA}.chunks c JOIN new_vectors n ON n.id = c.id").rowcount
-        stored = cur.execute(f"SELECT COUNT(*) FROM {SCHEMA}.chunks").fetchone()[0]
-        if copied != stored or copied != report.chunks_embedded:
-            raise IndexChanged(safe_url(url), f"{report.chunks_embedded} chunks embedded, {stored} stored")
-        with cur.copy(f"COPY {new}.sentences (chunk, pos, embedding) FROM STDIN") as copy:
-            for ids, per_chunk in sentences:
-                for i, rows in zip(ids.tolist(), per_chunk):
-                    for j, v in enumerate(rows):
-                        copy.write_row((i, j, vector_text(v)))
+    _stream_vectors(conn, vectors_by_document(catalog, documents, embedder, settings, work, safe_url(url)),
+                    embedder.dim, report)
+    copied = conn.execute(f"INSERT INTO {new}.chunks ({_CHUNK_COLUMNS}, embedding) SELECT "
+                          f"c.{_CHUNK_COLUMNS.replace(', ', ', c.')}, n.embedding FROM {SCHEMA}.chunks c "
+                          "JOIN new_vectors n ON n.id = c.id AND n.pos = -1").rowcount
+    stored = conn.execute(f"SELECT COUNT(*) FROM {SCHEMA}.chunks").fetchone()[0]
+    if copied != stored or copied != report.chunks_embedded:
+        raise IndexChanged(safe_url(url), f"{report.chunks_embedded} chunks embedded, {stored} stored")
+    conn.execute(f"INSERT INTO {new}.sentences (chunk, pos, embedding) "
+                 "SELECT id, pos, embedding FROM new_vectors WHERE pos >= 0")
     conn.execute(f"INSERT INTO {new}.postings (token, chunk, tf, ntokens) "
                  f"SELECT token, chunk, tf, ntokens FROM {SCHEMA}.postings")
     conn.execute(f"INSERT INTO {new}.terms SELECT * FROM {SCHEMA}.terms")
@@ -101,6 +90,20 @@ def _copy_with_vectors(conn, catalog: Catalog, documents: dict, embedder: Embedd
     for name, target in HNSW.items():
         conn.execute(f"CREATE INDEX {name} ON {new}.{target}")
     log.info("%s: copy with %s's vectors written", safe_url(url), embedder.name)
+
+
+def _stream_vectors(conn, per_document, dim: int, report: BuildReport) -> None:
+    """Every new vector into the temporary table ``new_vectors`` as it is read from the shards (a chunk's
+    own at position -1, its sentences' from 0), so none is held in memory."""
+    conn.execute(f"CREATE TEMP TABLE new_vectors (id BIGINT NOT NULL, pos INTEGER NOT NULL, "
+                 f"embedding vector({dim}) NOT NULL, PRIMARY KEY (id, pos)) ON COMMIT DROP")
+    with conn.cursor() as cur, cur.copy("COPY new_vectors (id, pos, embedding) FROM STDIN") as copy:
+        for ids, vectors, per_chunk in per_document:
+            for i, v, rows in zip(ids.tolist(), vectors, per_chunk):
+                copy.write_row((i, -1, vector_text(v)))
+                for j, row in enumerate(rows):
+                    copy.write_row((i, j, vector_text(row)))
+            report.chunks_embedded += len(ids)
 
 
 def _swap(conn, manifest: dict, embedder: Embedder) -> dict[str, int]:
