@@ -119,34 +119,48 @@ def build_memory(embedder_name: str | None = None):
                           vectors, embedder.name, [f"{name}:{q.id}" for q, name in rows])
 
 
-def collect(index_dir: Path, progress: bool = True, settings=None) -> TrainingSet:
-    """Features of every tuning-split question, over the index each dataset is asked over."""
-    from assistant.retrieval import DEFAULT_SETTINGS, scope_docs
+def _add_questions(out: TrainingSet, ix, name: str, questions: list, settings) -> None:
+    from assistant.retrieval import scope_docs
     from assistant.understanding import QuestionReader
+
+    reader = QuestionReader(ix.documents())
+    started = time.perf_counter()
+    for q in questions:
+        x, y = question_rows(ix, reader, q, settings)
+        out.add(name, x, y, 1.0 if name == "stard" else DEV_WEIGHT, f"{name}:{q.id}")
+        if name != "stard" and ALL_DOCUMENTS and scope_docs(reader.read(q.question, q.history), settings, ix):
+            # The same question over every document: a question that names a place is searched
+            # within that place's documents, so without this the ranker would never see a law
+            # compete with a policy, nor learn what a named place is worth.
+            x, y = question_rows(ix, reader, q, replace(settings, scope_by_place=False))
+            out.add(f"{name} (all documents)", x, y, DEV_WEIGHT, f"{name}:{q.id}")
+    log.info("%s: %d questions in %.1fs", name, len(questions), time.perf_counter() - started)
+
+
+def collect(index_dir: Path, progress: bool = True, settings=None, cross_fit: Sequence[Path] = ()) -> TrainingSet:
+    """Features of every tuning-split question, over the index each dataset is asked over.
+
+    ``cross_fit``: one index folder per fold, each embedded with the delta trained without that
+    fold's questions (``python -m eval.tune_embedder --folds N --fold K``). The questions the embedder
+    is tuned on then take their features from the index whose embedder never saw them, as new
+    questions will; the others (policies_qa) from ``index_dir``."""
+    from assistant.retrieval import DEFAULT_SETTINGS
     from eval.api import open_or_build, index_dir_for
+    from eval.tune_embedder import DATASETS as EMBEDDER_DATASETS, fold_of
 
     settings = settings or DEFAULT_SETTINGS
     out = TrainingSet()
     for name in TRAIN_DATASETS:
         questions = tuning_questions(name)
         collections = collections_for(name)
-        ix = open_or_build(index_dir_for(collections, index_dir), collections, progress)
-        try:
-            reader = QuestionReader(ix.documents())
-            started = time.perf_counter()
-            for q in questions:
-                x, y = question_rows(ix, reader, q, settings)
-                out.add(name, x, y, 1.0 if name == "stard" else DEV_WEIGHT, f"{name}:{q.id}")
-                if name != "stard" and ALL_DOCUMENTS and scope_docs(reader.read(q.question, q.history),
-                                                                    settings, ix):
-                    # The same question over every document: a question that names a place is searched
-                    # within that place's documents, so without this the ranker would never see a law
-                    # compete with a policy, nor learn what a named place is worth.
-                    x, y = question_rows(ix, reader, q, replace(settings, scope_by_place=False))
-                    out.add(f"{name} (all documents)", x, y, DEV_WEIGHT, f"{name}:{q.id}")
-            log.info("%s: %d questions in %.1fs", name, len(questions), time.perf_counter() - started)
-        finally:
-            ix.close()
+        folds = list(cross_fit) if cross_fit and name in EMBEDDER_DATASETS else [index_dir]
+        for k, folder in enumerate(folds):
+            ix = open_or_build(index_dir_for(collections, folder), collections, progress)
+            try:
+                _add_questions(out, ix, name, [q for q in questions if len(folds) == 1
+                                               or fold_of(f"{name}:{q.id}", len(folds)) == k], settings)
+            finally:
+                ix.close()
     return out
 
 
@@ -234,7 +248,7 @@ def cross_validate(index_dir: Path, progress: bool = True, only: Sequence[str] =
     return "\n".join(lines)
 
 
-def train(index_dir: Path, out_dir: Path, progress: bool = True) -> dict:
+def train(index_dir: Path, out_dir: Path, progress: bool = True, cross_fit: Sequence[Path] = ()) -> dict:
     from assistant.memory import forget
     from assistant.ranking import FEATURES
     from assistant.rerank import MEMORY_MODEL_FILE, MODEL_FILE, MODEL_INFO
@@ -244,14 +258,14 @@ def train(index_dir: Path, out_dir: Path, progress: bool = True) -> dict:
     memory.save(out_dir)
     forget()
     log.info("memory: %d earlier questions", len(memory))
-    data = collect(index_dir, progress, replace(DEFAULT_SETTINGS, memory_dir=str(out_dir)))
+    data = collect(index_dir, progress, replace(DEFAULT_SETTINGS, memory_dir=str(out_dir)), cross_fit)
     first, second = fit(data)
     out_dir.mkdir(parents=True, exist_ok=True)
     first.save_model(str(out_dir / MODEL_FILE))
     second.save_model(str(out_dir / MEMORY_MODEL_FILE))
     gains = np.concatenate([first.feature_importance("gain"), second.feature_importance("gain")])
     info = {"features": list(FEATURES), "data_hash": data_hash(), "params": PARAMS, "rounds": ROUNDS,
-            "memory_rounds": MEMORY_ROUNDS,
+            "memory_rounds": MEMORY_ROUNDS, "cross_fit_folds": len(cross_fit),
             "dev_weight": DEV_WEIGHT, "questions": data.used, "memory": len(memory), "no_gold_among_candidates": data.missed,
             "candidates": int(sum(len(r) for r in data.rows)),
             "gain": {f: round(float(g), 1) for f, g in sorted(zip(FEATURES, gains), key=lambda fg: -fg[1])}}
@@ -270,12 +284,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cv", action="store_true",
                         help="不写模型：按问题分 5 折交叉验证，比较几组训练参数的折外 hit@1 / hit@5 / hit@10")
     parser.add_argument("--only", nargs="+", default=(), metavar="NAME", help="--cv 只比较这几组设置（按名称）")
+    parser.add_argument("--cross-fit", nargs="+", type=Path, default=(), metavar="DIR",
+                        help="每折一个索引目录，各用不含该折问题训练的微调增量建立（eval.tune_embedder --folds N --fold K）："
+                             "向量模型调参过的问题从这里取折外特征")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.cv:
         print(cross_validate(args.index_dir or default_index_dir(), only=args.only))
         return 0
-    info = train(args.index_dir or default_index_dir(), args.out or model_dir())
+    info = train(args.index_dir or default_index_dir(), args.out or model_dir(), cross_fit=args.cross_fit)
     print(json.dumps({k: info[k] for k in ("questions", "no_gold_among_candidates", "candidates", "data_hash")},
                      ensure_ascii=False, indent=1))
     return 0

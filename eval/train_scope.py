@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,34 +42,46 @@ def data_hash() -> str:
     return h.hexdigest()
 
 
-def collect(index_dir: Path, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str], str]:
-    """(features, in-scope labels, whether the model judges each question, question ids, which set
-    each row is from, the embedder's name)."""
+def _assistants(index_dir: Path, progress: bool) -> dict:
+    """The assistant over the app's knowledge base ("own") and over STARD's laws ("stard")."""
     from assistant.service import Assistant
     from eval.api import index_dir_for, open_or_build
 
-    own = Assistant(open_or_build(index_dir, DEFAULT_COLLECTIONS, progress))
     public_collections = collections_for("stard")
-    stard = Assistant(open_or_build(index_dir_for(public_collections, index_dir), public_collections, progress))
-    held = {d.doc_id for d in own.index.documents()}
-    dev = [q for name in ("policies_qa", "laws_qa") for q in load_dataset(name).questions
+    return {"own": Assistant(open_or_build(index_dir, DEFAULT_COLLECTIONS, progress)),
+            "stard": Assistant(open_or_build(index_dir_for(public_collections, index_dir), public_collections, progress))}
+
+
+def collect(index_dir: Path, progress: bool = True, cross_fit: Sequence[Path] = ()
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str], str]:
+    """(features, in-scope labels, whether the model judges each question, question ids, which set
+    each row is from, the embedder's name). ``cross_fit``: as in ``eval.train.collect``, the questions
+    the embedder was tuned on are asked over the index of the fold whose delta never saw them."""
+    from eval.tune_embedder import DATASETS as EMBEDDER_DATASETS, fold_of
+
+    base = _assistants(index_dir, progress)
+    folds = [_assistants(Path(d), progress) for d in cross_fit]
+    held = {d.doc_id for d in base["own"].index.documents()}
+    dev = [(name, q) for name in ("policies_qa", "laws_qa") for q in load_dataset(name).questions
            if q.split in TUNING_SPLITS and q.gold]
-    public = [q for q in load_dataset("stard").questions if q.split in TUNING_SPLITS and q.gold]
-    outside = [q for q in public if not any(g.clause_id.split(":", 1)[0] in held for g in q.gold)]
-    parts = [("dev, own knowledge base", own, dev, 1), ("STARD train, its laws", stard, public, 1),
-             ("STARD train, own knowledge base", own, outside, 0)]
+    public = [("stard", q) for q in load_dataset("stard").questions if q.split in TUNING_SPLITS and q.gold]
+    outside = [(n, q) for n, q in public if not any(g.clause_id.split(":", 1)[0] in held for g in q.gold)]
+    parts = [("dev, own knowledge base", "own", dev, 1), ("STARD train, its laws", "stard", public, 1),
+             ("STARD train, own knowledge base", "own", outside, 0)]
     x, y, judged, ids, sets = [], [], [], [], []
-    for label, assistant, questions, in_scope in parts:
+    for label, which, questions, in_scope in parts:
         if progress:
             print(f"{label}: {len(questions)} questions", file=sys.stderr)
-        for q in questions:
+        for name, q in questions:
+            tuned_on = folds and name in EMBEDDER_DATASETS
+            assistant = folds[fold_of(f"{name}:{q.id}", len(folds))][which] if tuned_on else base[which]
             features, judges = assistant.scope_features(q.question, q.history)
             x.append(features)
             judged.append(judges)
         y += [in_scope] * len(questions)
-        ids += [q.id for q in questions]
+        ids += [q.id for _, q in questions]
         sets += [label] * len(questions)
-    return np.vstack(x), np.array(y, dtype=np.float64), np.array(judged), ids, sets, own.index.embedder.name
+    return np.vstack(x), np.array(y, dtype=np.float64), np.array(judged), ids, sets, base["own"].index.embedder.name
 
 
 def _fold(key: str) -> int:
@@ -96,8 +109,8 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, judged: np.ndarray) -> float:
     return best
 
 
-def train(index_dir: Path, out_dir: Path, progress: bool = True) -> dict:
-    x, y, judged, ids, sets, embedder = collect(index_dir, progress)
+def train(index_dir: Path, out_dir: Path, progress: bool = True, cross_fit: Sequence[Path] = ()) -> dict:
+    x, y, judged, ids, sets, embedder = collect(index_dir, progress, cross_fit)
     p = out_of_fold(x, y, ids)
     threshold = choose_threshold(p, y, judged)
     model = fit(x, y, L2, threshold, embedder)
@@ -105,7 +118,7 @@ def train(index_dir: Path, out_dir: Path, progress: bool = True) -> dict:
     refused = {s: round(float(refused_[sets_ == s].mean()), 4) for s in dict.fromkeys(sets)}
     info = {**model.to_json(), "l2": L2, "max_refused": MAX_REFUSED, "data_hash": data_hash(),
             "rows": {s: int((sets_ == s).sum()) for s in dict.fromkeys(sets)},
-            "out_of_fold_refused": refused}
+            "out_of_fold_refused": refused, "cross_fit_folds": len(cross_fit)}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / SCOPE_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return info
@@ -117,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "assistant" / "data"),
                         help="模型输出目录（默认 assistant/data）")
     parser.add_argument("--quiet", action="store_true", help="不显示进度")
+    parser.add_argument("--cross-fit", nargs="+", type=Path, default=(), metavar="DIR",
+                        help="每折一个索引目录（同 python -m eval.train --cross-fit）：向量模型调参过的问题从这里取特征")
     args = parser.parse_args(argv)
-    info = train(Path(args.index_dir), Path(args.out), progress=not args.quiet)
+    info = train(Path(args.index_dir), Path(args.out), progress=not args.quiet, cross_fit=args.cross_fit)
     print(json.dumps({k: info[k] for k in ("features", "weights", "threshold", "rows", "out_of_fold_refused")},
                      ensure_ascii=False, indent=1))
     return 0

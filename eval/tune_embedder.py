@@ -55,7 +55,13 @@ class Pair:
 
     @property
     def held_out(self) -> bool:
-        return int(hashlib.sha256(self.key.encode()).hexdigest(), 16) % 5 == 0
+        return fold_of(self.key, 5) == 0
+
+
+def fold_of(key: str, folds: int) -> int:
+    """The fold of a question ("dataset:id") among ``folds``, fixed by a hash of its key: the held-out
+    fifth here, and the cross-fitting folds (``--fold``; ``eval.train --cross-fit``)."""
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % folds
 
 
 def _pairs_of(ix, questions, name: str) -> list[Pair]:
@@ -219,14 +225,23 @@ def main(argv: list[str] | None = None) -> int:
                                      description="用调参问题（STARD train、laws_qa dev）微调向量模型（低秩增量），写出 index/data/e5_delta.npz")
     parser.add_argument("--index-dir", type=Path, help="知识库索引目录（默认 .ipqa/index；STARD 用其旁边的索引）；须用未微调的向量模型建立")
     parser.add_argument("--out", type=Path, help="输出目录（默认 index/data）")
+    parser.add_argument("--folds", type=int, default=0, metavar="N",
+                        help="交叉拟合：把调参问题按编号哈希分成 N 折（与 --fold 同用）")
+    parser.add_argument("--fold", type=int, default=0, metavar="K",
+                        help="只用第 K 折以外的问题训练（0 起），不留出检验；供 eval.train --cross-fit 生成折外特征")
     args = parser.parse_args(argv)
+    if args.folds and not 0 <= args.fold < args.folds:
+        parser.error("--fold 须在 0 与 --folds−1 之间")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pairs = tuning_pairs(args.index_dir or default_index_dir())
-    held = [p for p in pairs if p.held_out]
-    train = [p for p in pairs if not p.held_out]
+    if args.folds:  # cross-fitting: train on the other folds; the ranker's features of fold K use it
+        held, train = [], [p for p in pairs if fold_of(p.key, args.folds) != args.fold]
+    else:
+        held, train = [p for p in pairs if p.held_out], [p for p in pairs if not p.held_out]
     log.info("%d questions, %d for training", len(pairs), len(train))
     delta, epochs = train_delta(train, held, ensure_e5_model())
-    info = {"datasets": list(DATASETS), "questions": len(train), "held_out": len(held), "data_hash": data_hash(), "rank": RANK,
+    info = {"datasets": list(DATASETS), "questions": len(train), "held_out": len(held), "data_hash": data_hash(),
+            **({"folds": args.folds, "fold": args.fold} if args.folds else {}), "rank": RANK,
             "alpha": ALPHA, "targets": list(TARGETS), "learning_rate": LEARNING_RATE, "epochs": epochs,
             "batch": BATCH, "negatives": NEGATIVES, "temperature": TEMPERATURE, "seed": SEED}
     out = save_delta(delta, info, args.out)

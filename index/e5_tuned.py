@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import uuid
 from importlib import resources
@@ -25,7 +26,10 @@ DELTA_INFO_FILE = "e5_delta.json"
 
 
 def delta_path() -> Path:
-    return Path(str(resources.files("index") / "data" / DELTA_FILE))
+    """The shipped delta, or the file named by ``$IPQA_E5_DELTA`` (a delta trained on some folds only,
+    to embed an index for cross-fitting the ranker: ``python -m eval.tune_embedder --fold``)."""
+    override = os.environ.get("IPQA_E5_DELTA")
+    return Path(override) if override else Path(str(resources.files("index") / "data" / DELTA_FILE))
 
 
 def save_delta(delta: dict, info: dict, out_dir: Path | None = None) -> Path:
@@ -92,6 +96,22 @@ def _build(base: Path, out: Path, delta: Path, source: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("Added the tuned delta to %d layers -> %s", merged, out)
+
+
+def built_tuned_model(digest: str) -> Path | None:
+    """A tuned model already built on this machine whose delta's sha256 starts with ``digest``: an index
+    embedded with a delta other than the shipped one (a cross-fitting fold's) opens with it."""
+    from index.e5_convert import SOURCE_FILENAME, default_model_dir
+
+    base = default_model_dir()
+    for folder in sorted(base.parent.glob(f"{base.name}-ipqa-{digest}*")):
+        try:
+            info = json.loads((folder / SOURCE_FILENAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if str(info.get("delta_sha256", "")).startswith(digest) and (folder / "model.safetensors").is_file():
+            return folder
+    return None
 
 
 def ensure_tuned_model(delta: Path | None = None) -> Path:

