@@ -154,7 +154,7 @@ def retrieve(ix: KnowledgeIndex, question: str, *, history: Sequence[dict] = (),
              filters: Filters | None = None, reader: QuestionReader | None = None,
              settings: RetrievalSettings = DEFAULT_SETTINGS) -> list[Hit]:
     """The top ``k`` chunks for a question in a conversation."""
-    reader = reader or QuestionReader(ix.documents())
+    reader = reader or QuestionReader.for_index(ix)
     u = reader.read(question, history)
     return retrieve_understood(ix, u, k=k, settings=replace(settings, mode=mode), filters=filters)
 

@@ -82,7 +82,7 @@ class Assistant:
     def __init__(self, index: KnowledgeIndex, *, retrieval: RetrievalSettings = DEFAULT_SETTINGS,
                  abstain: AbstainSettings = DEFAULT_ABSTAIN, llm: LLMSettings | None = None):
         self.index = index
-        self.reader = QuestionReader(index.documents())
+        self.reader = QuestionReader.for_index(index)
         self.retrieval = retrieval
         self.abstain_settings = abstain
         self.llm = Generator(llm) if llm else None
@@ -211,6 +211,9 @@ class Assistant:
             answer = Answer(question=question, text=text, citations=tuple(citations), abstained=False,
                             rewritten_query=rewritten, hits=tuple(hits), intent=u.intent,
                             verdict=said.label if said else None)
+        if u.expanded:  # say how an abbreviation was read, so a wrong reading is seen
+            read_as = "，".join(f"「{e.short}」按「{e.full}」理解" for e in u.expanded)
+            answer = replace(answer, notes=answer.notes + (f"问题中的{read_as}",))
         timings["compose_ms"] = (time.perf_counter() - t) * 1000
         return answer, u
 

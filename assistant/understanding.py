@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from assistant.abbreviations import Abbreviations, Expansion
 from assistant.asks import asked_kind
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int, normalize_number
@@ -85,6 +86,7 @@ class Understanding:
     # "第二阶段重点干什么": the n-th item of a list and what it is (2, "阶段").
     ordinal: tuple[int, str] | None = None
     quoted: tuple[str, ...] = ()  # terms the user put in quotes (“蓝天”): an answer must contain them
+    expanded: tuple[Expansion, ...] = ()  # abbreviations read as the documents' compound (软著 → 软件著作权)
     notes: tuple[str, ...] = field(default=())
 
 
@@ -95,8 +97,9 @@ def _clean(text: str) -> str:
 class QuestionReader:
     """Reads questions against the documents of one index."""
 
-    def __init__(self, documents: Sequence[DocInfo]):
+    def __init__(self, documents: Sequence[DocInfo], abbreviations: Abbreviations | None = None):
         self.documents = list(documents)
+        self.abbreviations = abbreviations
         self._place_names: dict[str, set[str]] = {}  # name -> doc ids whose region chain/aliases hold it
         self._exact_names: dict[str, set[str]] = {}  # name -> doc ids whose leaf region is it
         for d in self.documents:
@@ -114,6 +117,11 @@ class QuestionReader:
         self._titles = {d.doc_id: d.title for d in self.documents}
         self._domains = [(key, words, tuple(d.doc_id for d in self.documents if d.kind in LAW_KINDS and key in d.title))
                          for key, words in law_domains()]
+
+    @classmethod
+    def for_index(cls, index) -> "QuestionReader":
+        """A reader of questions over ``index``: its documents, and abbreviations read off its words."""
+        return cls(index.documents(), Abbreviations(index))
 
     # --- single pieces ---
 
@@ -271,6 +279,9 @@ class QuestionReader:
         if self.is_followup(text, history):
             query = self.rewrite(text, self.standalone_history(history))
             rewritten = query != text
+        expanded: tuple[Expansion, ...] = ()
+        if self.abbreviations is not None:
+            query, expanded = self.abbreviations.expand(query, keep=tuple(self.places(query)))
         places = self.places(query)
         region_docs: set[str] = set()
         exact: set[str] = set()
@@ -295,4 +306,4 @@ class QuestionReader:
             region_docs=tuple(sorted(region_docs)), exact_region_docs=tuple(sorted(exact)),
             unknown_place=unknown, doc_ids=tuple(self.named_docs(query)), articles=tuple(articles),
             years=self.years(query), intent=self.intent(query), multi=multi, domains=domains,
-            quoted=quoted, ordinal=ordinal)
+            quoted=quoted, ordinal=ordinal, expanded=expanded)

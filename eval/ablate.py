@@ -36,7 +36,7 @@ def ablate(datasets: list[str], index_dir: Path,
     from eval.runner import run
 
     ix = open_index(index_dir)
-    reader = QuestionReader(ix.documents())
+    reader = QuestionReader.for_index(ix)
     data = [load_dataset(name) for name in datasets]
     rows = []
     for name, settings in variants().items():

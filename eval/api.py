@@ -61,7 +61,7 @@ def _pipelines(ix, modes: Sequence[str], baselines: bool, cache_dir: Path) -> di
     from assistant.understanding import QuestionReader
     from eval.baselines import NaiveLangChainPipeline
 
-    reader = QuestionReader(ix.documents())
+    reader = QuestionReader.for_index(ix)
     pipelines = {}
     for mode in modes:
         pipelines[f"ipqa-{mode}"] = (lambda m: lambda q, kk: ix.clear_query_cache() or [

@@ -92,7 +92,7 @@ def _pipeline(ix):
     from assistant.retrieval import retrieve
     from assistant.understanding import QuestionReader
 
-    reader = QuestionReader(ix.documents())
+    reader = QuestionReader.for_index(ix)
 
     def ranked(question: str) -> list[str]:
         ix.clear_query_cache()

@@ -123,7 +123,7 @@ def _add_questions(out: TrainingSet, ix, name: str, questions: list, settings) -
     from assistant.retrieval import scope_docs
     from assistant.understanding import QuestionReader
 
-    reader = QuestionReader(ix.documents())
+    reader = QuestionReader.for_index(ix)
     started = time.perf_counter()
     for q in questions:
         x, y = question_rows(ix, reader, q, settings)

@@ -113,6 +113,14 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def jieba_frequency(word: str) -> int:
+    """How often general Chinese uses ``word`` (jieba's dictionary count; 0 for a word it does not know)."""
+    tok = _tokenizer()
+    with _LOCK:
+        tok.check_initialized()
+        return tok.FREQ.get(word) or 0
+
+
 @lru_cache(maxsize=1)
 def _tagger():
     import jieba.posseg
