@@ -54,6 +54,8 @@ class Abbreviations:
                 if short != word and not _is_candidate(short, "", vocab):
                     continue
                 if full := self._lookup(short):
+                    if short == word[:2] != word and full.endswith(word[1:]):
+                        short = word  # 签合同: 签合 read as 签订合同 already holds its 同
                     if all(e.short != short for e in found):
                         found.append(Expansion(short, full))
                     break
