@@ -76,6 +76,14 @@ class AbstainSettings:
 DEFAULT_ABSTAIN = AbstainSettings()
 
 
+def reading_notes(u: Understanding) -> tuple[str, ...]:
+    """How the question was read where it was not taken as typed, so a wrong reading is seen."""
+    notes = ["问题中的繁体字已按简体字理解"] if u.traditional else []
+    if u.expanded:
+        notes.append("问题中的" + "，".join(f"「{e.short}」按「{e.full}」理解" for e in u.expanded))
+    return tuple(notes)
+
+
 class Assistant:
     """Answers questions from one index. ``open`` loads the index; the model loads on first use."""
 
@@ -211,9 +219,7 @@ class Assistant:
             answer = Answer(question=question, text=text, citations=tuple(citations), abstained=False,
                             rewritten_query=rewritten, hits=tuple(hits), intent=u.intent,
                             verdict=said.label if said else None)
-        if u.expanded:  # say how an abbreviation was read, so a wrong reading is seen
-            read_as = "，".join(f"「{e.short}」按「{e.full}」理解" for e in u.expanded)
-            answer = replace(answer, notes=answer.notes + (f"问题中的{read_as}",))
+        answer = replace(answer, notes=answer.notes + reading_notes(u))
         timings["compose_ms"] = (time.perf_counter() - t) * 1000
         return answer, u
 

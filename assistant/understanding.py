@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from assistant.abbreviations import Abbreviations, Expansion
 from assistant.asks import asked_kind
+from assistant.script import simplified
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int, normalize_number
 from corpus.regions import gazetteer, short_name
@@ -87,6 +88,7 @@ class Understanding:
     ordinal: tuple[int, str] | None = None
     quoted: tuple[str, ...] = ()  # terms the user put in quotes (“蓝天”): an answer must contain them
     expanded: tuple[Expansion, ...] = ()  # abbreviations read as the documents' compound (软著 → 软件著作权)
+    traditional: bool = False  # typed in traditional characters, read in simplified ones (專利 → 专利)
     notes: tuple[str, ...] = field(default=())
 
 
@@ -273,7 +275,10 @@ class QuestionReader:
     # --- all together ---
 
     def read(self, question: str, history: Sequence[dict] = ()) -> Understanding:
-        text = _clean(question)
+        typed = _clean(question)
+        text = simplified(typed)
+        history = [{**turn, "content": simplified(turn.get("content") or "")} if isinstance(turn, dict) else turn
+                   for turn in history]
         rewritten = False
         query = text
         if self.is_followup(text, history):
@@ -306,4 +311,4 @@ class QuestionReader:
             region_docs=tuple(sorted(region_docs)), exact_region_docs=tuple(sorted(exact)),
             unknown_place=unknown, doc_ids=tuple(self.named_docs(query)), articles=tuple(articles),
             years=self.years(query), intent=self.intent(query), multi=multi, domains=domains,
-            quoted=quoted, ordinal=ordinal, expanded=expanded)
+            quoted=quoted, ordinal=ordinal, expanded=expanded, traditional=text != typed)

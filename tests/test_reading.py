@@ -1,4 +1,5 @@
-"""Abbreviations in questions (软著, 知产, 商秘) read as the compounds the bundled documents use.
+"""How a question is read where it is not taken as typed: abbreviations (软著, 知产, 商秘) as the
+compounds the bundled documents use, and traditional characters (專利) as simplified ones.
 
 Everything runs on the real bundled index: the expansions are read off its words and chunks, not
 from a list, so these tests fail when the reading stops finding them there.
@@ -12,8 +13,10 @@ import pytest
 
 from assistant.abbreviations import Abbreviations, _dominant
 from assistant.records import answer_json
+from assistant.script import simplified
 from assistant.service import Assistant
 from assistant.understanding import QuestionReader
+from eval.questions import load_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +84,32 @@ def test_a_reading_needs_a_clear_winner():
     assert _dominant(Counter({"专利代理": 9, "专利代表": 5})) is None  # two readings, neither ahead
     assert _dominant(Counter({"商业秘密": 2})) is None  # too rare to trust
     assert _dominant(Counter({"商业秘密": 30, "商标秘书": 3})) == "商业秘密"
+
+
+def test_traditional_characters_become_simplified_ones():
+    assert simplified("專利保護幾年") == "专利保护几年"
+    assert simplified("商標註冊證有效期多久？") == "商标注册证有效期多久？"
+    assert simplified("軟體") == "软体"  # characters only: Taiwan's words (軟體 for 软件) are not rewritten
+
+
+@pytest.mark.parametrize("dataset", ["policies_qa", "laws_qa", "stard"])
+def test_a_simplified_question_is_left_as_typed(dataset):
+    # Taiwan's phrase table would have turned 怎么 into 怎幺 in a fifth of these questions.
+    changed = [q.question for q in load_dataset(dataset).questions if simplified(q.question) != q.question]
+    assert changed == []
+
+
+def test_a_question_in_traditional_characters_is_answered_as_in_simplified_ones(assistant):
+    typed = assistant.ask("專利保護幾年")
+    plain = assistant.ask("专利保护几年")
+    assert not typed.abstained
+    assert [c.clause_id for c in typed.citations] == [c.clause_id for c in plain.citations]
+    assert typed.citations[0].citation == "《中华人民共和国专利法》第四十二条"
+    assert typed.notes == ("问题中的繁体字已按简体字理解",) and not plain.notes
+
+
+def test_a_follow_up_in_traditional_characters_keeps_its_context(assistant):
+    history = [{"role": "user", "content": "湖北省2023年知識產權質押融資目標是多少？"}]
+    answer = assistant.ask("那滄州呢？", history)
+    assert answer.rewritten_query and "沧州" in answer.rewritten_query and "质押融资" in answer.rewritten_query
+    assert answer.citations[0].doc_id == "cangzhou-2017"
