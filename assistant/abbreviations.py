@@ -37,13 +37,13 @@ class Abbreviations:
 
     def __init__(self, index):
         self.index = index
-        self._vocab_id: int | None = None
+        self._vocab: set[str] | None = None  # held, not its id: a freed set's id can come back
         self._by_char: dict[str, list[str]] = {}
         self._cache: dict[str, str | None] = {}
 
     def expand(self, text: str, keep: tuple[str, ...] = ()) -> tuple[str, tuple[Expansion, ...]]:
         """``text`` with each abbreviation replaced by its compound, and what was replaced.
-        Words in ``keep`` (places, document names) are never read as abbreviations."""
+        Words inside ``keep`` (the places the question names) are never read as abbreviations."""
         vocab = self._vocabulary()
         found: list[Expansion] = []
         for word, flag in tag(text):
@@ -70,8 +70,8 @@ class Abbreviations:
 
     def _vocabulary(self) -> set[str]:
         vocab = self.index.vocabulary()
-        if id(vocab) != self._vocab_id:  # documents added or removed: read the words again
-            self._vocab_id, self._cache = id(vocab), {}
+        if vocab is not self._vocab:  # documents added or removed: read the words again
+            self._vocab, self._cache = vocab, {}
             self._by_char = {}
             for w in vocab:
                 if len(w) >= 2 and _HAN.fullmatch(w[:2]):
