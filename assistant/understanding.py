@@ -7,12 +7,12 @@ Everything here is rules over the question text and the index's own metadata
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from assistant.abbreviations import Abbreviations, Expansion
 from assistant.asks import asked_kind
-from assistant.script import simplified
+from assistant.script import characters, simplified
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int, normalize_number
 from corpus.regions import gazetteer, short_name
@@ -99,9 +99,12 @@ def _clean(text: str) -> str:
 class QuestionReader:
     """Reads questions against the documents of one index."""
 
-    def __init__(self, documents: Sequence[DocInfo], abbreviations: Abbreviations | None = None):
+    def __init__(self, documents: Sequence[DocInfo], abbreviations: Abbreviations | None = None,
+                 vocabulary: Callable[[], set[str]] | None = None):
         self.documents = list(documents)
         self.abbreviations = abbreviations
+        self._vocabulary = vocabulary  # the index's words, whose characters are never simplified
+        self._characters: tuple[set[str] | None, frozenset[str]] = (None, frozenset())
         self._place_names: dict[str, set[str]] = {}  # name -> doc ids whose region chain/aliases hold it
         self._exact_names: dict[str, set[str]] = {}  # name -> doc ids whose leaf region is it
         for d in self.documents:
@@ -123,7 +126,16 @@ class QuestionReader:
     @classmethod
     def for_index(cls, index) -> "QuestionReader":
         """A reader of questions over ``index``: its documents, and abbreviations read off its words."""
-        return cls(index.documents(), Abbreviations(index))
+        return cls(index.documents(), Abbreviations(index), index.vocabulary)
+
+    def _index_characters(self) -> frozenset[str]:
+        """The characters of the index's words (read again when its vocabulary changes)."""
+        if self._vocabulary is None:
+            return frozenset()
+        words = self._vocabulary()
+        if words is not self._characters[0]:
+            self._characters = (words, characters(words))
+        return self._characters[1]
 
     # --- single pieces ---
 
@@ -276,9 +288,10 @@ class QuestionReader:
 
     def read(self, question: str, history: Sequence[dict] = ()) -> Understanding:
         typed = _clean(question)
-        text = simplified(typed)
-        history = [{**turn, "content": simplified(turn.get("content") or "")} if isinstance(turn, dict) else turn
-                   for turn in history]
+        keep = self._index_characters()
+        text = simplified(typed, keep)
+        history = [{**turn, "content": simplified(turn.get("content") or "", keep)} if isinstance(turn, dict)
+                   else turn for turn in history]
         rewritten = False
         query = text
         if self.is_followup(text, history):

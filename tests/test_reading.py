@@ -113,3 +113,22 @@ def test_a_follow_up_in_traditional_characters_keeps_its_context(assistant):
     answer = assistant.ask("那滄州呢？", history)
     assert answer.rewritten_query and "沧州" in answer.rewritten_query and "质押融资" in answer.rewritten_query
     assert answer.citations[0].doc_id == "cangzhou-2017"
+
+
+def test_a_knowledge_base_in_traditional_characters_is_asked_in_them(tmp_path):
+    from corpus import load_document
+    from index.core import KnowledgeIndex, update_index
+    from index.embedders import HashEmbedder
+
+    source = tmp_path / "專利條例.md"
+    source.write_text("# 專利條例\n\n標準專利的保護期為二十年，自申請日起計算。短期專利的保護期為八年。\n",
+                      encoding="utf-8")
+    update_index(tmp_path / "index", add=[(load_document(source), "added")], embedder=HashEmbedder())
+    index = KnowledgeIndex.open(tmp_path / "index")
+    try:
+        u = QuestionReader.for_index(index).read("標準專利保護幾年")
+        assert u.query.startswith("標準專利保護")  # the index's own characters, kept
+        assert "专利" not in u.query
+    finally:
+        index.close()
+    assert QuestionReader([]).read("標準專利保護幾年").query == "标准专利保护几年"  # no index: all simplified
