@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant.asks import MONEY, asked_kind, states_asked_value, states_value
-from assistant.references import referred
+from assistant.references import cited_numbers, referred
 from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import cn_to_int, int_to_cn
@@ -184,16 +184,8 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
     else:
         sources, per_clause = clauses[:1], 3
     if len(sources) == 1 and _legal(sources[0]) and len(sources[0].chunk.text) <= WHOLE_ARTICLE_CHARS:
-        # A short article is quoted whole: its 款 qualify each other (a rule and its
-        # exception, a minimum and the case it applies to), and a lawyer reads them together.
-        h = sources[0]
-        detail = _implementing_detail(u, h, clauses, wanted)
-        whole = [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=True)]
-        kept = whole[:max_sentences + 1 - len(detail)]
-        # a value asked for is quoted even when it stands in a later sentence (the figure check reads
-        # only what is quoted): "…判决给予权利人五百万元以下的赔偿" is 反不正当竞争法第十七条's sixth
-        kept += [p for p in whole[len(kept):] if states_asked_value(u.query, p.sentence)][:1]
-        return kept + detail
+        return _whole_article(u, sources[0], hits, clauses, wanted, max_sentences)
+    valued: list[tuple] = []  # the best clause's sentences that state a value of the kind asked
     for rank, h in enumerate(sources):
         # A long clause is split into chunks; its other retrieved chunks are part of it too
         # (a target table's rows come in several chunks of one clause).
@@ -202,6 +194,7 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
                   for x in pieces for off, s in sentences(x.chunk.text, legal=_legal(x))
                   if not _is_caption(x.chunk.text, off, s)]
         body = [x for x in scored if not _is_heading_line(x[2], x[3])] or scored
+        valued += [x for x in body if rank == 0 and states_asked_value(u.query, x[2])]
         best = sorted(body, key=lambda x: (-x[0], x[1]))[:per_clause]
         top = best[0][0] if best else 0
         for score, off, s, x in best:
@@ -218,8 +211,55 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
                 chosen.append(Picked(rank, rest[0][1], rest[0][2], rest[0][3]))
     chosen.sort(key=lambda p: (p.clause_rank, p.position))
     if len(sources) == 1 and _legal(sources[0]):
-        return chosen[:max_sentences - 1] + _implementing_detail(u, sources[0], clauses, wanted)
+        kept = _with_value(chosen[:max_sentences - 1], valued)
+        kept += _implementing_detail(u, sources[0], clauses, wanted)
+        return _value_elsewhere(u, sources[0], clauses, kept) + kept
     return chosen[:max_sentences]
+
+
+def _whole_article(u: Understanding, h: Hit, hits: Sequence[Hit], clauses: Sequence[Hit], wanted: set[str],
+                   max_sentences: int) -> list[Picked]:
+    """A short article is quoted whole: its 款 qualify each other (a rule and its exception, a minimum
+    and the case it applies to), and a lawyer reads them together."""
+    detail = _implementing_detail(u, h, clauses, wanted)
+    whole = [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=True)]
+    kept = whole[:max_sentences + 1 - len(detail)]
+    # A value asked for is quoted even when it stands in a later sentence (the figure check reads only
+    # what is quoted): "…判决给予权利人五百万元以下的赔偿" is 反不正当竞争法第十七条's sixth. Or in the
+    # article's next chunk, when it was retrieved too: 计算机软件保护条例第二十四条's fine.
+    rest = whole[len(kept):] + [Picked(0, x.chunk.start - h.chunk.start + off, s, x)
+                                for x in hits if x.chunk.clause_id == h.chunk.clause_id and x.chunk.start > h.chunk.start
+                                for off, s in sentences(x.chunk.text, legal=True)]
+    kept += [p for p in rest if states_asked_value(u.query, p.sentence)][:1]
+    return _value_elsewhere(u, h, clauses, kept + detail) + kept + detail
+
+
+def _with_value(kept: list[Picked], valued: Sequence[tuple]) -> list[Picked]:
+    """A long article's sentence stating the value asked for is quoted even when its words score lower
+    (the figure check reads only what is quoted): 计算机软件保护条例第二十四条 lists the infringing acts,
+    and its fine, "可以并处每件100元…的罚款", is its last paragraph."""
+    if not valued or any(p.position == x[1] for p in kept for x in valued):
+        return kept
+    score, off, sentence, hit = max(valued, key=lambda x: (x[0], -x[1]))
+    return sorted(kept + [Picked(0, off, sentence, hit)], key=lambda p: p.position)
+
+
+def _value_elsewhere(u: Understanding, article: Hit, clauses: Sequence[Hit], kept: Sequence[Picked]) -> list[Picked]:
+    """"泄露商业秘密罚多少": one article of a law says what the act is (反不正当竞争法第九条), another
+    states its fine and cites it by number ("违反本法第九条规定侵犯商业秘密的，…处十万元以上一百万元以下的
+    罚款"). When the question asks a value that no quoted sentence states, the first sentence that states
+    one and cites this article, of a retrieved article of the same law (the clause tree, not a word list);
+    it answers what was asked, so it is quoted first."""
+    if not article.chunk.clause_id or any(states_asked_value(u.query, p.sentence) for p in kept):
+        return []
+    own = article.chunk.clause_id.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    for h in clauses[1:10]:
+        if h.chunk.doc_id != article.chunk.doc_id or h.chunk.clause_id == article.chunk.clause_id:
+            continue
+        for off, s in sentences(h.chunk.text, legal=True):
+            if own in cited_numbers(s) and states_asked_value(u.query, s):
+                return [Picked(1, h.chunk.start + off, s, h)]
+    return []
 
 
 def _implementing_detail(u: Understanding, statute: Hit, clauses: Sequence[Hit], wanted: set[str]) -> list[Picked]:

@@ -410,6 +410,24 @@ def test_a_neighbouring_answer_becomes_a_precise_not_found(assistant, question, 
     assert answer.related and not re.search(r"\[\d+\]", answer.text)  # the nearest clause is not the answer
 
 
+@pytest.mark.parametrize("question, first, value", [
+    # the act in 第九条, its fine in 第二十一条 ("违反本法第九条规定侵犯商业秘密的，…处十万元以上…的罚款")
+    ("泄露商业秘密罚多少", "《中华人民共和国反不正当竞争法》第二十一条", "处十万元以上一百万元以下的罚款"),
+    # the fine in the article's second chunk ("有前款第一项或者第二项行为的，可以并处每件100元…的罚款")
+    ("盗版软件罚多少", "《计算机软件保护条例》第二十四条", "每件100元"),
+])
+def test_a_fine_stated_apart_from_the_act_is_found_not_refused(assistant, question, first, value):
+    # Both were refused as stating no amount: the quoted sentences held the act, not its fine.
+    answer = assistant.ask(question)
+    assert not answer.abstained, (answer.reason, answer.text)
+    assert answer.citations[0].citation == first and value in answer.text
+
+
+def test_a_value_no_article_states_is_still_refused(assistant):
+    answer = assistant.ask("侵犯商业秘密要坐几年牢")  # no bundled law states a prison term
+    assert answer.abstained and answer.reason == "figure", answer.text
+
+
 def test_a_sentence_naming_its_subject_by_article_number_is_read_through_that_article(assistant):
     # 反不正当竞争法第十七条's 五百万元 sentence says 商业秘密 only as "违反本法第六条、第九条规定": 第九条 is
     # what it is about. Before the clause tree was read, the subject check refused it as lacking 商业秘密.

@@ -163,6 +163,41 @@ def test_a_short_article_quoted_whole_keeps_the_sentence_with_the_value_asked(re
     assert len(asked_how) == 5 and not any("五百万元" in s for s in asked_how)  # no value asked: as before
 
 
+def clause_hit(documents, clause_id: str, start: int = 0, end: int | None = None, rank: int = 1) -> Hit:
+    """A hit on a real clause's text[start:end], as retrieval gives a chunk of a long article."""
+    doc = documents[clause_id.split(":", 1)[0]]
+    clause = doc.clause(clause_id)
+    text = clause.text[start:end]
+    chunk = Chunk(chunk_id=f"{clause_id}#{start}", clause_id=clause_id, doc_id=doc.doc_id, text=text, context="",
+                  start=clause.start + start, end=clause.start + start + len(text))
+    return Hit(chunk=chunk, rank=rank, score=1.0 / rank, scores={"dense": 0.9}, title=doc.title, path=clause.path,
+               region=doc.region, kind=doc.kind, citation=f"《{doc.title}》{clause.label}")
+
+
+def test_a_value_in_the_articles_next_chunk_is_quoted(reader, documents):
+    # 计算机软件保护条例第二十四条 is chunked: its acts in the first chunk, its fine in the second.
+    cid = "计算机软件保护条例(2013-01-30):第4章/第24条"
+    fine = documents[cid.split(":")[0]].clause(cid).text.index("有前款第一项")
+    first, second = clause_hit(documents, cid, 0, fine), clause_hit(documents, cid, fine, rank=2)
+    quoted = [p.sentence for p in pick_sentences(reader.read("盗版软件罚多少"), [first, second])]
+    assert quoted[0].startswith("第二十四条") and any("每件100元" in s for s in quoted)
+    asked_how = [p.sentence for p in pick_sentences(reader.read("盗版软件怎么处理"), [first, second])]
+    assert not any("100元" in s for s in asked_how)  # no value asked: the first chunk, as before
+
+
+def test_a_value_asked_of_an_act_is_quoted_from_the_article_that_cites_it(reader, documents):
+    # 反不正当竞争法第九条 says what infringing a trade secret is; 第二十一条 states the fine and cites it.
+    act = clause_hit(documents, "反不正当竞争法(2019-04-23):第2章/第9条")
+    fine = clause_hit(documents, "反不正当竞争法(2019-04-23):第4章/第21条", rank=2)
+    quoted = pick_sentences(reader.read("泄露商业秘密罚多少"), [act, fine])
+    assert quoted[0].hit is fine and "处十万元以上一百万元以下的罚款" in quoted[0].sentence  # what was asked, first
+    assert all(p.hit is act for p in quoted[1:]) and quoted[1].sentence.startswith("第九条")
+    # Not asked a value, or the citing article not of the same law: the act's article alone.
+    assert all(p.hit.chunk.clause_id == act.chunk.clause_id for p in pick_sentences(reader.read("泄露商业秘密算什么行为"), [act, fine]))
+    other = replace(fine, chunk=replace(fine.chunk, doc_id="商标法(2019-04-23)"))
+    assert all(p.hit is act for p in pick_sentences(reader.read("泄露商业秘密罚多少"), [act, other]))
+
+
 @pytest.mark.parametrize("sentence, numbers", [
     ("经营者违反本法第六条、第九条规定，权利人因被侵权所受到的实际损失…", ["第6条", "第9条"]),
     ("依照第二十一条规定处理", ["第21条"]),
