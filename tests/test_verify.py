@@ -64,6 +64,8 @@ def subject_check(reader, known, question: str, *quoted: Picked):
     ("乌海跟周边哪几个地方搞知识产权跨区域保护协作？", None, "list"),  # 哪几个 asks which, not how many
     ("产品包装上能印“驰名商标”几个字做宣传吗？", None, "yesno"),
     ("芙蓉区专利技术实施与产业化专项资金每年安排多少？", None, "amount"),
+    ("集成电路布图设计登记要交多少登记费？", "集成电路布图设计", "amount"),  # 多少…费 asks a sum
+    ("发明专利年费多少", "专利", "amount"),
 ])
 def test_the_reader_finds_the_subject_and_the_kind_of_answer(reader, known, question, subject, kind):
     asked = read_asked(reader.read(question), known)
