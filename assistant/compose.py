@@ -250,16 +250,24 @@ def _value_elsewhere(u: Understanding, article: Hit, clauses: Sequence[Hit], kep
     罚款"). When the question asks a value that no quoted sentence states, the first sentence that states
     one and cites this article, of a retrieved article of the same law (the clause tree, not a word list);
     it answers what was asked, so it is quoted first."""
-    if not article.chunk.clause_id or any(states_asked_value(u.query, p.sentence) for p in kept):
+    if any(states_asked_value(u.query, p.sentence) for p in kept):
         return []
-    own = article.chunk.clause_id.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     for h in clauses[1:10]:
-        if h.chunk.doc_id != article.chunk.doc_id or h.chunk.clause_id == article.chunk.clause_id:
-            continue
-        for off, s in sentences(h.chunk.text, legal=True):
-            if own in cited_numbers(s) and states_asked_value(u.query, s):
-                return [Picked(1, h.chunk.start + off, s, h)]
+        if h.chunk.doc_id == article.chunk.doc_id and h.chunk.clause_id != article.chunk.clause_id:
+            found = value_citing(u.query, h.chunk.text, article.chunk.clause_id)
+            if found:
+                return [Picked(1, h.chunk.start + found[0], found[1], h)]
     return []
+
+
+def value_citing(query: str, text: str, clause_id: str) -> tuple[int, str] | None:
+    """(offset, sentence): the first sentence of a law's article ``text`` that cites the article
+    ``clause_id`` of the same law by number and states a value of the kind ``query`` asks for."""
+    number = clause_id.rsplit("/", 1)[-1].rsplit(":", 1)[-1] if clause_id else ""
+    for off, sentence in sentences(text, legal=True):
+        if number and number in cited_numbers(sentence) and states_asked_value(query, sentence):
+            return off, sentence
+    return None
 
 
 def _implementing_detail(u: Understanding, statute: Hit, clauses: Sequence[Hit], wanted: set[str]) -> list[Picked]:

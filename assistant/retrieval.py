@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from assistant import rules
+from assistant.asks import VALUE_KINDS, question_kind, states_asked_value
+from assistant.compose import value_citing
 from assistant.memory import AskedQuestions, asked_questions
 from assistant.rules import RULES, RuleWeights
 from assistant.ranking import Candidates, candidates, features
@@ -115,6 +117,7 @@ def retrieve_understood(ix: KnowledgeIndex, u: Understanding, *, k: int = 10,
             ranked = rules.apply(u, ranked, found.chunks, lambda doc_id: ix.doc_info(doc_id).kind,
                                  settings.rule_weights)
         per, chunks = _scores(found), found.chunks
+        ranked = _value_article_first(ix, u, ranked, chunks)
     ranked = _with_articles(ix, u, ranked, docs, settings)
     if u.multi:
         ranked = _spread_over_documents(ranked, chunks)
@@ -135,6 +138,30 @@ def _with_articles(ix: KnowledgeIndex, u: Understanding, ranked: list[tuple[int,
     wanted.sort(key=lambda c: position.get(c, len(position)))
     head, named = [(c, settings.article_score) for c in wanted], set(wanted)
     return head + [(c, s) for c, s in ranked if c not in named]
+
+
+def _value_article_first(ix: KnowledgeIndex, u: Understanding, ranked: list[tuple[int, float]],
+                         chunks: dict) -> list[tuple[int, float]]:
+    """A value asked of an act the best article defines but states no value for: the article of the same
+    law among the ten best clauses that cites it by number and states one comes first ("泄露商业秘密罚多少":
+    反不正当竞争法第二十一条, "违反本法第九条规定…处十万元以上…的罚款", before 第九条). The clause tree, as
+    the answer reads it (assistant.compose.value_citing)."""
+    top = chunks.get(ranked[0][0]) if ranked else None
+    if top is None or question_kind(u.query) not in VALUE_KINDS or ix.doc_info(top.doc_id).kind not in LAW_KINDS:
+        return ranked
+    if states_asked_value(u.query, "\n".join(c.text for c in chunks.values() if c.clause_id == top.clause_id)):
+        return ranked
+    clauses: set[str] = set()
+    for i, (cid, _) in enumerate(ranked[1:], start=1):
+        chunk = chunks.get(cid)
+        if chunk is None or chunk.clause_id == top.clause_id:
+            continue
+        clauses.add(chunk.clause_id)
+        if len(clauses) > 10:
+            break
+        if chunk.doc_id == top.doc_id and value_citing(u.query, chunk.text, top.clause_id):
+            return [(cid, ranked[0][1])] + ranked[:i] + ranked[i + 1:]
+    return ranked
 
 
 def _spread_over_documents(ranked: list[tuple[int, float]], chunks: dict) -> list[tuple[int, float]]:

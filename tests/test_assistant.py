@@ -423,6 +423,14 @@ def test_a_fine_stated_apart_from_the_act_is_found_not_refused(assistant, questi
     assert answer.citations[0].citation == first and value in answer.text
 
 
+def test_the_article_stating_the_value_asked_ranks_before_the_one_it_cites(assistant):
+    # Retrieval reads the same clause tree: 第二十一条 cites 第九条 and states the fine asked for.
+    ranked = [h.chunk.clause_id for h in assistant.search("泄露商业秘密罚多少", k=5)]
+    assert ranked[:2] == ["反不正当竞争法(2019-04-23):第4章/第21条", "反不正当竞争法(2019-04-23):第2章/第9条"]
+    # Asked what the act is, not a value: the article defining it stays first.
+    assert assistant.search("泄露商业秘密属于什么行为", k=5)[0].chunk.clause_id == ranked[1]
+
+
 def test_a_value_no_article_states_is_still_refused(assistant):
     answer = assistant.ask("侵犯商业秘密要坐几年牢")  # no bundled law states a prison term
     assert answer.abstained and answer.reason == "figure", answer.text
