@@ -145,76 +145,83 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
     clauses = _notice_first(u, clause_hits(hits))
     if not clauses:
         return []
-    chosen: list[Picked] = []
     if u.articles and clauses[0].chunk.clause_id and not wanted - set(tokenize(" ".join(a.law or "" for a in u.articles))):
         # "商标法第63条讲什么": the article itself, from its beginning.
         h = clauses[0]
         return [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=_legal(h))[:3]]
     spread = _policies_without_place(u, clauses)
-    if u.multi or spread:
-        sources, docs = [], set()
-        named = set(u.exact_region_docs) if len(set(u.exact_region_docs)) >= 2 else set(spread)
-        # "各地…" asks about every place: as many strong sources as an answer holds.
-        limit = min(max_sentences, len(named)) if named else (max_sentences if _EVERY_PLACE.search(u.query) else 3)
-        # "专利和商标…分别": every legal domain named gets one source, from its own laws.
-        domains = [set(d) for _, d in u.domains] if not named and len(u.domains) >= 2 else []
-        if domains:
-            limit = min(max_sentences, len(domains))
-        # A term the user quoted ("“蓝天”整治哪些文件里有提") must be in every source, if any has it.
-        quoted = [q for q in u.quoted if any(q in h.chunk.text for h in clauses)]
-        for h in clauses:
-            if quoted and not all(q in h.chunk.text for q in quoted):
-                continue
-            # Every place the question names gets its own source; otherwise only strong ones.
-            strong = not sources or h.score >= 0.75 * sources[0].score
-            if domains:
-                wanted_here = [i for i, d in enumerate(domains) if h.chunk.doc_id in d]
-                if not wanted_here:
-                    continue
-                domains[wanted_here[0]] = set()
-                sources.append(h)
-            elif h.chunk.doc_id not in docs and ((h.chunk.doc_id in named) if named else strong):
-                docs.add(h.chunk.doc_id)
-                sources.append(h)
-            if len(sources) == limit:
-                break
-        per_clause = 1
-        if len(sources) == 1:  # only one document answers after all: answer as for one
-            per_clause = 3
-    else:
-        sources, per_clause = clauses[:1], 3
+    sources = _several_sources(u, clauses, spread, max_sentences) if u.multi or spread else clauses[:1]
+    per_clause = 1 if len(sources) > 1 else 3  # only one document answers after all: answer as for one
     if len(sources) == 1 and _legal(sources[0]) and len(sources[0].chunk.text) <= WHOLE_ARTICLE_CHARS:
         return _whole_article(u, sources[0], hits, clauses, wanted, max_sentences)
+    chosen: list[Picked] = []
     valued: list[tuple] = []  # the best clause's sentences that state a value of the kind asked
     for rank, h in enumerate(sources):
-        # A long clause is split into chunks; its other retrieved chunks are part of it too
-        # (a target table's rows come in several chunks of one clause).
-        pieces = [h] + [x for x in hits if x.chunk.clause_id == h.chunk.clause_id and x is not h]
-        scored = [(_sentence_score(s, wanted, u.intent, u.query), x.chunk.start + off, s, x)
-                  for x in pieces for off, s in sentences(x.chunk.text, legal=_legal(x))
-                  if not _is_caption(x.chunk.text, off, s)]
-        body = [x for x in scored if not _is_heading_line(x[2], x[3])] or scored
+        mine, body = _clause_sentences(u, rank, h, hits, wanted, per_clause)
+        chosen += mine
         valued += [x for x in body if rank == 0 and states_asked_value(u.query, x[2])]
-        best = sorted(body, key=lambda x: (-x[0], x[1]))[:per_clause]
-        top = best[0][0] if best else 0
-        for score, off, s, x in best:
-            if score > 0 and score >= 0.5 * top:
-                chosen.append(Picked(rank, off, s, x))
-        if not any(p.clause_rank == rank for p in chosen) and best:
-            chosen.append(Picked(rank, best[0][1], best[0][2], best[0][3]))
-        mine = [p for p in chosen if p.clause_rank == rank]
-        if per_clause > 1 and mine and all(_is_first_line(p) for p in mine):
-            # A clause's heading line ("(二)重点推进阶段(2018年1月—2019年7月)") says when, not what:
-            # its best body sentence goes with it.
-            rest = sorted((x for x in body if x[1] not in {p.position for p in mine}), key=lambda x: (-x[0], x[1]))
-            if rest:
-                chosen.append(Picked(rank, rest[0][1], rest[0][2], rest[0][3]))
     chosen.sort(key=lambda p: (p.clause_rank, p.position))
     if len(sources) == 1 and _legal(sources[0]):
         kept = _with_value(chosen[:max_sentences - 1], valued)
         kept += _implementing_detail(u, sources[0], clauses, wanted)
         return _value_elsewhere(u, sources[0], clauses, kept) + kept
     return chosen[:max_sentences]
+
+
+def _several_sources(u: Understanding, clauses: Sequence[Hit], spread: Sequence[str], max_sentences: int) -> list[Hit]:
+    """The clauses a question over several documents is answered from: one per place named (or per
+    policy answering a question without a place), per legal domain named, or the strong ones."""
+    sources, docs = [], set()
+    named = set(u.exact_region_docs) if len(set(u.exact_region_docs)) >= 2 else set(spread)
+    # "各地…" asks about every place: as many strong sources as an answer holds.
+    limit = min(max_sentences, len(named)) if named else (max_sentences if _EVERY_PLACE.search(u.query) else 3)
+    # "专利和商标…分别": every legal domain named gets one source, from its own laws.
+    domains = [set(d) for _, d in u.domains] if not named and len(u.domains) >= 2 else []
+    if domains:
+        limit = min(max_sentences, len(domains))
+    # A term the user quoted ("“蓝天”整治哪些文件里有提") must be in every source, if any has it.
+    quoted = [q for q in u.quoted if any(q in h.chunk.text for h in clauses)]
+    for h in clauses:
+        if quoted and not all(q in h.chunk.text for q in quoted):
+            continue
+        # Every place the question names gets its own source; otherwise only strong ones.
+        strong = not sources or h.score >= 0.75 * sources[0].score
+        if domains:
+            wanted_here = [i for i, d in enumerate(domains) if h.chunk.doc_id in d]
+            if not wanted_here:
+                continue
+            domains[wanted_here[0]] = set()
+            sources.append(h)
+        elif h.chunk.doc_id not in docs and ((h.chunk.doc_id in named) if named else strong):
+            docs.add(h.chunk.doc_id)
+            sources.append(h)
+        if len(sources) == limit:
+            break
+    return sources
+
+
+def _clause_sentences(u: Understanding, rank: int, h: Hit, hits: Sequence[Hit], wanted: set[str],
+                      per_clause: int) -> tuple[list[Picked], list[tuple]]:
+    """(the best sentences of one source clause, every body sentence of it as (score, position,
+    sentence, hit)). A long clause is split into chunks; its other retrieved chunks are part of it too
+    (a target table's rows come in several chunks of one clause)."""
+    pieces = [h] + [x for x in hits if x.chunk.clause_id == h.chunk.clause_id and x is not h]
+    scored = [(_sentence_score(s, wanted, u.intent, u.query), x.chunk.start + off, s, x)
+              for x in pieces for off, s in sentences(x.chunk.text, legal=_legal(x))
+              if not _is_caption(x.chunk.text, off, s)]
+    body = [x for x in scored if not _is_heading_line(x[2], x[3])] or scored
+    best = sorted(body, key=lambda x: (-x[0], x[1]))[:per_clause]
+    top = best[0][0] if best else 0
+    mine = [Picked(rank, off, s, x) for score, off, s, x in best if score > 0 and score >= 0.5 * top]
+    if not mine and best:
+        mine.append(Picked(rank, best[0][1], best[0][2], best[0][3]))
+    if per_clause > 1 and mine and all(_is_first_line(p) for p in mine):
+        # A clause's heading line ("(二)重点推进阶段(2018年1月—2019年7月)") says when, not what:
+        # its best body sentence goes with it.
+        rest = sorted((x for x in body if x[1] not in {p.position for p in mine}), key=lambda x: (-x[0], x[1]))
+        if rest:
+            mine.append(Picked(rank, rest[0][1], rest[0][2], rest[0][3]))
+    return mine, body
 
 
 def _whole_article(u: Understanding, h: Hit, hits: Sequence[Hit], clauses: Sequence[Hit], wanted: set[str],
