@@ -247,7 +247,7 @@ def _with_value(kept: list[Picked], valued: Sequence[tuple]) -> list[Picked]:
     and its fine, "可以并处每件100元…的罚款", is its last paragraph."""
     if not valued or any(p.position == x[1] for p in kept for x in valued):
         return kept
-    score, off, sentence, hit = max(valued, key=lambda x: (x[0], -x[1]))
+    _, off, sentence, hit = max(valued, key=lambda x: (x[0], -x[1]))
     return sorted(kept + [Picked(0, off, sentence, hit)], key=lambda p: p.position)
 
 

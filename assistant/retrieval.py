@@ -157,7 +157,7 @@ def _value_article_first(ix: KnowledgeIndex, u: Understanding, ranked: list[tupl
         if chunk is None or chunk.clause_id == top.clause_id:
             continue
         clauses.add(chunk.clause_id)
-        if len(clauses) > 10:
+        if len(clauses) > 9:  # the ten best clauses, the best one included
             break
         if chunk.doc_id == top.doc_id and value_citing(u.query, chunk.text, top.clause_id):
             return [(cid, ranked[0][1])] + ranked[:i] + ranked[i + 1:]
