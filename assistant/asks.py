@@ -75,6 +75,29 @@ def states_asked_value(query: str, text: str) -> bool:
     return name in VALUE_KINDS and states_value(next(k for k in answer_kinds() if k.name == name), text)
 
 
+@lru_cache(maxsize=1)
+def _sanctions() -> dict[str, re.Pattern]:
+    """The two patterns of ``assistant/data/sanctions.tsv``: what asks for a sanction, what states one."""
+    text = (resources.files("assistant") / "data" / "sanctions.tsv").read_text(encoding="utf-8")
+    rows = [line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return {role: re.compile(pattern) for role, pattern in rows}
+
+
+def asks_sanction(query: str) -> bool:
+    """"侵犯商业秘密怎么处罚", "假冒注册商标会坐牢吗": the question asks what the law does to whoever breaks it."""
+    return bool(_sanctions()["asks"].search(query))
+
+
+def states_asked(query: str, text: str) -> bool | None:
+    """``text`` states what ``query`` asks for: a value of the kind asked (states_asked_value), else, for a
+    question asking a sanction, a sanction (罚款, 责令, 刑事责任 …). None: it asks for neither."""
+    if question_kind(query) in VALUE_KINDS:
+        return states_asked_value(query, text)
+    if asks_sanction(query):
+        return bool(_sanctions()["states"].search(text))
+    return None
+
+
 def holds_kind(kind: AnswerKind | None, text: str) -> bool:
     return bool(kind and kind.holds.search(text))
 

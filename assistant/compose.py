@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from assistant.asks import MONEY, asked_kind, states_asked_value, states_value
+from assistant.asks import MONEY, asked_kind, states_asked, states_asked_value, states_value
 from assistant.references import cited_numbers, referred
 from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
@@ -256,8 +256,9 @@ def _value_elsewhere(u: Understanding, article: Hit, clauses: Sequence[Hit], kep
     states its fine and cites it by number ("违反本法第九条规定侵犯商业秘密的，…处十万元以上一百万元以下的
     罚款"). When the question asks a value that no quoted sentence states, the first sentence that states
     one and cites this article, of a retrieved article of the same law (the clause tree, not a word list);
-    it answers what was asked, so it is quoted first."""
-    if any(states_asked_value(u.query, p.sentence) for p in kept):
+    it answers what was asked, so it is quoted first. The same for a sanction asked of the act
+    ("侵犯商业秘密怎么处罚": asks.states_asked)."""
+    if any(states_asked(u.query, p.sentence) is not False for p in kept):  # None: it asks for neither
         return []
     for h in clauses[1:10]:
         if h.chunk.doc_id == article.chunk.doc_id and h.chunk.clause_id != article.chunk.clause_id:
@@ -269,10 +270,11 @@ def _value_elsewhere(u: Understanding, article: Hit, clauses: Sequence[Hit], kep
 
 def value_citing(query: str, text: str, clause_id: str) -> tuple[int, str] | None:
     """(offset, sentence): the first sentence of a law's article ``text`` that cites the article
-    ``clause_id`` of the same law by number and states a value of the kind ``query`` asks for."""
+    ``clause_id`` of the same law by number and states what ``query`` asks for: a value of its kind, or
+    a sanction (asks.states_asked)."""
     number = clause_id.rsplit("/", 1)[-1].rsplit(":", 1)[-1] if clause_id else ""
     for off, sentence in sentences(text, legal=True):
-        if number and number in cited_numbers(sentence) and states_asked_value(query, sentence):
+        if number and number in cited_numbers(sentence) and states_asked(query, sentence):
             return off, sentence
     return None
 

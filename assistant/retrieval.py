@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant import rules
-from assistant.asks import VALUE_KINDS, question_kind, states_asked_value
+from assistant.asks import states_asked
 from assistant.compose import value_citing
 from assistant.memory import AskedQuestions, asked_questions
 from assistant.rules import RULES, RuleWeights
@@ -145,11 +145,13 @@ def _value_article_first(ix: KnowledgeIndex, u: Understanding, ranked: list[tupl
     """A value asked of an act the best article defines but states no value for: the article of the same
     law among the ten best clauses that cites it by number and states one comes first ("泄露商业秘密罚多少":
     反不正当竞争法第二十一条, "违反本法第九条规定…处十万元以上…的罚款", before 第九条). The clause tree, as
-    the answer reads it (assistant.compose.value_citing)."""
+    the answer reads it (assistant.compose.value_citing). A sanction asked of an act likewise
+    ("侵犯商业秘密怎么处罚"; assistant.asks.states_asked)."""
     top = chunks.get(ranked[0][0]) if ranked else None
-    if top is None or question_kind(u.query) not in VALUE_KINDS or ix.doc_info(top.doc_id).kind not in LAW_KINDS:
+    if top is None or ix.doc_info(top.doc_id).kind not in LAW_KINDS:
         return ranked
-    if states_asked_value(u.query, "\n".join(c.text for c in chunks.values() if c.clause_id == top.clause_id)):
+    # None: the question asks neither a value nor a sanction ("侵犯商业秘密怎么处罚": 第二十一条 before 第九条)
+    if states_asked(u.query, "\n".join(c.text for c in chunks.values() if c.clause_id == top.clause_id)) is not False:
         return ranked
     clauses: set[str] = set()
     for i, (cid, _) in enumerate(ranked[1:], start=1):

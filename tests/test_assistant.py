@@ -431,6 +431,16 @@ def test_the_article_stating_the_value_asked_ranks_before_the_one_it_cites(assis
     assert assistant.search("泄露商业秘密属于什么行为", k=5)[0].chunk.clause_id == ranked[1]
 
 
+@pytest.mark.parametrize("question, first, sanction", [
+    ("侵犯商业秘密怎么处罚", "《中华人民共和国反不正当竞争法》第二十一条", "责令停止违法行为"),  # quoted 第九条, the act
+    ("必须注册的商标没注册就拿去卖，会怎么处罚", "《中华人民共和国商标法》第五十一条", "责令限期申请注册"),  # quoted 第六条
+])
+def test_a_sanction_asked_of_an_act_is_answered_from_the_article_that_cites_it(assistant, question, first, sanction):
+    answer = assistant.ask(question)
+    assert not answer.abstained, (answer.reason, answer.text)
+    assert answer.citations[0].citation == first and sanction in answer.text
+
+
 def test_a_value_no_article_states_is_still_refused(assistant):
     answer = assistant.ask("侵犯商业秘密要坐几年牢")  # no bundled law states a prison term
     assert answer.abstained and answer.reason == "figure", answer.text

@@ -200,6 +200,29 @@ def test_a_value_asked_of_an_act_is_quoted_from_the_article_that_cites_it(reader
     assert all(p.hit is act for p in pick_sentences(reader.read("泄露商业秘密罚多少"), [act, other]))
 
 
+def test_a_sanction_asked_of_an_act_is_quoted_from_the_article_that_cites_it(reader, documents):
+    # Asked what the law does to whoever infringes (not a value): 第二十一条's sanction, which cites 第九条.
+    act = clause_hit(documents, "反不正当竞争法(2019-04-23):第2章/第9条")
+    fine = clause_hit(documents, "反不正当竞争法(2019-04-23):第4章/第21条", rank=2)
+    quoted = pick_sentences(reader.read("泄露商业秘密会受到什么处罚"), [act, fine])
+    assert quoted[0].hit is fine and "责令停止违法行为" in quoted[0].sentence
+    assert quoted[1].hit is act and quoted[1].sentence.startswith("第九条")
+
+
+@pytest.mark.parametrize("question, text, expected", [
+    ("侵犯商业秘密怎么处罚", "由监督检查部门责令停止违法行为，没收违法所得", True),
+    ("假冒注册商标会坐牢吗", "构成犯罪的，依法追究刑事责任", True),
+    ("侵犯商业秘密怎么处罚", "本法所称的商业秘密，是指不为公众所知悉…的技术信息", False),
+    ("泄露商业秘密罚多少", "由监督检查部门责令停止违法行为", False),  # a value asked: a sanction without a sum is not it
+    ("泄露商业秘密罚多少", "处十万元以上一百万元以下的罚款", True),
+    ("商业秘密是什么", "处十万元以上一百万元以下的罚款", None),  # asks neither a value nor a sanction
+])
+def test_what_a_question_asks_is_stated_or_not(question, text, expected):
+    from assistant.asks import states_asked
+
+    assert states_asked(question, text) is expected
+
+
 @pytest.mark.parametrize("sentence, numbers", [
     ("经营者违反本法第六条、第九条规定，权利人因被侵权所受到的实际损失…", ["第6条", "第9条"]),
     ("依照第二十一条规定处理", ["第21条"]),
