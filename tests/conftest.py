@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,13 +41,23 @@ def top_level(doc: Document) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def real_index(tmp_path_factory):
-    """The bundled knowledge base indexed with the real default model (built once per run)."""
-    from assistant import index_sources
+def first_run(tmp_path_factory):
+    """`ipqa serve` as a first run: no index yet, so it builds one over the bundled knowledge base with
+    the real default model. Started once per run; the browser tests talk to it (and change its index),
+    and ``real_index`` is a copy of the index it built, taken before any test could change it."""
+    from tests.servers import serve
 
-    index_dir = tmp_path_factory.mktemp("real") / "index"
-    report = index_sources(index_dir)
-    return index_dir, report
+    with serve(tmp_path_factory.mktemp("serve")) as srv:
+        pristine = tmp_path_factory.mktemp("real") / "index"
+        shutil.copytree(srv["index"], pristine)
+        yield dict(srv, pristine=pristine)
+
+
+@pytest.fixture(scope="session")
+def real_index(first_run):
+    """The bundled knowledge base indexed with the real default model, as the app's first run builds it:
+    (its folder, what the server printed while it built it)."""
+    return first_run["pristine"], first_run["log"].read_text(errors="replace")
 
 
 # --- STARD over the laws it cites, evaluated in the background ------------------------------------

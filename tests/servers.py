@@ -45,7 +45,7 @@ def serve(work: Path, *, index_dir: Path | str | None = None, args: Sequence[str
     """Run ``ipqa serve`` with its data in ``work`` (and its index there unless ``index_dir``, a folder
     or a PostgreSQL URL, is given).
 
-    Yields ``{"url", "port", "data", "log", "proc"}``; the log holds stdout and stderr together.
+    Yields ``{"url", "port", "data", "index", "log", "proc"}``; the log holds stdout and stderr together.
     """
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -63,7 +63,7 @@ def serve(work: Path, *, index_dir: Path | str | None = None, args: Sequence[str
     url = f"http://127.0.0.1:{port}"
     try:
         wait_up(url + "/", proc, log)
-        yield {"url": url, "port": port, "data": work / "data", "log": log, "proc": proc}
+        yield {"url": url, "port": port, "data": work / "data", "index": where, "log": log, "proc": proc}
     finally:
         proc.terminate()
         try:

@@ -69,13 +69,13 @@ def test_search_results_without_hits_say_so():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`ipqa serve` as a first run: no index yet, so it builds one over the bundled knowledge base."""
-    with serve(tmp_path_factory.mktemp("serve")) as srv:
-        started = srv["log"].read_text(errors="replace")
-        assert "首次运行：正在为内置知识库建立索引" in started and "17 个文件已就绪" in started
-        assert "share=True" not in started and " DEBUG " not in started  # no library noise
-        yield srv
+def server(first_run):
+    """`ipqa serve` as a first run (conftest.first_run): no index yet, so it built one over the bundled
+    knowledge base."""
+    started = first_run["log"].read_text(errors="replace")
+    assert "首次运行：正在为内置知识库建立索引" in started and "17 个文件已就绪" in started
+    assert "share=True" not in started and " DEBUG " not in started  # no library noise
+    return first_run
 
 
 @pytest.fixture(scope="module")
