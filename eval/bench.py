@@ -334,7 +334,9 @@ VECTOR_SIZES = [10_000, 50_000, 100_000, 200_000]
 def _child(stage: str, **kwargs) -> dict:
     """Run one stage in a fresh Python process and return its figures (its arguments go through
     stdin: the whole corpus's file list is longer than a command line may be)."""
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    # IPQA_VECTOR_CACHE off: a build embeds every text, so its embedding time is the model's
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               IPQA_VECTOR_CACHE="off")
     proc = subprocess.run([sys.executable, "-m", "eval.bench", stage, "-"], input=json.dumps(kwargs, ensure_ascii=False),
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:

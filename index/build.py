@@ -33,6 +33,7 @@ from index.manifest import (LOAD_ERRORS, LOCAL_STORE, check_manifest, damaged, f
 from index.sentences import SentenceStore, sentence_context, sentence_units
 from index.stores import BM25Store, FaissStore
 from index.text import tokenize
+from index.vector_cache import SHARD_TEXTS, VectorCache
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class BuildReport:
     failures: list[UnsupportedDocument] = field(default_factory=list)
     chunks_embedded: int = 0  # chunks of the documents added
     texts_embedded: int = 0  # texts that went through the model: chunks and their sentences, each once
+    texts_cached: int = 0  # texts whose vectors came from the vector cache (index.vector_cache)
     embed_seconds: float = 0.0
     keyword_seconds: float = 0.0  # tokenising chunks and rebuilding the BM25 matrix
     locked_seconds: float = 0.0  # time the writers' lock was held
@@ -74,8 +76,10 @@ class BuildReport:
         lines = [f"新增 {len(self.added)} 个文档，更新 {len(self.updated)} 个，删除 {len(self.removed)} 个，"
                  f"未变 {len(self.unchanged)} 个。"]
         if self.chunks_embedded:
-            lines.append(f"向量化 {self.chunks_embedded} 个片段（连同其中的句子共 {self.texts_embedded} 段文字），"
-                         f"用时 {self.embed_seconds:.1f} 秒（{self.chunks_per_second:.1f} 片段/秒）。")
+            speed = f"（{self.chunks_per_second:.1f} 片段/秒）" if not self.texts_cached else ""
+            cached = f"，另有 {self.texts_cached} 段取自向量缓存" if self.texts_cached else ""
+            lines.append(f"向量化 {self.chunks_embedded} 个片段（连同其中的句子共 {self.texts_embedded} 段文字{cached}），"
+                         f"用时 {self.embed_seconds:.1f} 秒{speed}。")
         if self.counts:
             locked = f"（其中独占索引 {self.locked_seconds:.1f} 秒）" if self.locked_seconds >= 0.05 else ""
             lines.append(f"索引现有 {self.counts.get('documents', 0)} 个文档、{self.counts.get('clauses', 0)} 个条款、"
@@ -150,16 +154,41 @@ class Prepared:
         return self.doc.doc_id, self.doc.content_hash, self.embedder
 
 
-def _embed(embedder: Embedder, texts: list[str], progress: bool, on_progress: Progress | None) -> np.ndarray:
+def _embed(embedder: Embedder, texts: list[str], progress: bool, on_progress: Progress | None,
+           report: BuildReport) -> np.ndarray:
+    """The vectors of ``texts``: from the vector cache where the model embedded them before (a stopped
+    build resumes), the rest from the model, kept in the cache a shard at a time."""
+    cache = VectorCache.for_embedder(embedder) if texts else None
+    if cache is None:
+        report.texts_embedded += len(texts)
+        return _run_model(embedder, texts, progress, on_progress, 0, len(texts))
+    vectors, missing = cache.lookup(texts)
+    report.texts_embedded += len(missing)
+    report.texts_cached += len(texts) - len(missing)
+    if len(missing) < len(texts):
+        log.info("vector cache: %d of %d texts already embedded by %s", len(texts) - len(missing), len(texts),
+                 embedder.name)
+    for start in range(0, len(missing), SHARD_TEXTS):
+        rows = missing[start:start + SHARD_TEXTS]
+        part = [texts[i] for i in rows]
+        got = _run_model(embedder, part, progress, on_progress, start, len(missing))
+        cache.add(part, got)
+        vectors[rows] = got
+    return vectors
+
+
+def _run_model(embedder: Embedder, texts: list[str], progress: bool, on_progress: Progress | None,
+               done: int, total: int) -> np.ndarray:
+    """``texts`` through the model; ``on_progress`` told (done + embedded so far, total)."""
     if not texts:
         return np.zeros((0, embedder.dim), dtype=np.float32)
     if on_progress is None:
         return embedder.encode_passages(texts, progress=progress)
     parts = []
     for start in range(0, len(texts), EMBED_BATCH):
-        on_progress(start, len(texts))
+        on_progress(done + start, total)
         parts.append(embedder.encode_passages(texts[start:start + EMBED_BATCH]))
-    on_progress(len(texts), len(texts))
+    on_progress(done + len(texts), total)
     return np.concatenate(parts)
 
 
@@ -206,10 +235,9 @@ def prepare(docs: Sequence[tuple[Document, str]], embedder: Embedder, settings: 
     planned = [(d, o, chunk_document(d, settings)) for d, o in docs]
     plan = text_plan(planned, settings)
     started = time.perf_counter()
-    vectors = _embed(embedder, plan.texts, progress, on_progress)
+    vectors = _embed(embedder, plan.texts, progress, on_progress, report)
     report.embed_seconds += time.perf_counter() - started
     report.chunks_embedded += sum(len(chunks) for _, _, chunks in planned)
-    report.texts_embedded += len(plan.texts)
     out, n = [], 0
     for doc, origin, chunks in planned:
         t = time.perf_counter()
