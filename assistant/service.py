@@ -157,6 +157,13 @@ class Assistant:
                       scope=scope_for(self.index.embedder.name) if settings.scope else None,
                       article_score=self.retrieval.article_score, years=own_years(self.index.documents()))
 
+    def _mentioned(self, words: Sequence[str], nearest: Hit | None, u: Understanding) -> set[str]:
+        """Of ``words``, those a clause of the documents the not-found speaks of says: the nearest clause's
+        document when the question is scoped to a place or document, else any (a keyword search each)."""
+        scoped = nearest is not None and bool(u.region_docs or u.doc_ids)
+        filters = Filters(doc_ids=(nearest.chunk.doc_id,)) if scoped else None
+        return {w for w in words if any(w in h.chunk.text for h in self.index.search(w, 20, mode="bm25", filters=filters))}
+
     def _relative_note(self, u: Understanding, doc_ids: Sequence[str]) -> str:
         return relative_note(u, doc_ids, own_years(self.index.documents()))
 
@@ -169,7 +176,8 @@ class Assistant:
         related = compose.related(hits)
         nearest, quote = (picked[0].hit, picked[0].sentence) if picked else (
             (next(iter(compose.clause_hits(hits)), None), related[0].quote) if related else (None, ""))
-        text = not_found_text(failure, u, nearest, quote, self._periods(u), self._scope_text(u))
+        mentioned = self._mentioned(failure.missing, nearest, u) if failure.reason == "subject" else set()
+        text = not_found_text(failure, u, nearest, quote, self._periods(u), self._scope_text(u), mentioned)
         if failure.reason == "relevance" and failure.missing:  # 红烧肉: no clause is even possibly related
             related = []
         return Answer(question=question, text=text, citations=(), abstained=True, rewritten_query=rewritten,

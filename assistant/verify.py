@@ -533,15 +533,16 @@ def check_reply(asked: Asked, reply: str, heads: str, u: Understanding) -> Failu
 # --- saying why ------------------------------------------------------------------------------
 
 def not_found_text(failure: Failure, u: Understanding, nearest: Hit | None, nearest_quote: str,
-                   periods: Mapping[str, tuple[int, int] | None], searched: str) -> str:
-    """The not-found answer: what is missing, precisely, then the nearest clause as 可能相关."""
+                   periods: Mapping[str, tuple[int, int] | None], searched: str, mentioned: Container[str] = ()) -> str:
+    """The not-found answer: what is missing, precisely, then the nearest clause as 可能相关. ``mentioned``:
+    the missing words that the documents in scope do use somewhere (see ``subject_text``)."""
     scope = f"《{nearest.title}》" if nearest and (u.region_docs or u.doc_ids) else "收录的文件"
     missing = "、".join(f"「{m}」" for m in failure.missing)
     if failure.reason == "place" and u.unknown_place:
         return f"抱歉，没有找到答案：收录的文件中没有关于「{u.unknown_place}」的文件。已检索：{searched}。"
     head = {
         "place": f"收录的文件中没有{missing}本级的文件，只有其下辖地区的文件，不能拿来回答{missing}的问题。",
-        "subject": f"{scope}没有写到{missing}。" if missing else f"{scope}中没有与问题关键内容相符的条款。",
+        "subject": subject_text(scope, failure.missing, mentioned, question_kind(u.query)),
         "figure": f"{scope}没有写明具体{missing.strip('「」') if missing else '数值'}。",
         "period": f"{scope}没有写{failure.missing[0] if failure.missing else '所问时期'}的内容"
                   + (_period_note(nearest, nearest_quote, periods) if nearest else "") + "。",
@@ -554,6 +555,26 @@ def not_found_text(failure: Failure, u: Understanding, nearest: Hit | None, near
             failure.reason == "relevance" and failure.missing):
         text += f"最接近的条款（{nearest.citation}）写的是：“{nearest_quote}”——仅供参考，并不是所问问题的答案。"
     return text + f"已检索：{searched}。"
+
+
+def subject_text(scope: str, missing: Sequence[str], mentioned: Container[str], kind: str | None) -> str:
+    """Why the subject check failed, said only as far as it is true. A word no document in scope uses:
+    "收录的文件没有写到「驰名商标有效期」". A word the documents do use, though not in the clauses that answer:
+    the value asked of it is what they do not state ("《乌海…》没有写明「专利申请」的数量", for 专利申请 is in
+    the plan, just not with a target), or, no value asked, the closest clauses do not say it ("外观设计要实质
+    审查吗": 实质审查 is in 专利法, not in a clause on 外观设计)."""
+    if not missing:
+        return f"{scope}中没有与问题关键内容相符的条款。"
+    unused = [m for m in missing if m not in mentioned]
+    if unused:
+        return f"{scope}没有写到{_quoted(unused)}。"
+    if kind in VALUE_KINDS:
+        return f"{scope}没有写明{_quoted(missing)}的{VALUE_KINDS[kind]}。"
+    return f"{scope}中与问题最接近的条款没有写到{_quoted(missing)}。"
+
+
+def _quoted(words: Sequence[str]) -> str:
+    return "、".join(f"「{w}」" for w in words)
 
 
 def _period_note(hit: Hit, quote: str, periods: Mapping[str, tuple[int, int] | None]) -> str:

@@ -393,6 +393,17 @@ def test_abstains_honestly(assistant, question, reason):
     assert not re.search(r"\[\d+\]", answer.text)
 
 
+def test_a_not_found_never_says_the_documents_lack_a_word_they_use(assistant):
+    # 乌海's plan says 专利申请 (not with a target), and 专利法 says 实质审查 (not of 外观设计).
+    wuhai = assistant.ask("乌海一年专利申请要达到多少件？")
+    assert "没有写明「专利申请」的数量" in wuhai.text and "没有写到「专利申请」" not in wuhai.text
+    design = assistant.ask("外观设计要实质审查吗")
+    assert design.abstained and "没有写到「实质审查」" in design.text and "收录的文件没有写到" not in design.text
+    # A word no bundled document uses is said to be unwritten.
+    cangzhou = assistant.ask("沧州每万人高价值发明专利拥有量的目标是多少？")
+    assert "没有写到「高价值发明专利拥有量」" in cangzhou.text
+
+
 @pytest.mark.parametrize("question, reason, missing", [
     # The six questions of issue 17: each answered a neighbouring question with a confident figure.
     ("沧州每万人高价值发明专利拥有量的目标是多少？", "subject", "高价值发明专利"),

@@ -401,7 +401,21 @@ def test_an_llm_reply_that_answers_a_neighbouring_question_fails(reader, known):
 def test_the_not_found_answer_names_what_is_missing_and_shows_the_nearest_clause(reader, documents):
     u = reader.read("乌海一年专利申请要达到多少件？")
     nearest = picked(documents, "wuhai-2022:三、/(一)", "每万人发明专利拥有量达到4件")
-    text = not_found_text(Failure("subject", ("专利申请",)), u, nearest.hit, nearest.sentence, {}, "《乌海…》")
-    assert text.startswith("抱歉，没有找到答案：《乌海市“十四五”知识产权保护和运用规划》没有写到「专利申请」。")
+    text = not_found_text(Failure("subject", ("专利申请",)), u, nearest.hit, nearest.sentence, {}, "《乌海…》",
+                          mentioned={"专利申请"})
+    # The plan does use 专利申请 (not with a target): what it does not state is the count asked.
+    assert text.startswith("抱歉，没有找到答案：《乌海市“十四五”知识产权保护和运用规划》没有写明「专利申请」的数量。")
     assert "每万人发明专利拥有量达到4件" in text and "并不是所问问题的答案" in text
     assert "[1]" not in text
+
+
+@pytest.mark.parametrize("missing, mentioned, kind, said", [
+    (("驰名商标有效期",), set(), "duration", "收录的文件没有写到「驰名商标有效期」。"),  # no document uses it
+    (("驰名商标",), {"驰名商标"}, "duration", "收录的文件没有写明「驰名商标」的期限。"),  # used, with no period
+    (("实质审查",), {"实质审查"}, "yesno", "收录的文件中与问题最接近的条款没有写到「实质审查」。"),
+    (("高价值", "专利申请"), {"专利申请"}, "count", "收录的文件没有写到「高价值」。"),  # only what is true
+])
+def test_a_not_found_says_a_word_is_unwritten_only_when_no_document_uses_it(missing, mentioned, kind, said):
+    from assistant.verify import subject_text
+
+    assert subject_text("收录的文件", missing, mentioned, kind) == said
