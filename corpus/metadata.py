@@ -211,49 +211,12 @@ def extract_metadata(text: str, *, articles: bool, published: dt.date | None = N
         if len(title) > 80 or not title:
             title = title_hint or title[:40]
 
-    head = lines[:30]
-    doc_number = next((l.replace(" ", "") for l in head if _DOC_NUMBER.match(l)), None)
-
-    issuer: str | None = None
-    issued: dt.date | None = None
+    doc_number = next((l.replace(" ", "") for l in lines[:30] if _DOC_NUMBER.match(l)), None)
     if law:
-        issuer = _law_issuer(revisions, title)
-        adopted = [r for r in revisions if not re.fullmatch(r"施行|起施行", r.note)] or revisions
-        issued = adopted[-1].date if adopted else version_hint
-        m = re.search(r"令第\s*\d+\s*号", adopted[-1].note) if adopted else None
-        # The order number of the version in force is on its own (latest) line;
-        # an older line's number belongs to an earlier version.
-        if m and not doc_number:
-            org = "国务院" if "国务院令" in adopted[-1].note else ""
-            doc_number = f"{org}{m.group(0).replace(' ', '')}"
-        # Collections name files after their version date ("专利法(2020-10-17).md"), which
-        # is later than the header when the header misses the latest revision.
-        if version_hint and issued and (version_hint - issued).days > 60:
-            issued = version_hint
-    else:
-        # The signature: an office on one line and the date on the next,
-        # above the policy (its notice) or at its end.
-        candidates = list(enumerate(head)) + list(enumerate(lines))[-6:]
-        for i, line in candidates:
-            if DATE_LINE.match(line):
-                issued = issued or parse_date(line)
-                if i > 0 and ORG_END.search(lines[i - 1]) and len(lines[i - 1]) <= 40:
-                    issuer = issuer or lines[i - 1]
-                if issuer:
-                    break
-        issued = issued or published or next((parse_date(l) for l in head if _ISO_DATE_LINE.match(l)), None)
-        if not issuer:
-            m = _NOTICE_TITLE.match(first) or next(
-                (m for m in (_NOTICE_TITLE.match(l) for l in head) if m), None)
-            if m and m.group("issuer") and ORG_END.search(m.group("issuer").strip()):
-                issuer = m.group("issuer").strip()
-        letterhead = _LETTERHEAD.match(first)
-        if not issuer and letterhead and ORG_END.search(letterhead.group("org")):
-            issuer = letterhead.group("org")  # ××市知识产权局文件
-
-    if law:
+        issuer, issued, doc_number = _law_signature(revisions, title, version_hint, doc_number)
         kind = _law_kind(title, issuer, folder_hint)
     else:
+        issuer, issued = _policy_signature(lines, published)
         kind = _LAW_FOLDERS.get(folder_hint or "") or _policy_kind(title)
     region, aliases = detect_region(title, issuer)
     period = None if kind in LAW_KINDS else (_period(title, text) or _valid_period(text, issued))
@@ -261,3 +224,48 @@ def extract_metadata(text: str, *, articles: bool, published: dt.date | None = N
         title=title, issuer=issuer, doc_number=doc_number, issued=issued, region=region,
         region_aliases=aliases, period=period, kind=kind, revisions=tuple(revisions),
     )
+
+
+def _law_signature(revisions: list, title: str, version_hint: dt.date | None,
+                   doc_number: str | None) -> tuple[str | None, dt.date | None, str | None]:
+    """(issuer, issued, doc_number) of a law, read off its revision lines."""
+    issuer = _law_issuer(revisions, title)
+    adopted = [r for r in revisions if not re.fullmatch(r"施行|起施行", r.note)] or revisions
+    issued = adopted[-1].date if adopted else version_hint
+    m = re.search(r"令第\s*\d+\s*号", adopted[-1].note) if adopted else None
+    # The order number of the version in force is on its own (latest) line;
+    # an older line's number belongs to an earlier version.
+    if m and not doc_number:
+        org = "国务院" if "国务院令" in adopted[-1].note else ""
+        doc_number = f"{org}{m.group(0).replace(' ', '')}"
+    # Collections name files after their version date ("专利法(2020-10-17).md"), which
+    # is later than the header when the header misses the latest revision.
+    if version_hint and issued and (version_hint - issued).days > 60:
+        issued = version_hint
+    return issuer, issued, doc_number
+
+
+def _policy_signature(lines: list[str], published: dt.date | None) -> tuple[str | None, dt.date | None]:
+    """(issuer, issued) of a policy: an office on one line and the date on the next, above the
+    policy (its notice) or at its end; else the notice title or the letterhead."""
+    first, head = (lines[0] if lines else ""), lines[:30]
+    issuer: str | None = None
+    issued: dt.date | None = None
+    candidates = list(enumerate(head)) + list(enumerate(lines))[-6:]
+    for i, line in candidates:
+        if DATE_LINE.match(line):
+            issued = issued or parse_date(line)
+            if i > 0 and ORG_END.search(lines[i - 1]) and len(lines[i - 1]) <= 40:
+                issuer = issuer or lines[i - 1]
+            if issuer:
+                break
+    issued = issued or published or next((parse_date(l) for l in head if _ISO_DATE_LINE.match(l)), None)
+    if not issuer:
+        m = _NOTICE_TITLE.match(first) or next(
+            (m for m in (_NOTICE_TITLE.match(l) for l in head) if m), None)
+        if m and m.group("issuer") and ORG_END.search(m.group("issuer").strip()):
+            issuer = m.group("issuer").strip()
+    letterhead = _LETTERHEAD.match(first)
+    if not issuer and letterhead and ORG_END.search(letterhead.group("org")):
+        issuer = letterhead.group("org")  # ××市知识产权局文件
+    return issuer, issued
