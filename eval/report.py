@@ -194,9 +194,24 @@ def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[st
         "## 按问题类型（hit@5 / MRR@10）",
         "",
     ]
-    by_type = run.by_type()
+    parts += _by_type_section(run)
+    worst = worst_types(run, main_pipeline)
+    parts += ["## 最弱的问题类型（" + main_pipeline + "，按 hit@5）", ""]
+    parts += [f"{i}. {ds} / {t}: hit@5 = {v:.2f}（{n} 题）" for i, (ds, t, v, n) in enumerate(worst, start=1)]
+    parts += ["", "![metrics](chart.png)", ""]
+    parts += _answers_section(run)
+    parts += _gate_section(run, baseline, check_failures)
+    parts += [f"## {main_pipeline} 未把期望条款排在第一位的问题（只列 dev/train 部分；test 部分只报告数字）", ""]
+    parts += _failures(run, main_pipeline, citations)
+    paths["md"].write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return paths
+
+
+def _by_type_section(run: EvalRun) -> list[str]:
+    """Hit@5 / MRR@10 by question type, one table per dataset."""
+    parts: list[str] = []
     pipelines = run.pipelines()
-    for ds, types in by_type.items():
+    for ds, types in run.by_type().items():
         rows = []
         for qtype in sorted(types):
             n = int(next(iter(types[qtype].values()))["n"])
@@ -204,26 +219,34 @@ def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[st
                 f"{types[qtype][p]['hit@5']:.2f} / {types[qtype][p]['mrr@10']:.2f}" if p in types[qtype] else "—"
                 for p in pipelines])
         parts += [f"### {ds}", "", markdown_table(["type", "n"] + pipelines, rows), ""]
-    worst = worst_types(run, main_pipeline)
-    parts += ["## 最弱的问题类型（" + main_pipeline + "，按 hit@5）", ""]
-    parts += [f"{i}. {ds} / {t}: hit@5 = {v:.2f}（{n} 题）" for i, (ds, t, v, n) in enumerate(worst, start=1)]
-    parts += ["", "![metrics](chart.png)", ""]
-    if run.answers:
-        parts += ["## 回答（摘录式，不用大模型）", "",
-                  "keywords：答案含期望关键词的比例；cite prec./recall：所引条款含标准答案的比例 / 标准答案条款被引用的比例；"
-                  "numbers ok：答案中每个数字都出现在所引条款（含其出处行：标题、文号）中的比例；abstain unans./ans.：对无答案 / 有答案问题表示“未找到”的比例；missing named：近似问题（数据集注明缺什么）的“未找到”说对了所缺部分（主体、数值、时期或地区）的比例，括号内为题数；yes/no right·wrong：是非题（数据集注明依条款应答“是”或“否”）的回答开头给出正确结论（如“有。”“会。”）的比例 · 给出相反结论的比例，括号内为题数。",
-                  "", markdown_table(["dataset"] + _ANSWER_HEADERS, answer_rows(run)), ""]
-        wrong = [a for a in run.answers if not is_test(a.dataset) and (
-            a.abstained != a.should_abstain or (not a.abstained and a.metrics["keywords"] < 1)
-            or (a.abstained and a.missing and a.reason != a.missing))]
-        if wrong:
-            parts += ["### 回答有问题的题目（只列调参用的 dev 部分；test 部分的失败不列出）", ""]
-            for a in wrong[:150]:
-                why = ("应答未答" if a.abstained else "应拒未拒") if a.abstained != a.should_abstain else \
-                    f"所缺说错（应为 {a.missing}，说的是 {a.reason}）" if a.abstained else "缺关键词"
-                rewritten = f"（改写为：{a.rewritten_query}）" if a.rewritten_query else ""
-                parts.append(f"- **{a.dataset}/{a.id}** [{a.type}] {why}：{a.question}{rewritten}\n  - 回答：{a.answer[:160]}")
-            parts.append("")
+    return parts
+
+
+def _answers_section(run: EvalRun) -> list[str]:
+    """The answers' table and the dev questions answered wrongly."""
+    if not run.answers:
+        return []
+    parts = ["## 回答（摘录式，不用大模型）", "",
+              "keywords：答案含期望关键词的比例；cite prec./recall：所引条款含标准答案的比例 / 标准答案条款被引用的比例；"
+              "numbers ok：答案中每个数字都出现在所引条款（含其出处行：标题、文号）中的比例；abstain unans./ans.：对无答案 / 有答案问题表示“未找到”的比例；missing named：近似问题（数据集注明缺什么）的“未找到”说对了所缺部分（主体、数值、时期或地区）的比例，括号内为题数；yes/no right·wrong：是非题（数据集注明依条款应答“是”或“否”）的回答开头给出正确结论（如“有。”“会。”）的比例 · 给出相反结论的比例，括号内为题数。",
+              "", markdown_table(["dataset"] + _ANSWER_HEADERS, answer_rows(run)), ""]
+    wrong = [a for a in run.answers if not is_test(a.dataset) and (
+        a.abstained != a.should_abstain or (not a.abstained and a.metrics["keywords"] < 1)
+        or (a.abstained and a.missing and a.reason != a.missing))]
+    if wrong:
+        parts += ["### 回答有问题的题目（只列调参用的 dev 部分；test 部分的失败不列出）", ""]
+        for a in wrong[:150]:
+            why = ("应答未答" if a.abstained else "应拒未拒") if a.abstained != a.should_abstain else \
+                f"所缺说错（应为 {a.missing}，说的是 {a.reason}）" if a.abstained else "缺关键词"
+            rewritten = f"（改写为：{a.rewritten_query}）" if a.rewritten_query else ""
+            parts.append(f"- **{a.dataset}/{a.id}** [{a.type}] {why}：{a.question}{rewritten}\n  - 回答：{a.answer[:160]}")
+        parts.append("")
+    return parts
+
+
+def _gate_section(run: EvalRun, baseline: dict | None, check_failures: list[str] | None) -> list[str]:
+    """The targets and the comparison with the baseline."""
+    parts: list[str] = []
     if target_rows(run):
         parts += ["## 目标", "", f"{_GATE_NOTE}。", "", markdown_table(_TARGET_HEADERS, target_rows(run)), ""]
     if baseline:
@@ -235,7 +258,4 @@ def write(run: EvalRun, out_dir: Path, *, main_pipeline: str, citations: dict[st
         else:
             parts.append("基线记录的目标仍然达到，test 部分的指标不低于基线减容差：通过。")
         parts.append("")
-    parts += [f"## {main_pipeline} 未把期望条款排在第一位的问题（只列 dev/train 部分；test 部分只报告数字）", ""]
-    parts += _failures(run, main_pipeline, citations)
-    paths["md"].write_text("\n".join(parts) + "\n", encoding="utf-8")
-    return paths
+    return parts
