@@ -409,7 +409,6 @@ def _describe(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from eval.bench import DEFAULT_SIZES
     from cli import zh
 
     zh.install()
@@ -417,7 +416,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ipqa", description="知识产权政策问答助手（ipqa）：离线检索地方知识产权政策与国家法律法规，并给出条款出处。")
     sub = parser.add_subparsers(dest="command", metavar="命令")
+    docs_sub = _add_docs_commands(sub)
+    _add_index_command(sub)
+    _add_query_commands(sub)
+    _add_eval_commands(sub)
+    _add_serve_command(sub)
+    _describe(sub)
+    _describe(docs_sub)
+    return parser
 
+
+def _add_docs_commands(sub) -> argparse._SubParsersAction:
+    """ipqa docs list / add / remove / show; returns the docs sub-parsers."""
     docs = sub.add_parser("docs", help="查看知识库中的文档")
     docs_sub = docs.add_subparsers(dest="docs_command", metavar="子命令")
     p = docs_sub.add_parser("list", help="列出文档及其元数据（标题、发文机关、文号、日期、地区、条款数）")
@@ -443,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(p)
     p.add_argument("--text", action="store_true", help="同时显示每个条款的全文")
     p.set_defaults(func=cmd_docs_show)
+    return docs_sub
+
+
+def _add_index_command(sub) -> None:
+    """ipqa index."""
     p = sub.add_parser("index", help="建立或更新检索索引（只向量化新增或修改过的文档）")
     _add_source_args(p)
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index）")
@@ -456,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_size_arg(p)
     p.set_defaults(func=cmd_index)
 
+
+def _add_query_commands(sub) -> None:
+    """ipqa search and ipqa ask."""
     p = sub.add_parser("search", help="检索条款（向量、关键词或混合检索）")
     p.add_argument("query", nargs="?", help="检索内容")
     p.add_argument("-k", type=int, default=5, help="返回条数（默认 5）")
@@ -478,6 +496,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="以 JSON 输出")
     p.add_argument("--batch", metavar="FILE.jsonl", help="批量提问：每行 {\"id\", \"question\", \"history\"}，每行输出一个结果")
     p.set_defaults(func=cmd_ask)
+
+
+def _add_eval_commands(sub) -> None:
+    """ipqa eval, bench, loadtest and train-ranker."""
+    from eval.bench import DEFAULT_SIZES
 
     p = sub.add_parser("eval", help="用样例问答评测检索效果，并与基线方法对比")
     p.add_argument("datasets", nargs="*", metavar="DATASET",
@@ -526,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="模型输出目录（默认 assistant/data）")
     p.set_defaults(func=cmd_train_ranker)
 
+
+def _add_serve_command(sub) -> None:
+    """ipqa serve."""
     p = sub.add_parser("serve", help="启动网页版问答助手（首次运行时为内置知识库建立索引）")
     p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，只允许本机访问）")
     p.add_argument("--port", type=int, default=7860, help="端口（默认 7860）")
@@ -538,9 +564,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="少输出")
     _add_size_arg(p)
     p.set_defaults(func=cmd_serve)
-    _describe(sub)
-    _describe(docs_sub)
-    return parser
 
 
 def cmd_train_ranker(args) -> int:
