@@ -342,126 +342,17 @@ def build_app(backend: Backend) -> gr.Blocks:
     def open_clause(clause_id: str) -> str:  # a plain function: Gradio marks it as a server function
         return app.open_clause(clause_id)
 
-    docs, places, kinds = app.doc_choices(), backend.places(), backend.kinds()
+    choices = app.doc_choices(), backend.places(), backend.kinds()
     with gr.Blocks(title="知识产权政策问答助手", delete_cache=(TEMP_SWEEP_SECONDS, int(TEMP_MAX_AGE))) as demo:
         with gr.Row():
             gr.Markdown("## 知识产权政策问答助手\n根据已收录的知识产权政策与法律法规回答问题，每句话都标注出处条款；"
                         "文件中没有的内容会如实说明。")
             status = gr.Markdown(app.status_line(), elem_id="ipqa-status")
         with gr.Tabs():
-            with gr.Tab("智能问答", id="chat"):
-                with gr.Accordion("筛选（可选）", open=False):
-                    with gr.Row():
-                        c_place = gr.Dropdown(places, label="地区", value=None, elem_id="ipqa-chat-place")
-                        c_doc = gr.Dropdown(docs, label="文件", value=None, elem_id="ipqa-chat-doc")
-                        c_kind = gr.Dropdown(kinds, label="文件类型", value=None, elem_id="ipqa-chat-kind")
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        chatbot = gr.Chatbot(label="对话", show_label=False, height=520, elem_id="ipqa-chat",
-                                             placeholder="请输入关于知识产权政策或法律的问题，例如下方的示例问题。",
-                                             feedback_options=("Like", "Dislike"), buttons=["copy", "copy_all"])
-                        with gr.Row():
-                            box = gr.Textbox(show_label=False, placeholder="输入问题，按回车发送", scale=5,
-                                             elem_id="ipqa-question", max_length=2000)
-                            send = gr.Button("发送", variant="primary", scale=1, elem_id="ipqa-send")
-                        clear = gr.Button("清空对话", elem_id="ipqa-clear")
-                        gr.Examples(EXAMPLES, inputs=box, label="示例问题")
-                    with gr.Column(scale=2):
-                        sources = _panel(render.sources_html(None, app.doc_date), open_clause, "ipqa-sources",
-                                         render.SOURCES_JS)
-                turns, answers = gr.State([]), gr.State({})
-                chat_io = dict(inputs=[box, chatbot, turns, answers, c_place, c_doc, c_kind],
-                               outputs=[box, chatbot, turns, answers, sources], concurrency_limit=ASK_CONCURRENCY,
-                               concurrency_id="ask", api_visibility="private")
-                box.submit(app.respond, api_name="ui_chat_enter", **chat_io)
-                send.click(app.respond, api_name="ui_chat_send", **chat_io)
-                clear.click(app.clear, None, [chatbot, turns, answers, sources, box], api_visibility="private")
-                chatbot.clear(app.clear, None, [chatbot, turns, answers, sources, box], api_visibility="private")
-                chatbot.like(app.feedback, [answers], None, api_visibility="private")
-
-            with gr.Tab("条款检索", id="search"):
-                with gr.Row():
-                    query = gr.Textbox(label="检索内容", placeholder="关键词或问题，例如：质押融资", scale=5,
-                                       elem_id="ipqa-query")
-                    go = gr.Button("检索", variant="primary", scale=1, elem_id="ipqa-search")
-                with gr.Row():
-                    s_place = gr.Dropdown(places, label="地区", value=None, elem_id="ipqa-search-place")
-                    s_docs = gr.Dropdown(docs, label="文件", value=None, elem_id="ipqa-search-doc")
-                    s_kinds = gr.Dropdown(kinds, label="文件类型", value=[], multiselect=True, elem_id="ipqa-search-kind")
-                with gr.Row():
-                    # text boxes: Gradio's number box shows 0 when empty
-                    year_from = gr.Textbox(label="起始年份", placeholder="如 2021（可不填）", max_lines=1)
-                    year_to = gr.Textbox(label="结束年份", placeholder="如 2025（可不填）", max_lines=1)
-                    mode = gr.Radio(MODES, value="hybrid", label="检索方式")
-                    k = gr.Slider(5, 50, value=20, step=1, label="结果数")
-                results = _panel('<div class="ipqa-empty">输入关键词后点击“检索”。</div>', open_clause,
-                                 "ipqa-results")
-                export = gr.File(label="导出结果（CSV）", interactive=False, elem_id="ipqa-export")
-                search_io = dict(inputs=[query, s_place, s_docs, s_kinds, year_from, year_to, mode, k],
-                                 outputs=[results, export], concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask",
-                                 api_visibility="private")
-                query.submit(app.search, api_name="ui_search_enter", **search_io)
-                go.click(app.search, api_name="ui_search_click", **search_io)
-
-            with gr.Tab("文件管理", id="docs"):
-                table = gr.Dataframe(app.doc_rows(), headers=["文档ID", "标题", "类型", "发文机关", "文号", "日期", "地区",
-                                                              "期限", "条款数", "来源"],
-                                     interactive=False, wrap=True, label="知识库中的文件", elem_id="ipqa-docs",
-                                     show_search="filter",  # column headers sort; the box filters rows
-                                     column_widths=["16%", "24%", "7%", "11%", "10%", "8%", "10%", "6%", "4%", "4%"])
-                with gr.Row():
-                    with gr.Column():
-                        upload = gr.File(label="上传文件（.txt .md .html .pdf .docx，可多选）", file_count="multiple",
-                                         file_types=list(UPLOAD_TYPES), elem_id="ipqa-upload")
-                        add_btn = gr.Button("加入知识库", variant="primary", elem_id="ipqa-add")
-                    with gr.Column():
-                        preview = gr.HTML('<div class="ipqa-empty">选择文件后，这里预览识别出的标题、元数据和前几个条款。</div>',
-                                          elem_id="ipqa-preview")
-                with gr.Row():
-                    remove_dd = gr.Dropdown(docs, label="选择要删除的文件", multiselect=True, value=[],
-                                            elem_id="ipqa-remove-choice")
-                    with gr.Column():
-                        remove_btn = gr.Button("删除所选文件……", variant="stop", elem_id="ipqa-remove")
-                        restore_btn = gr.Button("恢复内置文件", elem_id="ipqa-restore")
-                with gr.Group(visible=False, elem_id="ipqa-confirm") as confirm:
-                    confirm_text = gr.HTML(elem_id="ipqa-confirm-text")
-                    with gr.Row():
-                        confirm_btn = gr.Button("确认删除", variant="stop", elem_id="ipqa-remove-confirm")
-                        cancel_btn = gr.Button("取消", elem_id="ipqa-remove-cancel")
-                doc_status = gr.HTML(elem_id="ipqa-doc-status")
-                refresh_out = [doc_status, table, c_doc, s_docs, remove_dd, c_place, s_place, c_kind, s_kinds, status]
-                upload.change(app.preview, [upload], [preview], api_visibility="private")
-                # Several uploads at once: each embeds on its own and holds the index's lock only to swap it in.
-                add_btn.click(app.add, [upload], refresh_out + [upload, preview], concurrency_limit=WRITE_CONCURRENCY,
-                              concurrency_id="write", api_visibility="private")
-                # Removing asks first, naming what goes; bundled documents can be restored afterwards.
-                remove_btn.click(app.ask_to_remove, [remove_dd], [confirm, confirm_text], api_visibility="private")
-                cancel_btn.click(lambda: gr.update(visible=False), None, [confirm], api_visibility="private")
-                confirm_btn.click(app.remove, [remove_dd], refresh_out + [confirm], concurrency_id="write",
-                                  api_visibility="private")
-                restore_btn.click(app.restore, None, refresh_out, concurrency_id="write", api_visibility="private")
-
-            with gr.Tab("评测", id="eval"):
-                with gr.Row():
-                    dataset = gr.Dropdown(EVAL_DATASETS, value="policies_qa", label="数据集", elem_id="ipqa-eval-dataset")
-                    with_baselines = gr.Checkbox(label="同时评测基线方法（BM25、朴素 LangChain；首次较慢）", value=False)
-                    run = gr.Button("运行评测", variant="primary", elem_id="ipqa-eval")
-                eval_note = gr.Markdown(elem_id="ipqa-eval-note")
-                eval_summary = gr.Dataframe(headers=["数据集", "方法", "hit@1", "hit@1 95% 区间", "hit@3", "hit@5", "hit@10",
-                                                     "MRR@10", "nDCG@10", "recall@10", "p50 ms", "p95 ms", "题数"],
-                                            label="检索指标", interactive=False, elem_id="ipqa-eval-summary")
-                eval_answers = gr.Dataframe(headers=["数据集", "关键词覆盖", "引用准确率", "引用召回率", "数字可溯源",
-                                                     "无答案时拒答", "有答案时拒答", "拒答时说对所缺部分", "p50 ms", "p95 ms", "题数"],
-                                            label="回答指标（摘录式）", interactive=False, elem_id="ipqa-eval-answers")
-                eval_chart = gr.Image(label="图表", type="filepath", interactive=False)
-                eval_failing = gr.Dataframe(headers=["数据集", "编号", "类型", "问题", "问题所在", "标准条款", "实际条款"],
-                                            label="未通过的问题", interactive=False, wrap=True,
-                                            column_widths=["11%", "9%", "8%", "26%", "10%", "18%", "18%"],
-                                            elem_id="ipqa-eval-failing")
-                run.click(app.run_eval, [dataset, with_baselines],
-                          [eval_summary, eval_answers, eval_chart, eval_failing, eval_note],
-                          concurrency_id="eval", api_visibility="private")
-
+            chat_filters = _chat_tab(app, choices, open_clause)
+            search_filters = _search_tab(app, choices, open_clause)
+            _docs_tab(app, choices[0], [*chat_filters, *search_filters, status])
+            _eval_tab(app)
         gr.api(app.api_ask, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
         gr.api(app.api_search, api_name="search", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
         # The 文件管理 tab's add and remove for scripts; behind the same login as the page, which already
@@ -469,6 +360,137 @@ def build_app(backend: Backend) -> gr.Blocks:
         gr.api(app.api_add_documents, api_name="add_documents", concurrency_id="write")
         gr.api(app.api_remove_documents, api_name="remove_documents", concurrency_id="write")
     return demo
+
+
+def _chat_tab(app: App, choices: tuple, open_clause) -> tuple:
+    """The 智能问答 tab; returns its filters (place, document, kind) for the 文件管理 tab to refresh."""
+    docs, places, kinds = choices
+    with gr.Tab("智能问答", id="chat"):
+        with gr.Accordion("筛选（可选）", open=False):
+            with gr.Row():
+                c_place = gr.Dropdown(places, label="地区", value=None, elem_id="ipqa-chat-place")
+                c_doc = gr.Dropdown(docs, label="文件", value=None, elem_id="ipqa-chat-doc")
+                c_kind = gr.Dropdown(kinds, label="文件类型", value=None, elem_id="ipqa-chat-kind")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="对话", show_label=False, height=520, elem_id="ipqa-chat",
+                                     placeholder="请输入关于知识产权政策或法律的问题，例如下方的示例问题。",
+                                     feedback_options=("Like", "Dislike"), buttons=["copy", "copy_all"])
+                with gr.Row():
+                    box = gr.Textbox(show_label=False, placeholder="输入问题，按回车发送", scale=5,
+                                     elem_id="ipqa-question", max_length=2000)
+                    send = gr.Button("发送", variant="primary", scale=1, elem_id="ipqa-send")
+                clear = gr.Button("清空对话", elem_id="ipqa-clear")
+                gr.Examples(EXAMPLES, inputs=box, label="示例问题")
+            with gr.Column(scale=2):
+                sources = _panel(render.sources_html(None, app.doc_date), open_clause, "ipqa-sources",
+                                 render.SOURCES_JS)
+        turns, answers = gr.State([]), gr.State({})
+        chat_io = dict(inputs=[box, chatbot, turns, answers, c_place, c_doc, c_kind],
+                       outputs=[box, chatbot, turns, answers, sources], concurrency_limit=ASK_CONCURRENCY,
+                       concurrency_id="ask", api_visibility="private")
+        box.submit(app.respond, api_name="ui_chat_enter", **chat_io)
+        send.click(app.respond, api_name="ui_chat_send", **chat_io)
+        clear.click(app.clear, None, [chatbot, turns, answers, sources, box], api_visibility="private")
+        chatbot.clear(app.clear, None, [chatbot, turns, answers, sources, box], api_visibility="private")
+        chatbot.like(app.feedback, [answers], None, api_visibility="private")
+    return c_place, c_doc, c_kind
+
+
+def _search_tab(app: App, choices: tuple, open_clause) -> tuple:
+    """The 条款检索 tab; returns its filters (place, documents, kinds) for the 文件管理 tab to refresh."""
+    docs, places, kinds = choices
+    with gr.Tab("条款检索", id="search"):
+        with gr.Row():
+            query = gr.Textbox(label="检索内容", placeholder="关键词或问题，例如：质押融资", scale=5,
+                               elem_id="ipqa-query")
+            go = gr.Button("检索", variant="primary", scale=1, elem_id="ipqa-search")
+        with gr.Row():
+            s_place = gr.Dropdown(places, label="地区", value=None, elem_id="ipqa-search-place")
+            s_docs = gr.Dropdown(docs, label="文件", value=None, elem_id="ipqa-search-doc")
+            s_kinds = gr.Dropdown(kinds, label="文件类型", value=[], multiselect=True, elem_id="ipqa-search-kind")
+        with gr.Row():
+            # text boxes: Gradio's number box shows 0 when empty
+            year_from = gr.Textbox(label="起始年份", placeholder="如 2021（可不填）", max_lines=1)
+            year_to = gr.Textbox(label="结束年份", placeholder="如 2025（可不填）", max_lines=1)
+            mode = gr.Radio(MODES, value="hybrid", label="检索方式")
+            k = gr.Slider(5, 50, value=20, step=1, label="结果数")
+        results = _panel('<div class="ipqa-empty">输入关键词后点击“检索”。</div>', open_clause,
+                         "ipqa-results")
+        export = gr.File(label="导出结果（CSV）", interactive=False, elem_id="ipqa-export")
+        search_io = dict(inputs=[query, s_place, s_docs, s_kinds, year_from, year_to, mode, k],
+                         outputs=[results, export], concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask",
+                         api_visibility="private")
+        query.submit(app.search, api_name="ui_search_enter", **search_io)
+        go.click(app.search, api_name="ui_search_click", **search_io)
+    return s_place, s_docs, s_kinds
+
+
+def _docs_tab(app: App, docs: list, filters: list) -> None:
+    """The 文件管理 tab: upload, preview, remove (asking first) and restore; every write refreshes the
+    other tabs' ``filters`` (chat place/document/kind, search place/documents/kinds, the status line)."""
+    c_place, c_doc, c_kind, s_place, s_docs, s_kinds, status = filters
+    with gr.Tab("文件管理", id="docs"):
+        table = gr.Dataframe(app.doc_rows(), headers=["文档ID", "标题", "类型", "发文机关", "文号", "日期", "地区",
+                                                      "期限", "条款数", "来源"],
+                             interactive=False, wrap=True, label="知识库中的文件", elem_id="ipqa-docs",
+                             show_search="filter",  # column headers sort; the box filters rows
+                             column_widths=["16%", "24%", "7%", "11%", "10%", "8%", "10%", "6%", "4%", "4%"])
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="上传文件（.txt .md .html .pdf .docx，可多选）", file_count="multiple",
+                                 file_types=list(UPLOAD_TYPES), elem_id="ipqa-upload")
+                add_btn = gr.Button("加入知识库", variant="primary", elem_id="ipqa-add")
+            with gr.Column():
+                preview = gr.HTML('<div class="ipqa-empty">选择文件后，这里预览识别出的标题、元数据和前几个条款。</div>',
+                                  elem_id="ipqa-preview")
+        with gr.Row():
+            remove_dd = gr.Dropdown(docs, label="选择要删除的文件", multiselect=True, value=[],
+                                    elem_id="ipqa-remove-choice")
+            with gr.Column():
+                remove_btn = gr.Button("删除所选文件……", variant="stop", elem_id="ipqa-remove")
+                restore_btn = gr.Button("恢复内置文件", elem_id="ipqa-restore")
+        with gr.Group(visible=False, elem_id="ipqa-confirm") as confirm:
+            confirm_text = gr.HTML(elem_id="ipqa-confirm-text")
+            with gr.Row():
+                confirm_btn = gr.Button("确认删除", variant="stop", elem_id="ipqa-remove-confirm")
+                cancel_btn = gr.Button("取消", elem_id="ipqa-remove-cancel")
+        doc_status = gr.HTML(elem_id="ipqa-doc-status")
+        refresh_out = [doc_status, table, c_doc, s_docs, remove_dd, c_place, s_place, c_kind, s_kinds, status]
+        upload.change(app.preview, [upload], [preview], api_visibility="private")
+        # Several uploads at once: each embeds on its own and holds the index's lock only to swap it in.
+        add_btn.click(app.add, [upload], refresh_out + [upload, preview], concurrency_limit=WRITE_CONCURRENCY,
+                      concurrency_id="write", api_visibility="private")
+        # Removing asks first, naming what goes; bundled documents can be restored afterwards.
+        remove_btn.click(app.ask_to_remove, [remove_dd], [confirm, confirm_text], api_visibility="private")
+        cancel_btn.click(lambda: gr.update(visible=False), None, [confirm], api_visibility="private")
+        confirm_btn.click(app.remove, [remove_dd], refresh_out + [confirm], concurrency_id="write",
+                          api_visibility="private")
+        restore_btn.click(app.restore, None, refresh_out, concurrency_id="write", api_visibility="private")
+
+
+def _eval_tab(app: App) -> None:
+    """The 评测 tab: run an eval set, show its tables, chart and failing questions."""
+    with gr.Tab("评测", id="eval"):
+        with gr.Row():
+            dataset = gr.Dropdown(EVAL_DATASETS, value="policies_qa", label="数据集", elem_id="ipqa-eval-dataset")
+            with_baselines = gr.Checkbox(label="同时评测基线方法（BM25、朴素 LangChain；首次较慢）", value=False)
+            run = gr.Button("运行评测", variant="primary", elem_id="ipqa-eval")
+        eval_note = gr.Markdown(elem_id="ipqa-eval-note")
+        eval_summary = gr.Dataframe(headers=["数据集", "方法", "hit@1", "hit@1 95% 区间", "hit@3", "hit@5", "hit@10",
+                                             "MRR@10", "nDCG@10", "recall@10", "p50 ms", "p95 ms", "题数"],
+                                    label="检索指标", interactive=False, elem_id="ipqa-eval-summary")
+        eval_answers = gr.Dataframe(headers=["数据集", "关键词覆盖", "引用准确率", "引用召回率", "数字可溯源",
+                                             "无答案时拒答", "有答案时拒答", "拒答时说对所缺部分", "p50 ms", "p95 ms", "题数"],
+                                    label="回答指标（摘录式）", interactive=False, elem_id="ipqa-eval-answers")
+        eval_chart = gr.Image(label="图表", type="filepath", interactive=False)
+        eval_failing = gr.Dataframe(headers=["数据集", "编号", "类型", "问题", "问题所在", "标准条款", "实际条款"],
+                                    label="未通过的问题", interactive=False, wrap=True,
+                                    column_widths=["11%", "9%", "8%", "26%", "10%", "18%", "18%"],
+                                    elem_id="ipqa-eval-failing")
+        run.click(app.run_eval, [dataset, with_baselines],
+                  [eval_summary, eval_answers, eval_chart, eval_failing, eval_note],
+                  concurrency_id="eval", api_visibility="private")
 
 
 THEME_FONTS = ["PingFang SC", "Microsoft YaHei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "system-ui", "sans-serif"]
