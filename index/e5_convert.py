@@ -633,6 +633,13 @@ def _write_model_files(model: E5File, out: Path, source_info: dict[str, Any]) ->
     (out / "model.safetensors").chmod(0o644)  # safetensors creates it 0600
     del tensors
 
+    _write_tokenizer_files(model, out)
+    _write_sentence_transformers_files(model, out)
+    _write_json(out / SOURCE_FILENAME, source_info)  # last: marks the directory complete
+
+
+def _write_tokenizer_files(model: E5File, out: Path) -> None:
+    """tokenizer.json (checked against e5.c's normalisation), its config and special tokens."""
     tok, charsmap = build_tokenizer(model)
     _check_normalizer(model, charsmap)
     tok.save(str(out / "tokenizer.json"))
@@ -653,7 +660,10 @@ def _write_model_files(model: E5File, out: Path, source_info: dict[str, Any]) ->
     )
     _write_json(out / "special_tokens_map.json", specials)
 
-    # sentence-transformers (classic layout; read by every sentence-transformers version)
+
+def _write_sentence_transformers_files(model: E5File, out: Path) -> None:
+    """sentence-transformers' classic layout (read by every version): modules, mean pooling over the
+    prompt too (as e5.c does), normalisation, the query/passage prompts, and a README."""
     _write_json(
         out / "modules.json",
         [
@@ -695,7 +705,6 @@ def _write_model_files(model: E5File, out: Path, source_info: dict[str, Any]) ->
         f"Provenance: `{SOURCE_FILENAME}`.\n",
         encoding="utf-8",
     )
-    _write_json(out / SOURCE_FILENAME, source_info)  # last: marks the directory complete
 
 
 def _read_source_info(model_dir: Path) -> dict[str, Any] | None:
