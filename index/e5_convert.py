@@ -405,16 +405,8 @@ def _bert_state_dict(model: E5File) -> dict[str, Any]:
 
 
 # ------------------------------------------------------- precompiled charsmap (trie)
-def _darts_double_array(keys: dict[bytes, int]) -> list[int]:
-    """Build a darts-clone double array mapping each byte string to a value.
-
-    This is the trie format inside a SentencePiece ``precompiled_charsmap`` as read
-    by HF ``tokenizers`` (crate ``spm_precompiled``): unit bits 0-7 label, bit 8
-    has-leaf, bit 9 offset-extension, bits 10-31 offset; a leaf unit has bit 31
-    set and the value in bits 0-30.  From node ``p`` the child for byte ``c`` is
-    at ``p ^ offset(unit[p]) ^ c`` and a node's value at ``p ^ offset(unit[p])``.
-    Every base is used by one node only, so a unit's label identifies its owner.
-    """
+def _byte_trie(keys: dict[bytes, int]) -> dict:
+    """Nested dicts, one level a byte; a key's value under ``None`` at its last byte."""
     trie: dict = {}
     for key, value in keys.items():
         if not key or 0 in key:
@@ -425,7 +417,20 @@ def _darts_double_array(keys: dict[bytes, int]) -> list[int]:
         for byte in key:
             node = node.setdefault(byte, {})
         node[None] = value
+    return trie
 
+
+def _darts_double_array(keys: dict[bytes, int]) -> list[int]:
+    """Build a darts-clone double array mapping each byte string to a value.
+
+    This is the trie format inside a SentencePiece ``precompiled_charsmap`` as read
+    by HF ``tokenizers`` (crate ``spm_precompiled``): unit bits 0-7 label, bit 8
+    has-leaf, bit 9 offset-extension, bits 10-31 offset; a leaf unit has bit 31
+    set and the value in bits 0-30.  From node ``p`` the child for byte ``c`` is
+    at ``p ^ offset(unit[p]) ^ c`` and a node's value at ``p ^ offset(unit[p])``.
+    Every base is used by one node only, so a unit's label identifies its owner.
+    """
+    trie = _byte_trie(keys)
     units = [0]
     occupied = bytearray(1)
     occupied[0] = 1  # the root
