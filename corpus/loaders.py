@@ -352,7 +352,8 @@ def _is_head_title(paragraph: str, position: int) -> bool:
 # --- DOCX --------------------------------------------------------------------------
 
 
-def _read_docx(data: bytes, path: Path) -> str:
+def _check_docx_archive(data: bytes, path: Path) -> None:
+    """Refuse a .docx that is no zip, lacks its document part, or inflates past the limits (a zip bomb)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = zf.infolist()
@@ -377,6 +378,10 @@ def _read_docx(data: bytes, path: Path) -> str:
                     raise UnsupportedDocument(path, f".docx 文件使用了不支持的压缩方式（{exc}）") from exc
     except zipfile.BadZipFile as exc:
         raise UnsupportedDocument(path, "不是有效的 .docx 文件（压缩包已损坏）") from exc
+
+
+def _read_docx(data: bytes, path: Path) -> str:
+    _check_docx_archive(data, path)
 
     import docx
     from docx.opc.exceptions import PackageNotFoundError
