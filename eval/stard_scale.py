@@ -1,5 +1,5 @@
 """STARD's questions over any index that holds LawRefBook's laws (the whole corpus of 3,475 files, a
-slice of it): ``python -m eval.stard_scale --index-dir DIR [--mode bm25|dense|hybrid]``.
+slice of it): ``python -m eval.stard_scale --index-dir DIR|URL [--mode bm25|dense|hybrid|pipeline]``.
 
 The STARD dataset names its gold clauses by the ids of ``corpus/stard_laws`` (民法典-合同编:第3章/第509条).
 An index built from ``../shared/data/laws`` names the same law by its file's stem (合同编); where two
@@ -114,7 +114,7 @@ def _ranker(ix, vectors: ChunkVectors | None, mode: str):
     return ranked
 
 
-def score(index_dir: Path, split: str, mode: str, vectors_dir: Path | None = None,
+def score(index_dir: Path | str, split: str, mode: str, vectors_dir: Path | None = None,
           embedder: str = "e5-small-int8") -> dict[str, float]:
     from index.core import KnowledgeIndex
 
@@ -146,7 +146,7 @@ def score(index_dir: Path, split: str, mode: str, vectors_dir: Path | None = Non
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="STARD 问题在任意收录 LawRefBook 法律的索引上的召回（如全部 3,475 部法律）")
-    parser.add_argument("--index-dir", required=True, help="索引目录")
+    parser.add_argument("--index-dir", required=True, help="索引目录，或 PostgreSQL 知识库的地址（postgresql://…）")
     parser.add_argument("--mode", default="bm25", choices=["bm25", "dense", "hybrid", "pipeline"],
                         help="检索方式（默认 bm25；pipeline 为助手自己的完整检索：问题理解、四路检索与排序模型）")
     parser.add_argument("--split", nargs="+", default=["train", "test"], help="STARD 的划分（默认 train test）")
@@ -154,11 +154,14 @@ def main() -> int:
                         help="用 --embedder 另行向量化索引中的全部片段（不含句子），存入此目录（可续跑），dense 与 hybrid 用这些向量")
     parser.add_argument("--embedder", default="e5-small-int8", help="--chunk-vectors 所用的向量模型（默认 e5-small-int8）")
     args = parser.parse_args()
+    from assistant.indexing import index_location
+
+    location = index_location(args.index_dir)  # a folder, or a shared database's URL
     vectors = Path(args.chunk_vectors) if args.chunk_vectors else None
     for split in args.split:
         print(json.dumps({"index": args.index_dir, "mode": args.mode, "split": split,
                           "vectors": f"{args.embedder}, chunks only" if vectors else "the index's",
-                          **score(Path(args.index_dir), split, args.mode, vectors, args.embedder)},
+                          **score(location, split, args.mode, vectors, args.embedder)},
                          ensure_ascii=False))
     return 0
 
