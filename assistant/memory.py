@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.arrays import load_array
+
 MEMORY_FILE = "asked.jsonl"  # one line per question: {"question", "clauses", "source"}; the first line: {"embedder"}
 VECTORS_FILE = "asked.npy"  # float16 query vectors, one row per question, in file order
 NEIGHBOURS = 20  # neighbours whose clauses become candidates and vote
@@ -91,7 +93,7 @@ class AskedQuestions:
         if not path.exists() or not (folder / VECTORS_FILE).exists():
             return None
         head, *rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return cls([r["question"] for r in rows], [r["clauses"] for r in rows], np.load(folder / VECTORS_FILE),
+        return cls([r["question"] for r in rows], [r["clauses"] for r in rows], load_array(folder / VECTORS_FILE),
                    head["embedder"], [r.get("source", "") for r in rows])
 
 
@@ -134,7 +136,7 @@ def _vectors_by(embedder, questions: Sequence[str]) -> np.ndarray:
     digest = hashlib.sha256("\n".join([embedder.name, *questions]).encode("utf-8")).hexdigest()[:20]
     path = default_model_dir().parent / "asked-vectors" / f"{digest}.npy"
     if path.exists():
-        return np.load(path).astype(np.float32)
+        return load_array(path).astype(np.float32)
     vectors = np.asarray(embedder.encode_queries(list(questions)), dtype=np.float16)  # stored as the bundled ones
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.arrays import load_array
+
 from corpus.types import Document
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ class NaiveLangChainPipeline:
         cached = cache_dir / f"naive-{key}.npy" if cache_dir else None
         started = time.perf_counter()
         if cached and cached.exists():
-            vectors = np.load(cached)
+            vectors = load_array(cached)
         else:
             vectors = embedder.encode_passages(texts)
             if cached:

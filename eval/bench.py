@@ -14,7 +14,6 @@ import math
 import os
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -67,10 +66,12 @@ class CachedEmbedder:
     def __init__(self, inner, path: Path):
         import numpy as np
 
+        from index.arrays import load_arrays
+
         self.inner, self.path, self.name = inner, Path(path), inner.name
         self.cache: dict[str, np.ndarray] = {}
         if self.path.exists():
-            data = np.load(self.path, allow_pickle=False)
+            data = load_arrays(self.path)
             self.cache = dict(zip(data["keys"].tolist(), data["vectors"]))
 
     @property

@@ -28,6 +28,8 @@ import numpy as np
 
 from corpus.documents import make_doc_id
 from eval.questions import load_dataset
+from index.arrays import load_array
+
 
 
 def stard_to_corpus_ids() -> dict[str, str]:
@@ -65,7 +67,7 @@ class ChunkVectors:
                 texts = [chunks[int(i)].indexed_text for i in self.ids[start:start + shard]]
                 np.save(path, self.embedder.encode_passages(texts).astype(np.float32))
                 print(f"embedded {min(start + shard, len(self.ids))} of {len(self.ids)} chunks", flush=True)
-            shards.append(np.load(path))
+            shards.append(load_array(path))
         self.vectors = np.concatenate(shards).astype(np.float32)
 
     def dense(self, query: str, k: int) -> list[tuple[int, float]]:

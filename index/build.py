@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import numpy as np
 
 from corpus.errors import IndexMismatch, IpqaError, UnsupportedDocument
 from corpus.types import Chunk, Document
+from index.arrays import NPY_LOCK
 from index.catalog import Catalog
 from index.chunking import ChunkerSettings, chunk_document
 from index.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
@@ -109,20 +109,15 @@ class Stores:
         self.keywords.save(folder)  # rebuilds the BM25 matrix
 
 
-_LOADING = threading.Lock()
-
-
 def load_stores(folder: Path, manifest: dict, index_dir: Path, *, lazy: bool = False) -> Stores:
     """The stores in ``folder`` (the index or its staging copy); errors name ``index_dir``.
     ``lazy`` (a writer's own staging copy, which nobody swaps away): large files are read only
     if the change needs them. A reader reads everything now: the folder it opened may be
     replaced by a writer's swap at any time after.
 
-    One thread at a time: numpy reads a ``.npy`` header with ``ast.literal_eval``, and CPython
-    3.11.7's parser is not thread-safe (two threads loading at once raised ``SystemError: AST
-    constructor recursion depth mismatch`` while a reader opened the index during writes)."""
+    One thread at a time, with every other ``.npy`` read of the process (see index/arrays.py)."""
     loaded = []
-    with _LOADING:
+    with NPY_LOCK:
         for store in (FaissStore, SentenceStore):
             try:
                 loaded.append(store.load(folder, lazy=lazy))

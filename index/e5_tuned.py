@@ -58,14 +58,16 @@ def merge_delta(tensors: dict, delta: Path) -> int:
     """Add ``B @ A`` of every layer in ``delta`` to its weight in ``tensors``; returns how many."""
     import numpy as np
 
-    with np.load(delta) as d:
-        names = sorted({k.rsplit(".", 1)[0] for k in d.files})
-        for name in names:
-            weight = tensors.get(f"{name}.weight")
-            a, b = d[f"{name}.a"].astype(np.float32), d[f"{name}.b"].astype(np.float32)
-            if weight is None or (b.shape[0], a.shape[1]) != weight.shape:
-                raise ValueError(f"{delta}: {name} does not fit the model ({a.shape}, {b.shape})")
-            tensors[f"{name}.weight"] = (weight + b @ a).astype(np.float32)
+    from index.arrays import load_arrays
+
+    d = load_arrays(delta)
+    names = sorted({k.rsplit(".", 1)[0] for k in d})
+    for name in names:
+        weight = tensors.get(f"{name}.weight")
+        a, b = d[f"{name}.a"].astype(np.float32), d[f"{name}.b"].astype(np.float32)
+        if weight is None or (b.shape[0], a.shape[1]) != weight.shape:
+            raise ValueError(f"{delta}: {name} does not fit the model ({a.shape}, {b.shape})")
+        tensors[f"{name}.weight"] = (weight + b @ a).astype(np.float32)
     return len(names)
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.arrays import load_array
+
 K1, B = 1.5, 0.75  # bm25s's defaults (method "lucene"); index.pg scores with the same
 EMPTY = "\u2205"  # the token of a chunk without words (bm25s drops empty documents; positions stay aligned)
 COMPACT_SHARE = 0.2  # merge into a new base once the delta and the deletions pass this share of it
@@ -142,7 +144,7 @@ class Segment:
 
     @classmethod
     def load(cls, folder: Path, name: str) -> "Segment":
-        parts = {p: np.load(folder / f"{name}.{p}.npy") for p in ("ids", "lengths", "indptr", "rows", "tfs")}
+        parts = {p: load_array(folder / f"{name}.{p}.npy") for p in ("ids", "lengths", "indptr", "rows", "tfs")}
         terms = json.loads((folder / f"{name}.terms.json").read_text(encoding="utf-8"))
         return cls(terms=terms, live=np.ones(len(parts["ids"]), dtype=bool), **parts)
 
@@ -341,7 +343,7 @@ class BM25Store:
         if Segment.exists(target, "base"):
             store._base = Segment.load(target, "base")
             if (target / cls.DELETED).exists():
-                store._base.live &= ~np.isin(store._base.ids, np.load(target / cls.DELETED))
+                store._base.live &= ~np.isin(store._base.ids, load_array(target / cls.DELETED))
             if Segment.exists(target, "delta"):
                 store._deltas = [Segment.load(target, "delta")]
             store._base_written = True

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from corpus.errors import IndexChanged, IndexMismatch
+from index.arrays import load_array
+
 from index.build import BuildReport, Staging, Stores, chunk_vectors, text_plan, timestamp
 from index.catalog import Catalog
 from index.chunking import ChunkerSettings
@@ -102,7 +104,7 @@ def vectors_by_document(catalog: Catalog, documents: dict, embedder: Embedder, s
     for doc_id, info in sorted(documents.items()):
         path, first, rows = done[_doc_key(doc_id, info["content_hash"])]
         if path not in shards:
-            shards[path] = np.load(path, mmap_mode="r")
+            shards[path] = load_array(path, mmap_mode="r")
         ids, plan = _plan_of(catalog, doc_id, settings)
         if len(plan.texts) != rows:
             raise IndexChanged(where, f"{doc_id}: {rows} texts embedded, {len(plan.texts)} now")

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from index.arrays import load_array
+
 from index.keywords import BM25Store, unlinked
 
 log = logging.getLogger(__name__)
@@ -312,7 +314,7 @@ class FaissStore:
         ids_file = folder / probe._file(".ids.npy")
         if ids_file.exists():  # the dimension from the header alone: the file is read when needed
             store = cls(_flat_dimension(folder / cls.FILE))
-            store._base_file, store._base_ids = folder / cls.FILE, np.load(ids_file)
+            store._base_file, store._base_ids = folder / cls.FILE, load_array(ids_file)
         else:  # written before the ids were kept beside it: read it now
             flat = faiss.read_index(str(folder / cls.FILE))
             store = cls(flat.d)
@@ -320,12 +322,12 @@ class FaissStore:
             store._base_ids = np.sort(faiss.vector_to_array(flat.id_map).astype(np.int64))
         store._base_saved = True
         if (folder / store._file(".deleted.npy")).exists():
-            store._replaced = np.load(folder / store._file(".deleted.npy"))
+            store._replaced = load_array(folder / store._file(".deleted.npy"))
             if store._flat is not None:
                 store._flat.remove_ids(store._replaced)
         if (folder / store._file(".delta-ids.npy")).exists():
-            store._delta = _Rows(store.dim, np.load(folder / store._file(".delta-ids.npy")),
-                                 np.load(folder / store._file(".delta.npy")))
+            store._delta = _Rows(store.dim, load_array(folder / store._file(".delta-ids.npy")),
+                                 load_array(folder / store._file(".delta.npy")))
             if store._flat is not None:
                 store._flat.add_with_ids(store._delta.vectors, store._delta.ids)
         if (folder / cls.HNSW_FILE).exists():
@@ -347,12 +349,12 @@ class FaissStore:
 
         ids_file = folder / self._file(".hnsw-ids.npy")
         if ids_file.exists():
-            self._graph_file, in_graph = folder / self.HNSW_FILE, np.load(ids_file)
+            self._graph_file, in_graph = folder / self.HNSW_FILE, load_array(ids_file)
         else:
             self.hnsw = faiss.read_index(str(folder / self.HNSW_FILE))
             in_graph = np.sort(faiss.vector_to_array(self.hnsw.id_map).astype(np.int64))
         self._graph_written, self._graph_size = True, len(in_graph)
-        self._stale = set(np.load(folder / self.STALE_FILE).tolist())
+        self._stale = set(load_array(folder / self.STALE_FILE).tolist())
         ids = self.ids()
         outside = ids[~members(ids, in_graph) | members(ids, np.asarray(sorted(self._stale), dtype=np.int64))]
         if self._delta.holds(outside).all():  # the usual case: what was added since the graph is the delta

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.arrays import load_array
+
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "IPQA_VECTOR_CACHE"
@@ -86,8 +88,8 @@ class VectorCache:
             if not wanted:
                 break
             try:
-                keys = np.load(keys_file)
-                vectors = np.load(_vectors_file(keys_file), mmap_mode="r")
+                keys = load_array(keys_file)
+                vectors = load_array(_vectors_file(keys_file), mmap_mode="r")
             except (OSError, ValueError) as exc:  # deleted meanwhile, or damaged: embed again
                 log.warning("vector cache: skipping %s (%s)", keys_file.name, exc)
                 continue
