@@ -31,7 +31,6 @@ from eval.questions import load_dataset
 from index.arrays import load_array
 
 
-
 def stard_to_corpus_ids() -> dict[str, str]:
     """{doc id in corpus/stard_laws: doc id of the same file indexed from LawRefBook's folders}."""
     sources = json.loads((Path(str(resources.files("corpus"))) / "SOURCES.json").read_text(encoding="utf-8"))

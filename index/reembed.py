@@ -24,7 +24,6 @@ import numpy as np
 
 from corpus.errors import IndexChanged, IndexMismatch
 from index.arrays import load_array
-
 from index.build import BuildReport, Staging, Stores, chunk_vectors, text_plan, timestamp
 from index.catalog import Catalog
 from index.chunking import ChunkerSettings
