@@ -18,7 +18,8 @@ KINDS = ("phone", "score", "rate", "amount", "duration", "date", "count", "who",
 # The kinds that are a value, and how a not-found answer names them.
 VALUE_KINDS = {"amount": "金额", "count": "数量", "duration": "期限", "date": "时间", "rate": "比例", "score": "分数",
                "phone": "电话号码"}
-MONEY = re.compile(r"\d[\d.,]*\s*(?:万|亿)?元|[一二三四五六七八九十百千万两]+(?:万|亿)?元")
+# A sum in 元; not a denominator ("0.28件/百万元", "每万元GDP"), which states no amount.
+MONEY = re.compile(r"(?<![/每\d.,])\d[\d.,]*\s*(?:万|亿)?元|(?<![/每一二三四五六七八九十百千万两])[一二三四五六七八九十百千万两]+(?:万|亿)?元")
 
 
 @dataclass(frozen=True)

@@ -291,6 +291,15 @@ def test_a_day_named_by_an_event_answers_which_day(reader, known, documents):
     assert check_figure(read_asked(u, known), [papers], u) is not None
 
 
+def test_a_sum_per_money_is_no_amount(reader, documents, known):
+    """"0.28件/百万元" is a count per sum of money: it does not answer 多少钱; "3亿元" does."""
+    u = reader.read("荆门高新区知识产权方面一共要投入多少钱？")
+    ratio = picked(documents, "jingmen-hitech-2023:三、/(一)", "0.28件/百万元")
+    assert check_figure(read_asked(u, known), [ratio], u) == Failure("figure", ("金额",))
+    loans = picked(documents, "jingmen-hitech-2023:三、/(二)", "质押融资金额达3亿元")
+    assert check_figure(read_asked(u, known), [loans], u) is None
+
+
 def test_how_many_days_of_a_compensation_asks_a_duration_not_an_amount(reader, known):
     assert read_asked(reader.read("专利期限补偿补多少天？"), known).kind == "duration"
     assert read_asked(reader.read("侵犯商业秘密罚多少钱？"), known).kind == "amount"
