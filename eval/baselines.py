@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.arrays import load_array
-
 from corpus.types import Document
+from index.arrays import load_array
 
 log = logging.getLogger(__name__)
 
