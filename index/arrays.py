@@ -3,9 +3,10 @@
 numpy reads a ``.npy`` header with ``ast.literal_eval``, and CPython 3.11's AST builder keeps its
 recursion depth in interpreter-wide state: two threads parsing at once can raise
 ``SystemError: AST constructor recursion depth mismatch``. It happened in CI while a reader opened
-the index and a writer read its own files. A lock around the store loads only was not enough: the
-writer also reads the vector cache and the BM25 deletions. Every ``np.load`` in the project goes
-through here (the lock is reentrant: a store load holds it while it reads its files)."""
+the index during a write, inside the lock that then covered only the store loads; the writer reads
+``.npy`` files of its own (the vector cache, the BM25 deletions), the likely other parser. Every
+``np.load`` in the project goes through here (the lock is reentrant: a store load holds it while it
+reads its files)."""
 
 from __future__ import annotations
 
