@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,10 @@ def update_index(index_dir, **kwargs) -> BuildReport:
     """Bring a knowledge base in line (``index.build.update_index``'s arguments): a folder, or a
     PostgreSQL database given by its URL (``index.registry``)."""
     return kind_of(index_dir).update(index_dir, **kwargs)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 def document_ids(location) -> set[str]:
@@ -456,6 +461,21 @@ class KnowledgeIndex:
     def hits(self, ranked: list[tuple[int, float]], per: dict[str, dict[int, float]]) -> list[Hit]:
         """Hit records for ranked (chunk id, score) pairs; ``per`` holds each retriever's scores."""
         return self._hits(ranked, per)
+
+    def document_centroids(self, doc_ids: Iterable[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """(document ids, the unit-length mean of each one's chunk vectors), of ``doc_ids`` or of every
+        document: where each stands in the embedder's space, for comparing a question with a whole
+        corpus cheaply."""
+        wanted = self._ids_by_doc if doc_ids is None else set(doc_ids)
+        doc_ids = sorted(d for d, ids in self._ids_by_doc.items() if len(ids) and d in wanted)
+        if not doc_ids:
+            return [], np.zeros((0, int(self.manifest["embedder"]["dim"])), dtype=np.float32)
+        return doc_ids, np.vstack([_unit(self.vectors.mean_vector(self._ids_by_doc[d])) for d in doc_ids])
+
+    def clause_vector(self, clause_id: str) -> np.ndarray | None:
+        """The unit-length mean of the clause's chunk vectors (None for a clause not indexed)."""
+        ids = self.catalog.clause_chunk_ids([clause_id]).get(clause_id)
+        return _unit(self.vectors.mean_vector(np.asarray(ids, dtype=np.int64))) if ids else None
 
     def doc_chunk_ids(self, doc_ids) -> np.ndarray:
         parts = [self._ids_by_doc[d] for d in doc_ids if d in self._ids_by_doc]

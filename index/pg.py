@@ -346,6 +346,11 @@ class PgVectors:
                                      (vector_text(vector), ids)))
         return np.asarray([found.get(i, 0.0) for i in ids], dtype=np.float32)
 
+    def mean_vector(self, ids: np.ndarray) -> np.ndarray:
+        """The mean of the stored vectors of ``ids`` (pgvector's ``avg``)."""
+        row = self.db.execute("SELECT AVG(embedding)::text FROM chunks WHERE id = ANY(?)", (_ids_param(ids),)).fetchone()
+        return np.array(row[0].strip("[]").split(","), dtype=np.float32)
+
 
 class PgSentences:
     """Sentence vectors (chunk, position in ``sentence_units``): each chunk scored by its best one."""

@@ -265,6 +265,10 @@ class FaissStore:
         """The inner product of ``vector`` with the stored vectors of ``ids`` (exact)."""
         return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64)) @ np.asarray(vector, dtype=np.float32)
 
+    def mean_vector(self, ids: np.ndarray) -> np.ndarray:
+        """The mean of the stored vectors of ``ids``."""
+        return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64)).mean(axis=0)
+
     # --- on disk ---
 
     def save(self, folder: Path) -> None:

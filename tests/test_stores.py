@@ -148,3 +148,12 @@ def test_both_stores_rank_alike(tmp_path, pg_server):  # noqa: F811
         assert np.allclose(s_l, s_s, rtol=1e-4, atol=1e-5)
         top = ids_l[np.lexsort((ids_l, -s_l[:, 1]))][:8]
         assert allowed is None or set(top.tolist()) - set(among.tolist()) <= set(allowed.tolist())
+    # Where each document and each clause stands (the law map, the scope model): the same vectors, unit length
+    docs_l, centroids_l = local.document_centroids()
+    docs_s, centroids_s = shared.document_centroids()
+    assert docs_l == docs_s == sorted(d.doc_id for d, _ in docs) and np.allclose(centroids_l, centroids_s, atol=1e-4)
+    assert np.allclose(np.linalg.norm(centroids_l, axis=1), 1.0, atol=1e-5)
+    assert local.document_centroids([docs_l[1]])[0] == [docs_l[1]]
+    clause = local.search(QUESTIONS[0], 1)[0].chunk.clause_id
+    assert np.allclose(local.clause_vector(clause), shared.clause_vector(clause), atol=1e-4)
+    assert local.clause_vector("no such clause") is None and shared.clause_vector("no such clause") is None
