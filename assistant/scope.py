@@ -5,9 +5,12 @@ question on divorce, theft or a train ticket was answered from the IP laws with 
 What tells such a question apart is how well the best of what was found fits it, judged together:
 the best clause's and best sentence's cosine, its BM25 score, the share of the question's words (the
 documents know) in the answer's clauses, the share of its words the documents use at all, and
-whether a colloquial phrase of it maps to a document word.
+whether a colloquial phrase of it maps to a document word. And whether other law fits it better: the
+law map (``eval/law_map.py``) holds one point per national law of China; the question's three closest
+laws are compared with the clause that would answer it (``elsewhere``), and the model is told when that
+clause is a policy's, which no law of the map resembles (``policy``).
 
-A logistic regression over those six features is trained by ``python -m eval.train_scope`` on the
+A logistic regression over those eight features is trained by ``python -m eval.train_scope`` on the
 tuning questions only, with the same public questions on both sides: STARD train asked over the
 laws they cite (in scope) and over the app's knowledge base, which holds none of them (out of
 scope), beside the dev questions the app's documents answer (in scope). The features are about the
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -28,11 +31,21 @@ import numpy as np
 
 from assistant.compose import Picked, clause_hits, content_tokens
 from assistant.understanding import Understanding
+from corpus.metadata import LAW_KINDS
 from corpus.types import Hit
+from index.arrays import load_array
 from index.text import colloquial_matches, tokenize
 
 SCOPE_FILE = "scope.json"
-FEATURES = ("dense", "sentence", "bm25", "coverage", "known", "colloquial")
+LAW_MAP_FILE = "law_map.npy"  # one unit vector per law of LawRefBook (eval/law_map.py)
+LAW_MAP_INFO = "law_map.json"
+FEATURES = ("dense", "sentence", "bm25", "coverage", "known", "colloquial", "elsewhere", "policy")
+ELSEWHERE_LAWS = 3  # the question's closest laws in the law map, against the answering clause
+# Kinds of document that are law (corpus.metadata), and the NPC's decisions: a clause of any other kind is a
+# policy's. The law map holds laws only, so the model is told when the clause it compares with is not one.
+NOT_POLICY = (*LAW_KINDS, "法律性决定")
+# Given the best clause's hit (or none): the question's embedding and that clause's (None without one).
+ScopeVectors = Callable[[Sequence[Hit]], tuple[np.ndarray, "np.ndarray | None"]]
 
 
 def judged(u: Understanding) -> bool:
@@ -42,8 +55,10 @@ def judged(u: Understanding) -> bool:
     return not (u.region_docs or u.doc_ids or u.articles)
 
 
-def scope_features(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], known: Container[str]) -> np.ndarray:
-    """The six features of how well what was found fits the question (``FEATURES``)."""
+def scope_features(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], known: Container[str],
+                   vector: np.ndarray, clause_vector: np.ndarray | None) -> np.ndarray:
+    """How well what was found fits the question, and whether other law fits it better (``FEATURES``);
+    ``vector`` is the question's embedding, ``clause_vector`` the best clause's (None: no clause)."""
     top = list(hits[:3])
     best = clause_hits(hits)[:1]
     sources = [h.chunk.text for h in best] + [p.hit.chunk.text for p in picked]
@@ -57,7 +72,36 @@ def scope_features(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picke
         coverage(u, "\n".join(sources + context), known),
         sum(len(w) for w in words if w in known) / length if length else 1.0,
         float(bool(colloquial_matches(u.query))),
+        elsewhere(vector, clause_vector),
+        float(bool(best) and best[0].kind not in NOT_POLICY),
     ], dtype=np.float64)
+
+
+def elsewhere(vector: np.ndarray, clause_vector: np.ndarray | None) -> float:
+    """How much better the question's ``ELSEWHERE_LAWS`` closest laws of the law map fit the question
+    than they fit the clause the knowledge base answers with (mean cosine to the question minus mean
+    cosine to the clause). "离婚后孩子抚养权归谁" stands close to the marriage laws and its best IP clause
+    far from them: high. "公司员工把技术秘密带走了怎么办" stands closest to laws on secrets, and so does
+    反不正当竞争法第九条, which answers it: low. The laws closest to a question are not all that tells
+    (a city's regulation may fit a question better than a national law's article): whether they are
+    about what the answering clause is about does."""
+    laws = law_map()
+    cosines = laws @ np.asarray(vector, dtype=np.float32)
+    closest = np.argsort(-cosines, kind="stable")[:ELSEWHERE_LAWS]
+    clause = laws[closest] @ clause_vector if clause_vector is not None else np.zeros(len(closest))
+    return float(cosines[closest].mean() - clause.mean())
+
+
+@lru_cache(maxsize=1)
+def law_map() -> np.ndarray:
+    with resources.as_file(resources.files("assistant") / "data" / LAW_MAP_FILE) as path:
+        return load_array(path).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def law_map_embedder() -> str:
+    path = resources.files("assistant") / "data" / LAW_MAP_INFO
+    return json.loads(path.read_text(encoding="utf-8"))["embedder"] if path.is_file() else ""
 
 
 def coverage(u: Understanding, text: str, known: Container[str]) -> float:
@@ -102,10 +146,10 @@ class ScopeModel:
 
 
 def scope_for(embedder: str) -> ScopeModel | None:
-    """The committed model when it was trained over ``embedder``'s vectors (None otherwise, or before
-    ``python -m eval.train_scope`` has written one)."""
+    """The committed model when it and the law map were made with ``embedder``'s vectors (None otherwise,
+    or before ``python -m eval.train_scope`` has written one)."""
     model = bundled_scope()
-    return model if model is not None and model.embedder == embedder else None
+    return model if model is not None and model.embedder == embedder == law_map_embedder() else None
 
 
 @lru_cache(maxsize=1)

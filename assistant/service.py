@@ -18,7 +18,7 @@ from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, clause_resu
 from assistant.listing import list_items, list_text
 from assistant.references import with_cited
 from assistant.understanding import QuestionReader, Understanding
-from assistant.scope import judged, scope_features, scope_for
+from assistant.scope import ScopeVectors, judged, scope_features, scope_for
 from assistant.verify import (Failure, check_reply, document_spans, not_found_text, own_years, read_asked, relative_note,
                              resolve_relative, supported, verify)
 from corpus.errors import InvalidQuestion
@@ -155,7 +155,8 @@ class Assistant:
         return verify(u, hits, picked, known=self.index.vocabulary(), periods=self._periods(u),
                       min_dense=settings.min_dense,
                       scope=scope_for(self.index.embedder.name) if settings.scope else None,
-                      article_score=self.retrieval.article_score, years=own_years(self.index.documents()))
+                      article_score=self.retrieval.article_score, years=own_years(self.index.documents()),
+                      vectors=self._scope_vectors(u))
 
     def _mentioned(self, words: Sequence[str], nearest: Hit | None, u: Understanding) -> set[str]:
         """Of ``words``, those a clause of the documents the not-found speaks of says: the nearest clause's
@@ -244,7 +245,15 @@ class Assistant:
         with self.index.snapshot():
             u = self.understand(question, history)
             hits = retrieve_understood(self.index, u, k=k, settings=self.retrieval)
-            return scope_features(u, hits, self._picked(u, hits)[1], self.index.vocabulary()), judged(u)
+            return scope_features(u, hits, self._picked(u, hits)[1], self.index.vocabulary(),
+                                  *self._scope_vectors(u)(compose.clause_hits(hits)[:1])), judged(u)
+
+    def _scope_vectors(self, u: Understanding) -> ScopeVectors:
+        """The question's embedding and the best clause's, for the scope model (assistant/scope.py)."""
+        def vectors(best: Sequence[Hit]):
+            clause = self.index.clause_vector(best[0].chunk.clause_id) if best else None
+            return self.index.query_vector(u.query), clause
+        return vectors
 
     def _sources(self, answer: Answer, limit: int = 5) -> list[Citation]:
         """Numbered clauses for the LLM: the extractive answer's citations first, then the next best."""

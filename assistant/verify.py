@@ -30,7 +30,7 @@ from importlib import resources
 
 from assistant.asks import VALUE_KINDS, answer_kinds, asked_unit, holds_unit, question_kind, states_value
 from assistant.compose import Picked, clause_hits, content_tokens
-from assistant.scope import ScopeModel, judged, scope_features
+from assistant.scope import ScopeModel, ScopeVectors, judged, scope_features
 from assistant.understanding import Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.types import Hit
@@ -458,14 +458,15 @@ def relative_note(u: Understanding, doc_ids: Sequence[str], years: Mapping[str, 
 
 
 def check_relevance(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], known: Container[str], *,
-                    min_dense: float, scope: ScopeModel | None) -> Failure | None:
+                    min_dense: float, scope: ScopeModel | None, vectors: ScopeVectors | None = None) -> Failure | None:
     """The question speaks of something the documents know of (``unknown_topic``), what was found fits
     it as the knowledge base's own questions are fitted (``assistant.scope``), and the best clause is
     not far."""
     unknown = unknown_topic(u, known)
     if unknown:
         return Failure("relevance", unknown)
-    if scope is not None and judged(u) and scope.probability(scope_features(u, hits, picked, known)) < scope.threshold:
+    if (scope is not None and vectors is not None and judged(u)
+            and scope.probability(scope_features(u, hits, picked, known, *vectors(clause_hits(hits)[:1]))) < scope.threshold):
         return Failure("relevance", ())
     if max((h.scores.get("dense", 0.0) for h in hits[:3]), default=0.0) < min_dense:
         return Failure("relevance", ())
@@ -487,8 +488,10 @@ def unknown_topic(u: Understanding, known: Container[str]) -> tuple[str, ...]:
 
 def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, known: Container[str],
            periods: Mapping[str, tuple[int, int] | None], min_dense: float, scope: ScopeModel | None = None,
-           article_score: float, years: Mapping[str, int] | None = None) -> Failure | None:
-    """The first check the answer fails (None: it answers the question)."""
+           article_score: float, years: Mapping[str, int] | None = None,
+           vectors: ScopeVectors | None = None) -> Failure | None:
+    """The first check the answer fails (None: it answers the question); ``vectors`` gives the scope model
+    the question's and the best clause's embeddings (asked only when it judges)."""
     failed = check_place(u, picked)
     if failed:
         return failed
@@ -500,7 +503,7 @@ def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, k
         return check_period(asked, picked, periods, years)
     return (check_period(asked, picked, periods, years) or check_subject(asked, picked, u)
             or _checked_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
-            or check_relevance(u, hits, picked, known, min_dense=min_dense, scope=scope))
+            or check_relevance(u, hits, picked, known, min_dense=min_dense, scope=scope, vectors=vectors))
 
 
 def _checked_figure(asked: Asked, picked: Sequence[Picked], u: Understanding, best: Hit | None) -> Failure | None:

@@ -7,6 +7,9 @@ Tuning questions only, never a test split:
 - out of scope: the same STARD ``train`` questions over the app's knowledge base, which holds none
   of their statutes (a question whose statute it does hold is left out).
 
+One feature compares the question with the rest of Chinese law, the law map of ``eval/law_map.py``
+(``assistant/data/law_map.npy``); its sha256 is recorded, so a map rebuilt without retraining is caught.
+
 The threshold is chosen on out-of-fold probabilities (five folds by question id): the highest that
 refuses at most ``MAX_REFUSED`` of the in-scope questions. Run it again after ``python -m
 eval.train``: the features come from the ranked hits. Writes ``assistant/data/scope.json`` with the
@@ -20,18 +23,21 @@ import hashlib
 import json
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from assistant.scope import SCOPE_FILE, fit
+from assistant.scope import LAW_MAP_FILE, SCOPE_FILE, fit
+from eval.law_map import array_hash
 from eval.questions import DEFAULT_COLLECTIONS, TUNING_SPLITS, collections_for, load_dataset, training_bytes
 from index.core import DEFAULT_INDEX_DIR
 
 SCOPE_DATASETS = ("stard", "policies_qa", "laws_qa")
-MAX_REFUSED = 0.015  # of the in-scope tuning questions, pooled
+MAX_REFUSED = 0.003  # of the in-scope tuning questions, pooled (see choose_threshold)
 L2 = 1.0
 FOLDS = 5
+OWN_ROWS = "dev, own knowledge base"  # the rows of the app's own questions, over its own documents
 
 
 def data_hash() -> str:
@@ -66,7 +72,7 @@ def collect(index_dir: Path, progress: bool = True, cross_fit: Sequence[Path] = 
            if q.split in TUNING_SPLITS and q.gold]
     public = [("stard", q) for q in load_dataset("stard").questions if q.split in TUNING_SPLITS and q.gold]
     outside = [(n, q) for n, q in public if not any(g.clause_id.split(":", 1)[0] in held for g in q.gold)]
-    parts = [("dev, own knowledge base", "own", dev, 1), ("STARD train, its laws", "stard", public, 1),
+    parts = [(OWN_ROWS, "own", dev, 1), ("STARD train, its laws", "stard", public, 1),
              ("STARD train, own knowledge base", "own", outside, 0)]
     x, y, judged, ids, sets = [], [], [], [], []
     for label, which, questions, in_scope in parts:
@@ -99,12 +105,17 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, ids: list[str]) -> np.ndarray:
     return p
 
 
-def choose_threshold(p: np.ndarray, y: np.ndarray, judged: np.ndarray) -> float:
-    """The highest threshold (in steps of 0.005) refusing at most MAX_REFUSED of the in-scope rows
-    (a question the model does not judge is never refused by it)."""
+def choose_threshold(p: np.ndarray, y: np.ndarray, judged: np.ndarray, own: np.ndarray) -> float:
+    """The highest threshold (in steps of 0.005) refusing at most MAX_REFUSED of the in-scope rows and
+    none of the app's own (``own``: the dev questions over its knowledge base). A question the model
+    does not judge is never refused by it. The app's own questions are few in the pool (139 of 708), so
+    a pooled budget alone may be spent on them: with the law map and a 1.5% budget one policies dev
+    question (support for 服务机构) was refused. The budget is small since the law map (docs/answers.md):
+    in-scope refusals stay at 0.3% up to the knee of the curve and climb after it."""
     best = 0.0
     for t in np.arange(0.005, 0.5, 0.005):
-        if (judged[y == 1] & (p[y == 1] < t)).mean() <= MAX_REFUSED:
+        refused = judged & (p < t)
+        if refused[y == 1].mean() <= MAX_REFUSED and not refused[own].any():
             best = round(float(t), 3)
     return best
 
@@ -112,11 +123,12 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, judged: np.ndarray) -> float:
 def train(index_dir: Path, out_dir: Path, progress: bool = True, cross_fit: Sequence[Path] = ()) -> dict:
     x, y, judged, ids, sets, embedder = collect(index_dir, progress, cross_fit)
     p = out_of_fold(x, y, ids)
-    threshold = choose_threshold(p, y, judged)
+    threshold = choose_threshold(p, y, judged, np.array(sets) == OWN_ROWS)
     model = fit(x, y, L2, threshold, embedder)
     sets_, refused_ = np.array(sets), judged & (p < threshold)
     refused = {s: round(float(refused_[sets_ == s].mean()), 4) for s in dict.fromkeys(sets)}
     info = {**model.to_json(), "l2": L2, "max_refused": MAX_REFUSED, "data_hash": data_hash(),
+            "law_map_sha256": array_hash(resources.files("assistant") / "data" / LAW_MAP_FILE),
             "rows": {s: int((sets_ == s).sum()) for s in dict.fromkeys(sets)},
             "out_of_fold_refused": refused, "cross_fit_folds": len(cross_fit)}
     out_dir.mkdir(parents=True, exist_ok=True)

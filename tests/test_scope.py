@@ -9,7 +9,7 @@ from importlib import resources
 
 import numpy as np
 
-from assistant.scope import FEATURES, SCOPE_FILE, bundled_scope, fit, scope_for
+from assistant.scope import FEATURES, LAW_MAP_FILE, LAW_MAP_INFO, SCOPE_FILE, bundled_scope, fit, law_map, scope_for
 
 
 def test_the_scope_model_was_trained_on_the_data_in_the_repo():
@@ -24,6 +24,41 @@ def test_the_scope_model_was_trained_on_the_data_in_the_repo():
     # Out of fold: few in-scope questions refused, most of the public questions outside the KB refused.
     assert refused["dev, own knowledge base"] <= MAX_REFUSED and refused["STARD train, its laws"] <= 2 * MAX_REFUSED
     assert refused["STARD train, own knowledge base"] > 0.5
+
+
+def test_the_law_map_is_the_one_the_model_was_trained_with():
+    """A map rebuilt (python -m eval.law_map) without retraining the model is caught here."""
+    from eval.law_map import array_hash
+
+    data = resources.files("assistant") / "data"
+    info = json.loads((data / LAW_MAP_INFO).read_text(encoding="utf-8"))
+    model = json.loads((data / SCOPE_FILE).read_text(encoding="utf-8"))
+    assert array_hash(data / LAW_MAP_FILE) == info["sha256"] == model["law_map_sha256"]
+    assert info["embedder"] == model["embedder"]
+    vectors = law_map()
+    assert vectors.shape == (info["laws"], 384) == (len(info["doc_ids"]), 384) and info["laws"] > 1500
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=2e-3)  # unit vectors, stored as float16
+    assert {"专利法(2020-10-17)", "婚姻家庭编", "刑法"} <= set(info["doc_ids"])
+
+
+def test_other_law_fits_a_question_outside_the_knowledge_base_better_than_its_answer(real_index):
+    """The law map places a question near the laws of its field (the patent law for a patent question,
+    the civil code's marriage book for a divorce one), and ``elsewhere`` is higher when those laws fit
+    the question better than the clause the IP knowledge base would answer with."""
+    from assistant.service import Assistant
+    from index.core import KnowledgeIndex
+
+    assistant = Assistant(KnowledgeIndex.open(real_index[0]))
+    info = json.loads((resources.files("assistant") / "data" / LAW_MAP_INFO).read_text(encoding="utf-8"))
+    for question, law in (("专利保护几年", "专利法"), ("离婚后孩子抚养权归谁", "婚姻"), ("醉驾会被判刑吗", "刑法")):
+        vector = assistant.index.query_vector(question)
+        nearest = [info["doc_ids"][i] for i in np.argsort(-(law_map() @ vector))[:10]]
+        assert any(law in d for d in nearest), (question, nearest)
+    other = FEATURES.index("elsewhere")
+    fit_elsewhere = {q: assistant.scope_features(q)[0][other] for q in (
+        "专利保护几年", "商标侵权赔多少", "别人抄袭我的作品怎么办", "软件著作权怎么登记", "离婚后孩子抚养权归谁？", "交通事故怎么赔偿")}
+    ip = [fit_elsewhere[q] for q in list(fit_elsewhere)[:4]]
+    assert fit_elsewhere["离婚后孩子抚养权归谁？"] > max(ip) and fit_elsewhere["交通事故怎么赔偿"] > max(ip), fit_elsewhere
 
 
 def test_the_model_is_used_only_over_the_embedder_it_was_trained_with():
