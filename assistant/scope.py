@@ -86,7 +86,9 @@ def elsewhere(vector: np.ndarray, clause_vector: np.ndarray | None) -> float:
     (a city's regulation may fit a question better than a national law's article): whether they are
     about what the answering clause is about does."""
     laws = law_map()
-    cosines = laws @ np.asarray(vector, dtype=np.float32)
+    # Multiplied and summed, not a matrix product: numpy's BLAS would start its threads for a product this
+    # size and leave them spinning beside the embedder's (the eval's answers took 20 ms longer).
+    cosines = (laws * np.asarray(vector, dtype=np.float32)).sum(axis=1)
     closest = np.argsort(-cosines, kind="stable")[:ELSEWHERE_LAWS]
     clause = laws[closest] @ clause_vector if clause_vector is not None else np.zeros(len(closest))
     return float(cosines[closest].mean() - clause.mean())
