@@ -4,10 +4,9 @@ A question outside the knowledge base often fits *some* clause of it well enough
 every question above cosine 0.86 to one), so how well the best clause fits says little alone. How
 well the question fits the rest of Chinese law says more: "离婚后孩子抚养权归谁" stands far closer to
 the marriage and family laws than to any IP clause; "专利保护几年" stands closest to the patent law, and
-so does the clause that answers it. The map is one point per
-national law of LawRefBook (1,523 laws, administrative regulations, departmental rules and judicial
-interpretations; local regulations and cases are left out): the unit-length mean of its chunk
-vectors. The scope model (``assistant/scope.py``) reads how much better the question's three closest
+so does the clause that answers it. The map is one point per national law of LawRefBook (1,523
+laws, administrative regulations, departmental rules and judicial interpretations; local regulations
+and cases are left out): the unit-length mean of its chunk vectors. The scope model (``assistant/scope.py``) reads how much better the question's three closest
 laws fit the question than they fit the clause the knowledge base would answer with.
 
 Made from an index of the whole law corpus, built once (the embedding of its 155,117 chunks and
