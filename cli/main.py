@@ -519,6 +519,13 @@ def _add_eval_commands(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="不显示进度条")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("compare", help="逐题比较两份评测报告：每个数据集、每项指标变好和变差的题数，附符号检验和置信区间")
+    p.add_argument("old", metavar="OLD", help="改动前的报告（report.json 或其所在目录）")
+    p.add_argument("new", metavar="NEW", help="改动后的报告（report.json 或其所在目录）")
+    p.add_argument("--pipeline", default="ipqa-hybrid", help="比较哪条检索流水线的检索指标（默认 ipqa-hybrid）")
+    p.add_argument("--list", action="store_true", help="列出变好和变差的题号（只列 dev 和 train，测试集只计数）")
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("bench", help="性能基准：在语料的不同规模切片上建索引、检索、问答，并与 LangChain 默认做法对比")
     p.add_argument("--corpus", required=True, metavar="DIR", help="语料文件夹（如 ../shared/data/laws）")
     p.add_argument("--docs", type=int, nargs="+", default=list(DEFAULT_SIZES), metavar="N",
@@ -564,6 +571,18 @@ def _add_serve_command(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="少输出")
     _add_size_arg(p)
     p.set_defaults(func=cmd_serve)
+
+
+def cmd_compare(args) -> int:
+    from eval.compare import compare, load, render
+
+    try:
+        old, new = load(args.old), load(args.new)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"错误：{e}", file=sys.stderr)
+        return 2
+    print(render(compare(old, new, args.pipeline), list_ids=args.list))
+    return 0
 
 
 def cmd_train_ranker(args) -> int:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from eval.compare import compare, render, sign_test
 from eval.metrics import (abstention_scores, citation_precision, citation_recall, hit_at, keywords_present, mrr_at,
                           ndcg_at, number_faithfulness, numbers_in, percentile, recall_at)
 from eval.questions import TYPES, load_dataset, validate
@@ -188,6 +189,43 @@ def test_targets_are_reported_met_or_not():
 
 
 @pytest.mark.slow
+def test_sign_test_by_hand():
+    assert sign_test(0, 0) == 1.0
+    assert sign_test(3, 1) == pytest.approx(10 / 16)  # 2 * (C(4,0) + C(4,1)) / 2^4
+    assert sign_test(1, 7) == pytest.approx(18 / 256)  # 2 * (1 + 8) / 2^8
+    assert sign_test(0, 10) == pytest.approx(2 / 1024)
+    assert sign_test(6, 6) == 1.0
+
+
+def _report(hits: dict[str, dict[str, int]], refused: dict[str, bool]) -> dict:
+    """A report as ``ipqa eval`` writes it: hit@1 per question of two splits, and answers of one."""
+    questions = [{"pipeline": "ipqa-hybrid", "dataset": split, "id": qid, "metrics": {"hit@1": float(v)}}
+                 for split, rows in hits.items() for qid, v in rows.items()]
+    questions.append({"pipeline": "naive-langchain", "dataset": "laws_qa/dev", "id": "l1", "metrics": {"hit@1": 0.0}})
+    answers = [{"dataset": "laws_qa/test", "id": qid, "abstained": r, "should_abstain": qid.startswith("u"),
+                "metrics": {"keywords": 0.0 if r else 1.0}} for qid, r in refused.items()]
+    return {"questions": questions, "answers": answers}
+
+
+def test_reports_are_compared_question_by_question_and_test_questions_only_counted():
+    old = _report({"laws_qa/dev": {"l1": 1, "l2": 0, "l3": 0, "l4": 1}, "laws_qa/test": {"t1": 0, "t2": 1}},
+                  {"u1": False, "u2": True, "a1": True, "a2": False})
+    new = _report({"laws_qa/dev": {"l1": 1, "l2": 1, "l3": 1, "l4": 0, "l9": 1}, "laws_qa/test": {"t1": 1, "t2": 1}},
+                  {"u1": True, "u2": True, "a1": False, "a2": False})
+    rows = {(r.split, r.figure): r for r in compare(old, new)}
+    dev = rows[("laws_qa/dev", "hit@1")]
+    # l9 is in the new report only, so it is left out; the naive pipeline's l1 is not ipqa-hybrid's.
+    assert (dev.n, dev.gained, dev.lost, dev.old, dev.new) == (4, ("l2", "l3"), ("l4",), 0.5, 0.75)
+    assert rows[("laws_qa/test", "unanswerable_refused")].gained == ("u1",)
+    assert rows[("laws_qa/test", "answerable_answered")].gained == ("a1",)
+    assert rows[("laws_qa/test", "keywords")].gained == ("a1",)
+    text = render(list(rows.values()), list_ids=True)
+    assert "l2 l3" in text and "变差 l4" in text
+    assert "t1" not in text and "u1" not in text and "a1" not in text  # test questions: counted, not named
+    assert "| laws_qa/test | hit@1 | 2 | 0.500 | 1.000" in text
+    assert render(compare(old, old)) == "两份报告逐题相同（5 项指标）。"
+
+
 def test_ipqa_eval_end_to_end(real_index, tmp_path):
     """`ipqa eval --check` on both datasets against the real index, then a check that must fail."""
     index_dir, _ = real_index
@@ -218,6 +256,10 @@ def test_ipqa_eval_end_to_end(real_index, tmp_path):
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # its titles are Chinese, drawn with a CJK font (matplotlib warns of every glyph it lacks)
     assert "missing from font" not in result.stderr and "no CJK font" not in result.stderr
+    # A report compared with itself, question by question: nothing gained or lost on any figure.
+    same = subprocess.run([sys.executable, "-m", "cli", "compare", str(out), str(out / "report.json"), "--list"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert same.returncode == 0 and "两份报告逐题相同" in same.stdout, same.stdout + same.stderr
 
     strict = tmp_path / "strict.json"
     strict.write_text(json.dumps({"tolerance": 0.0, "metrics": {"laws_qa/test": {"ipqa-hybrid": {"hit@1": 1.0}}}}),
