@@ -108,7 +108,10 @@ def load(path: str | Path) -> dict:
         path = path / "report.json"
     if not path.is_file():
         raise FileNotFoundError(f"找不到评测报告 {path}（先运行 ipqa eval --out 目录）")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} 不是 ipqa eval 写的评测报告（无法按 JSON 读取：{e}）") from e
 
 
 def render(rows: list[Paired], list_ids: bool = False) -> str:

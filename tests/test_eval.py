@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from eval.compare import compare, render, sign_test
+from eval.compare import compare, load, render, sign_test
 from eval.metrics import (abstention_scores, citation_precision, citation_recall, hit_at, keywords_present, mrr_at,
                           ndcg_at, number_faithfulness, numbers_in, percentile, recall_at)
 from eval.questions import TYPES, load_dataset, validate
@@ -224,6 +224,14 @@ def test_reports_are_compared_question_by_question_and_test_questions_only_count
     assert "t1" not in text and "u1" not in text and "a1" not in text  # test questions: counted, not named
     assert "| laws_qa/test | hit@1 | 2 | 0.500 | 1.000" in text
     assert render(compare(old, old)) == "两份报告逐题相同（5 项指标）。"
+
+
+def test_compare_names_a_missing_or_unreadable_report_in_chinese(tmp_path):
+    with pytest.raises(FileNotFoundError, match="找不到评测报告"):
+        load(tmp_path)  # a folder without report.json
+    (tmp_path / "report.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="不是 ipqa eval 写的评测报告"):
+        load(tmp_path)
 
 
 def test_ipqa_eval_end_to_end(real_index, tmp_path):
