@@ -188,7 +188,6 @@ def test_targets_are_reported_met_or_not():
     assert recorded["metrics"]["laws_qa/test"]["ipqa-hybrid"]["hit@1"] == 0.9
 
 
-@pytest.mark.slow
 def test_sign_test_by_hand():
     assert sign_test(0, 0) == 1.0
     assert sign_test(3, 1) == pytest.approx(10 / 16)  # 2 * (C(4,0) + C(4,1)) / 2^4
@@ -234,6 +233,7 @@ def test_compare_names_a_missing_or_unreadable_report_in_chinese(tmp_path):
         load(tmp_path)
 
 
+@pytest.mark.slow
 def test_ipqa_eval_end_to_end(real_index, tmp_path):
     """`ipqa eval --check` on both datasets against the real index, then a check that must fail."""
     index_dir, _ = real_index
