@@ -20,7 +20,7 @@ from assistant.references import with_cited
 from assistant.understanding import QuestionReader, Understanding
 from assistant.scope import ScopeVectors, judged, scope_features, scope_for
 from assistant.verify import (Failure, check_reply, document_spans, not_found_text, own_years, read_asked, relative_note,
-                             resolve_relative, supported, verify)
+                             resolve_relative, states_of_event, supported, verify)
 from corpus.errors import InvalidQuestion
 from corpus.metadata import LAW_KINDS
 from corpus.types import Answer, Citation, Hit
@@ -82,6 +82,10 @@ def reading_notes(u: Understanding) -> tuple[str, ...]:
     if u.expanded:
         notes.append("问题中的" + "，".join(f"「{e.short}」按「{e.full}」理解" for e in u.expanded))
     return tuple(notes)
+
+
+READ_ON_DEPTH = 4  # a figure not in the best clause: the next clauses read (assistant.service._read_on)
+READ_ON_SHARE = 0.9  # … while their score is at least this share of the best one's
 
 
 class Assistant:
@@ -215,6 +219,8 @@ class Assistant:
         t = time.perf_counter()
         listed, picked = self._picked(u, hits)
         failure = self._verified(u, hits, picked)
+        if failure and failure.reason == "figure":
+            listed, picked, failure = self._read_on(u, hits) or (listed, picked, failure)
         rewritten = u.query if u.rewritten else None
         if failure:
             answer = self._not_found(question, u, hits, picked, failure, rewritten)
@@ -231,6 +237,22 @@ class Assistant:
         answer = replace(answer, notes=answer.notes + reading_notes(u))
         timings["compose_ms"] = (time.perf_counter() - t) * 1000
         return answer, u
+
+    def _read_on(self, u: Understanding, hits: Sequence[Hit]) -> tuple | None:
+        """When the best clause states no value of the kind asked, the next clauses close behind it are read
+        in turn, as a reader reads the top passages: (listed, picked, None) of the first that passes every
+        check and states the value of the very event asked (verify.states_of_event); None if none does."""
+        clauses = compose.clause_hits(hits)
+        asked = read_asked(u, self.index.vocabulary())
+        for other in clauses[1:READ_ON_DEPTH]:
+            if other.score < READ_ON_SHARE * clauses[0].score:
+                break
+            promoted = [h for h in hits if h.chunk.clause_id == other.chunk.clause_id]
+            promoted += [h for h in hits if h.chunk.clause_id != other.chunk.clause_id]
+            listed, picked = self._picked(u, promoted)
+            if self._verified(u, promoted, picked) is None and states_of_event(asked, u, picked):
+                return listed, picked, None
+        return None
 
     def _picked(self, u: Understanding, hits: Sequence[Hit]) -> tuple[tuple | None, list[compose.Picked]]:
         """(the listed section and its items, or None; the sentences an answer would quote)."""

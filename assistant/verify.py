@@ -35,7 +35,7 @@ from assistant.understanding import Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.types import Hit
 from index.catalog import DocInfo
-from index.text import colloquial_matches, is_stopword, law_domains, parts, tag
+from index.text import colloquial_matches, is_stopword, law_domains, parts, tag, tokenize
 
 REASONS = ("place", "subject", "figure", "period", "relevance", "no_hits")
 # Parts of speech that name things: nouns, verbal nouns, adjectives, distinguishing words, idioms.
@@ -350,6 +350,27 @@ def value_noun(u: Understanding) -> tuple[str, ...]:
         run.append((word, flag))
     return tuple(w for w, f in run if len(w) >= 2 and f != "ns" and w not in frame_words() and not is_stopword(w)
                  and not any(k.asks.search(w) for k in answer_kinds()))  # 多少比例: 比例 is the kind asked
+
+
+_CLAUSE_END = re.compile(r"[，,。；;！!？?]")
+
+
+def asked_event(u: Understanding) -> tuple[str, ...]:
+    """The words after the asking word, up to the end of its clause: what the value asked is the value of
+    ("多长时间内作出复审决定" → 作出, 复审, 决定; "什么时候生效" → 生效; "保护多少年" → none)."""
+    found = _ASKS_VALUE.search(u.query)
+    if not found:
+        return ()
+    after = _CLAUSE_END.split(u.query[found.end():], 1)[0]
+    return tuple(w for w in tokenize(after) if len(w) >= 2 and w not in frame_words() and not is_stopword(w)
+                 and not any(k.asks.search(w) for k in answer_kinds()))
+
+
+def states_of_event(asked: Asked, u: Understanding, picked: Sequence[Picked]) -> bool:
+    """A quoted sentence states the value asked and every word of the event it is asked of (asked_event):
+    "…三个月内向国务院专利行政部门请求复审" is no period for 作出复审决定."""
+    event = asked_event(u)
+    return any(check_figure(asked, [p], u) is None and all(w in p.sentence for w in event) for p in picked)
 
 
 def figure_or_subject(failed: Failure, u: Understanding, picked: Sequence[Picked], best: Hit | None) -> Failure:

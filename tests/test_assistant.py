@@ -452,6 +452,18 @@ def test_a_sanction_asked_of_an_act_is_answered_from_the_article_that_cites_it(a
     assert answer.citations[0].citation == first and sanction in answer.text
 
 
+def test_a_value_the_best_clause_lacks_is_read_from_the_next_one_that_states_it(assistant):
+    # With its question mark the question ranks 专利法第二条 (what a design is) first and 第四十二条 (its term)
+    # third; the first stated no period and the question was refused. The clauses close behind are read too.
+    answer = assistant.ask("外观设计专利保护多少年？")
+    assert not answer.abstained, (answer.reason, answer.text)
+    assert answer.citations[0].clause_id == "专利法(2020-10-17):第5章/第42条" and "十五年" in answer.text
+    assert answer.hits[0].chunk.clause_id == "专利法(2020-10-17):第1章/第2条"  # the ranking is left as it was
+    # A period stated of another act is no answer: 第四十一条's 三个月 is for asking a review, not for deciding it.
+    review = assistant.ask("专利被驳回后请求复审，专利局一般多长时间内作出复审决定？")
+    assert review.abstained and review.reason == "figure", review.text
+
+
 def test_a_value_no_article_states_is_still_refused(assistant):
     answer = assistant.ask("侵犯商业秘密要坐几年牢")  # no bundled law states a prison term
     assert answer.abstained and answer.reason == "figure", answer.text

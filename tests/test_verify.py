@@ -12,7 +12,7 @@ from assistant.compose import Picked, pick_sentences
 from assistant.references import cited_numbers
 from assistant.understanding import QuestionReader
 from assistant.verify import (check_figure, check_period, check_place, check_reply, check_subject, document_spans,
-                              figure_or_subject, not_found_text, value_noun, own_years, read_asked, relative_note, unknown_topic, Failure)
+                              asked_event, figure_or_subject, not_found_text, states_of_event, value_noun, own_years, read_asked, relative_note, unknown_topic, Failure)
 from corpus import load_collection
 from corpus.types import Chunk, Hit
 from index.text import parts, tokenize
@@ -241,6 +241,26 @@ def test_the_subject_of_an_article_cited_by_number_counts_for_the_sentence_citin
     assert subject_check(reader, known, question, value) == Failure("subject", ("商业秘密",))
     ninth = picked(documents, "反不正当竞争法(2019-04-23):第2章/第9条", "商业秘密").hit
     assert subject_check(reader, known, question, replace(value, cited=(ninth,))) is None
+
+
+def test_a_value_must_be_stated_of_the_event_asked(reader, known, documents):
+    # "多长时间内作出复审决定": 第四十一条 states 三个月 for asking a review, and never when it is decided.
+    u = reader.read("专利被驳回后请求复审，专利局一般多长时间内作出复审决定？")
+    assert asked_event(u) == ("作出", "复审", "决定")
+    ask_review = picked(documents, "专利法(2020-10-17):第4章/第41条", "可以自收到通知之日起三个月内")
+    decided = picked(documents, "专利法(2020-10-17):第4章/第41条", "作出决定")
+    assert not states_of_event(read_asked(u, known), u, [ask_review, decided])
+    # Nothing after the asking word: any period of the kind asked will do.
+    u = reader.read("外观设计专利保护多少年？")
+    assert asked_event(u) == ()
+    term = picked(documents, "专利法(2020-10-17):第5章/第42条", "外观设计专利权的期限为十五年")
+    assert states_of_event(read_asked(u, known), u, [term])
+    assert not states_of_event(read_asked(u, known), u, [decided])
+    # "什么时候生效": the sentence with the time it takes effect.
+    u = reader.read("外观设计国际申请在中国什么时候生效")
+    assert asked_event(u) == ("生效",)
+    effect = picked(documents, "专利法实施细则(2023-12-11):第12章/第143条", "自公告之日起生效")
+    assert states_of_event(read_asked(u, known), u, [effect])
 
 
 def test_a_figure_asked_of_something_the_clause_never_names_lacks_that_subject(reader, known, documents):
