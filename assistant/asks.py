@@ -50,7 +50,7 @@ def asked_kind(question: str) -> AnswerKind | None:
 
 
 # a list: 哪些, and the count words that ask for the items themselves ("分几个阶段": the stages, in order)
-_LIST = re.compile(r"哪几|哪些|分几|几个阶段|几类|几种")
+_LIST = re.compile(r"哪几|哪些|分几|几个阶段|几类|几种|哪[一二三四五六七八九十两]+(?:大|个|项|类|种|方面)")
 _YES_NO = re.compile(r"[吗么][？?！!。]*$")
 _MONEY_NOUN = re.compile(r"(?:资金|经费|奖金|补贴|资助|奖励|费用|金额|钱|赔偿|罚款)[^，,。？?]{0,6}(?:多少|几)|"
                          r"(?:多少|几)[^，,。？?]{0,4}(?:资金|经费|奖金|补贴|资助|赔偿|罚款)")

@@ -21,17 +21,18 @@ from corpus.types import Hit
 from index.core import KnowledgeIndex
 from index.text import tag, tokenize
 
-_ASKS_LIST = re.compile(r"哪些|哪几|分几|几个阶段|几个方面|几大|几项")
+_COUNTED = r"哪[一二三四五六七八九十两]+(?:大|个|项|类|种|方面)"  # "完善哪四大工作体系"
+_ASKS_LIST = re.compile(r"哪些|哪几|分几|几个阶段|几个方面|几大|几项|" + _COUNTED)
 # The thing listed: after the asking word ("分几个阶段", "有哪些保障措施") or before it ("工作目标有哪些").
-_AFTER = re.compile(r"(?:哪些|哪几个?|分几个?|几个|几大|几项)([\u4e00-\u9fa5]{1,6})")
+_AFTER = re.compile(r"(?:哪些|哪几个?|分几个?|几个|几大|几项|" + _COUNTED + r")([\u4e00-\u9fa5]{1,6})")
 _BEFORE = re.compile(r"([\u4e00-\u9fa5]{2,})(?:都|还|主要|一共)?(?:有|包括|分为|是)(?:哪些|哪几)")
 MAX_ITEMS = 12
 
 
-def _children(chunks: dict, section: str) -> dict[str, int]:
+def _children(chunks: dict, prefix: str) -> dict[str, int]:
     """{child clause id: its first chunk (its own, or its first descendant's when the child is a heading
-    without text of its own)}, in document order."""
-    prefix = section + "/"
+    without text of its own)}, in document order, of the section whose clause ids start with ``prefix``
+    ("hubei-2023:二、/"; the document's own top level: "hubei-2023:")."""
     firsts: dict[str, int] = {}
     for cid, ch in sorted(chunks.items(), key=lambda kv: kv[1].start):
         if ch.clause_id.startswith(prefix):
@@ -47,7 +48,7 @@ def listed_thing(query: str) -> str:
     if after:
         nouns = []
         for word, flag in tag(after.group(1)):
-            if not (flag.startswith("n") or flag == "vn"):
+            if not (flag.startswith("n") or flag in ("vn", "b")):  # b: 主要任务, 基本原则
                 break
             nouns.append(word)
         return "".join(nouns) or after.group(1)[:2]
@@ -67,7 +68,8 @@ def _section(ix: KnowledgeIndex, u: Understanding, best: Hit) -> tuple[str, list
     """The section of the best clause's document that the question asks the items of: of the clauses with
     two children or more, the one whose heading names the thing listed (or whose children's headings
     each do, as in "(一)基础搭建阶段 (二)重点推进阶段"); the nearest to the best clause breaks a tie.
-    A section may be a heading without text of its own (一、工作目标)."""
+    A section may be a heading without text of its own (一、工作目标), or a lead-in that announces the
+    sections after it ("重点做好以下工作:", the last words of 湖北's preface, before its 一、 to 五、)."""
     wanted = {t for t in tokenize(listed_thing(u.query)) if len(t) > 1}
     chunks = ix.chunks(ix.doc_chunk_ids([best.chunk.doc_id]).tolist())
     first_of: dict[str, int] = {}
@@ -75,22 +77,39 @@ def _section(ix: KnowledgeIndex, u: Understanding, best: Hit) -> tuple[str, list
         first_of.setdefault(ch.clause_id, cid)
     sections = list(dict.fromkeys(a for c in first_of for a in _ancestors(c)))
     heading = {c: (path[-1] if path else "") for c, path in ix.clause_paths(sections + list(first_of)).items()}
+    candidates = [(heading.get(s, ""), _children(chunks, s + "/")) for s in sections]
+    candidates += _lead_ins(chunks, first_of)
     scored = []
-    for section in sections:
-        items = _children(chunks, section)
+    for title, items in candidates:
         if len(items) < 2:
             continue
-        own = sum(len(t) for t in wanted & set(tokenize(heading.get(section, ""))))
+        own = sum(len(t) for t in wanted & set(tokenize(title)))
         # "分几个阶段": the section whose items are each a 阶段 ("(一)基础搭建阶段", "(二)重点推进阶段" …).
         shared = sum(len(t) * n / 2 for t in wanted if (n := sum(t in heading.get(c, "") for c in items)) >= 2)
         if own + shared:
             first = chunks[next(iter(items.values()))].start
-            scored.append((-(own + shared), abs(first - best.chunk.start), section, items))
+            scored.append((-(own + shared), abs(first - best.chunk.start), title, items))
     if not scored:
         return "", []
-    _, _, section, items = min(scored)
+    _, _, title, items = min(scored, key=lambda x: x[:2])
     hits = ix.hits([(cid, 0.0) for cid in items.values()], {})
-    return heading.get(section, ""), [_as_child(ix, child, hit) for child, hit in zip(items, hits)]
+    return title, [_as_child(ix, child, hit) for child, hit in zip(items, hits)]
+
+
+def _lead_ins(chunks: dict, first_of: dict[str, int]) -> list[tuple[str, dict[str, int]]]:
+    """(the lead-in sentence with its colon, {clause id: first chunk} of the sections it announces): a
+    clause without children of its own whose text ends with a colon announces its following siblings."""
+    out = []
+    for clause in first_of:
+        last = max((ch for ch in chunks.values() if ch.clause_id == clause), key=lambda ch: ch.start)
+        text = last.text.rstrip()
+        if not text.endswith(("：", ":")) or any(c.startswith(clause + "/") for c in first_of):
+            continue
+        parent = clause.rsplit("/", 1)[0] + "/" if "/" in clause.partition(":")[2] else clause.partition(":")[0] + ":"
+        siblings = _children(chunks, parent)
+        after = dict(list(siblings.items())[list(siblings).index(clause) + 1:]) if clause in siblings else {}
+        out.append((re.split(r"[。；;!！?？]", text)[-1].strip(), after))
+    return out
 
 
 def _as_child(ix: KnowledgeIndex, child: str, hit: Hit) -> tuple[str, Hit]:
@@ -121,6 +140,7 @@ def list_items(ix: KnowledgeIndex, u: Understanding, hits: Sequence[Hit]) -> tup
 
 
 def list_text(heading: str, picked: Sequence[Picked], numbers: dict[str, int]) -> str:
-    """"一、工作目标包括以下4项：\n(一)知识产权宣教全面覆盖[1]\n…"."""
+    """"一、工作目标包括以下4项：\n(一)知识产权宣教全面覆盖[1]\n…"; after a lead-in, "重点做好以下工作:\n一、…[1]"."""
     lines = [f"{p.sentence.rstrip('。；;')}[{numbers[p.hit.chunk.clause_id]}]" for p in picked]
-    return f"{heading}包括以下{len(lines)}项：\n" + "\n".join(lines)
+    lead = heading if heading.endswith(("：", ":")) else f"{heading}包括以下{len(lines)}项："
+    return lead + "\n" + "\n".join(lines)

@@ -557,6 +557,13 @@ def test_a_yes_no_question_on_the_policies_starts_with_its_yes_and_says_so_in_js
     ("芙蓉区强区建设的工作目标有哪些", "一、工作目标", ["(一)知识产权宣教全面覆盖", "(四)知识产权保护规范有序"]),
     ("芙蓉区强区建设分几个阶段", "三、实施步骤", ["(一)基础搭建阶段(2017年6月—2018年12月)", "(三)验收总结阶段(2020年)"]),
     ("乌海有哪些保障措施", "五、保障措施", ["(一)加强统筹谋划", "(三)强化督促检查"]),
+    # a modifier before the thing listed (主要任务: the section is 二、工作任务)
+    ("芙蓉区有哪些主要任务", "二、工作任务", ["(一)推动产业转型升级,提升知识产权创造和运用水平", "(四)加强知识产权保护,建立完善知识产权保护体系"]),
+    # a count in the asking word ("哪四大")
+    ("湖北要完善哪四大工作体系", "三、完善知识产权四大工作体系", ["(一)完善知识产权强省建设工作体系", "(四)完善知识产权人才培养体系"]),
+    # no heading names 重点任务: the preface's last words announce the document's top-level sections
+    ("湖北2023年知识产权工作有哪些重点任务", "重点做好以下工作:", ["一、坚持和加强党对知识产权工作的全面领导",
+                                                "四、做好知识产权文化建设等基础性工作"]),
 ])
 def test_a_list_question_is_answered_with_the_sections_items_in_order(assistant, question, section, items):
     answer = assistant.ask(question)
