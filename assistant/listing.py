@@ -47,8 +47,11 @@ def listed_thing(query: str) -> str:
     after = _AFTER.search(query)
     if after:
         nouns = []
-        for word, flag in tag(after.group(1)):
-            if not (flag.startswith("n") or flag in ("vn", "b")):  # b: 主要任务, 基本原则
+        tagged = tag(after.group(1))
+        for i, (word, flag) in enumerate(tagged):
+            # b: 主要任务, 基本原则; a verb before a noun: 保障措施, 实施步骤
+            leading_verb = i == 0 and flag == "v" and len(tagged) > 1 and tagged[1][1].startswith("n")
+            if not (flag.startswith("n") or flag in ("vn", "b") or leading_verb):
                 break
             nouns.append(word)
         return "".join(nouns) or after.group(1)[:2]

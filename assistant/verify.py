@@ -30,6 +30,7 @@ from importlib import resources
 
 from assistant.asks import VALUE_KINDS, answer_kinds, asked_unit, holds_unit, question_kind, states_value
 from assistant.compose import Picked, clause_hits, content_tokens
+from assistant.listing import listed_thing
 from assistant.scope import ScopeModel, ScopeVectors, judged, scope_features
 from assistant.understanding import Understanding
 from corpus.metadata import LAW_KINDS
@@ -288,6 +289,27 @@ def check_subject(asked: Asked, picked: Sequence[Picked], u: Understanding) -> F
     return Failure("subject", tuple(named or lacking))
 
 
+# An article that announces its own list ("可以行使下列职权：（一）…") lists things of some kind, whatever the
+# question calls them (手段 for 职权).
+_ANNOUNCES_LIST = re.compile(r"(?:下列|以下|如下)[^。；：:]{0,12}[：:]")
+
+
+def check_listed(asked: Asked, picked: Sequence[Picked], u: Understanding) -> Failure | None:
+    """A list question on the laws names the kind of thing listed ("有哪些义务", "哪些补救措施"), and an
+    article lists things by their kind ("有下列行为之一的", "…应当履行下列义务"): the kind is in what the answer
+    quotes or its headings. Not for policies: they name the members (沧州, 湖北), not the kind (哪几个地方)."""
+    if asked.kind != "list" or not picked or any(p.hit.kind not in LAW_KINDS for p in picked):
+        return None
+    thing = listed_thing(u.query)
+    if not thing or thing in frame_words():
+        return None
+    heads = " ".join(_heads(p) for p in picked).lower()
+    body = "\n".join(p.sentence.lower() for p in picked)
+    if _present(thing.lower(), heads, body, set()) or _ANNOUNCES_LIST.search(body):
+        return None
+    return Failure("subject", (thing,))
+
+
 def supported(asked: Asked, picked: Sequence[Picked], u: Understanding) -> list[Picked]:
     """Of a policy question answered from several places unasked ("企业申请专利有没有资助"), the places
     whose own sentences hold the subject (the first place's always stay: the checks judge it)."""
@@ -523,6 +545,7 @@ def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, k
     if u.articles and hits[0].score >= article_score:
         return check_period(asked, picked, periods, years)
     return (check_period(asked, picked, periods, years) or check_subject(asked, picked, u)
+            or check_listed(asked, picked, u)
             or _checked_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
             or check_relevance(u, hits, picked, known, min_dense=min_dense, scope=scope, vectors=vectors))
 

@@ -11,8 +11,9 @@ from dataclasses import replace
 from assistant.compose import Picked, pick_sentences
 from assistant.references import cited_numbers
 from assistant.understanding import QuestionReader
-from assistant.verify import (check_figure, check_period, check_place, check_reply, check_subject, document_spans,
-                              asked_event, figure_or_subject, not_found_text, states_of_event, value_noun, own_years, read_asked, relative_note, unknown_topic, Failure)
+from assistant.verify import (asked_event, check_figure, check_listed, check_period, check_place, check_reply, check_subject,
+                              document_spans, figure_or_subject, not_found_text, own_years, read_asked, relative_note,
+                              states_of_event, unknown_topic, value_noun, Failure)
 from corpus import load_collection
 from corpus.types import Chunk, Hit
 from index.text import parts, tokenize
@@ -241,6 +242,22 @@ def test_the_subject_of_an_article_cited_by_number_counts_for_the_sentence_citin
     assert subject_check(reader, known, question, value) == Failure("subject", ("商业秘密",))
     ninth = picked(documents, "反不正当竞争法(2019-04-23):第2章/第9条", "商业秘密").hit
     assert subject_check(reader, known, question, replace(value, cited=(ninth,))) is None
+
+
+def test_a_list_asked_of_the_laws_names_its_kind_in_the_quoted_article(reader, known, documents):
+    # The filing article lists no 报名条件: a list of them is not answered with it.
+    u = reader.read("专利代理师资格考试的报名条件有哪些？")
+    filing = picked(documents, "专利法实施细则(2023-12-11):第13章/第146条", "向国务院专利行政部门提交申请文件")
+    assert check_listed(read_asked(u, known), [filing], u) == Failure("subject", ("报名条件",))
+    # An article that announces its own list ("可以行使下列职权：") answers whatever the question calls them.
+    u = reader.read("工商局查商标侵权的时候能采取哪些手段")
+    powers = picked(documents, "商标法(2019-04-23):第7章/第62条", "可以行使下列职权")
+    assert check_listed(read_asked(u, known), [powers], u) is None
+    assert check_listed(read_asked(u, known), [filing], u) == Failure("subject", ("手段",))
+    # A policy names the members of a list (乌海's neighbours), not their kind (地方): not checked.
+    u = reader.read("乌海跟周边哪几个地方搞知识产权跨区域保护协作？")
+    joint = picked(documents, "wuhai-2022:四、/(一)/2.", "跨区域执法协作")
+    assert check_listed(read_asked(u, known), [joint], u) is None
 
 
 def test_a_value_must_be_stated_of_the_event_asked(reader, known, documents):
