@@ -102,10 +102,11 @@ def _section(ix: KnowledgeIndex, u: Understanding, best: Hit) -> tuple[str, list
 def _lead_ins(chunks: dict, first_of: dict[str, int]) -> list[tuple[str, dict[str, int]]]:
     """(the lead-in sentence with its colon, {clause id: first chunk} of the sections it announces): a
     clause without children of its own whose text ends with a colon announces its following siblings."""
-    out = []
+    out, last = [], {}
+    for ch in sorted(chunks.values(), key=lambda ch: ch.start):
+        last[ch.clause_id] = ch
     for clause in first_of:
-        last = max((ch for ch in chunks.values() if ch.clause_id == clause), key=lambda ch: ch.start)
-        text = last.text.rstrip()
+        text = last[clause].text.rstrip()
         if not text.endswith(("：", ":")) or any(c.startswith(clause + "/") for c in first_of):
             continue
         parent = clause.rsplit("/", 1)[0] + "/" if "/" in clause.partition(":")[2] else clause.partition(":")[0] + ":"
