@@ -24,7 +24,8 @@ from index.text import tag, tokenize
 _COUNTED = r"哪[一二三四五六七八九十两]+(?:大|个|项|类|种|方面)"  # "完善哪四大工作体系"
 _ASKS_LIST = re.compile(r"哪些|哪几|分几|几个阶段|几个方面|几大|几项|" + _COUNTED)
 # The thing listed: after the asking word ("分几个阶段", "有哪些保障措施") or before it ("工作目标有哪些").
-_AFTER = re.compile(r"(?:哪些|哪几个?|分几个?|几个|几大|几项|" + _COUNTED + r")([\u4e00-\u9fa5]{1,6})")
+_MEASURE = r"(?:个|项|类|种|大|家|名|位|条|方面)?"
+_AFTER = re.compile(r"(?:哪些|哪几" + _MEASURE + r"|分几" + _MEASURE + r"|几个|几大|几项|" + _COUNTED + r")([\u4e00-\u9fa5]{1,6})")
 _BEFORE = re.compile(r"([\u4e00-\u9fa5]{2,})(?:都|还|主要|一共)?(?:有|包括|分为|是)(?:哪些|哪几)")
 MAX_ITEMS = 12
 

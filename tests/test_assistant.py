@@ -559,6 +559,8 @@ def test_a_yes_no_question_on_the_policies_starts_with_its_yes_and_says_so_in_js
     ("乌海有哪些保障措施", "五、保障措施", ["(一)加强统筹谋划", "(三)强化督促检查"]),
     # a modifier before the thing listed (主要任务: the section is 二、工作任务)
     ("芙蓉区有哪些主要任务", "二、工作任务", ["(一)推动产业转型升级,提升知识产权创造和运用水平", "(四)加强知识产权保护,建立完善知识产权保护体系"]),
+    # a measure word after 哪几 ("哪几项")
+    ("沧州有哪几项重点工程", "四、重点工程", ["(一)加快实施知识产权优势企业培育工程", "(六)深入实施专利质量提升工程"]),
     # a count in the asking word ("哪四大")
     ("湖北要完善哪四大工作体系", "三、完善知识产权四大工作体系", ["(一)完善知识产权强省建设工作体系", "(四)完善知识产权人才培养体系"]),
     # no heading names 重点任务: the preface's last words announce the document's top-level sections
