@@ -117,6 +117,20 @@ def _lead_ins(chunks: dict, first_of: dict[str, int]) -> list[tuple[str, dict[st
     return out
 
 
+_HEADING_TAIL = re.compile(r"\s*[(（][^)）]*[)）]\s*$")  # "(一)基础搭建阶段(2017年6月—2018年12月)": its dates
+
+
+def names_a_section(ix: KnowledgeIndex, thing: str) -> bool:
+    """Whether some policy's heading ends with ``thing`` (阶段, 保障措施, 实施步骤): it is a kind of section,
+    which a plan has or has not; not a thing inside a sentence (地方, 城市, 行业 end no heading)."""
+    if not thing:
+        return False
+    docs = [d.doc_id for d in ix.documents() if d.kind not in LAW_KINDS]
+    clauses = {ch.clause_id for ch in ix.chunks(ix.doc_chunk_ids(docs).tolist()).values()}
+    sections = clauses | {a for c in clauses for a in _ancestors(c)}
+    return any(path and _HEADING_TAIL.sub("", path[-1]).endswith(thing) for path in ix.clause_paths(sections).values())
+
+
 def _as_child(ix: KnowledgeIndex, child: str, hit: Hit) -> tuple[str, Hit]:
     """(the child's heading, a hit that cites the child itself). A child that is a heading without text
     of its own ("(一)基础搭建阶段(2017年6月—2018年12月)") is cited with its heading line before its first

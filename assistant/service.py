@@ -15,7 +15,7 @@ from assistant import compose, polarity
 from assistant.params import check_filters, check_k, check_mode
 from assistant.llm import Generator, LLMError, LLMSettings, build_messages, check_answer
 from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, clause_results, retrieve_understood
-from assistant.listing import list_items, list_text
+from assistant.listing import list_items, list_text, names_a_section
 from assistant.references import with_cited
 from assistant.understanding import QuestionReader, Understanding
 from assistant.scope import ScopeVectors, judged, scope_features, scope_for
@@ -153,14 +153,17 @@ class Assistant:
             return "、".join(f"《{t}》" for t in titles)
         return f"全部 {len(docs)} 份文件"
 
-    def _verified(self, u: Understanding, hits: Sequence[Hit], picked: Sequence[compose.Picked]) -> Failure | None:
-        """Why the picked sentences do not answer the question (assistant/verify.py), or None."""
+    def _verified(self, u: Understanding, hits: Sequence[Hit], picked: Sequence[compose.Picked],
+                  listed: bool = False) -> Failure | None:
+        """Why the picked sentences do not answer the question (assistant/verify.py), or None. ``listed``: they
+        are a section's items, found by the thing listed (no need to look for it again)."""
         settings = self.abstain_settings
+        is_section = None if listed else (lambda thing: names_a_section(self.index, thing))
         return verify(u, hits, picked, known=self.index.vocabulary(), periods=self._periods(u),
                       min_dense=settings.min_dense,
                       scope=scope_for(self.index.embedder.name) if settings.scope else None,
                       article_score=self.retrieval.article_score, years=own_years(self.index.documents()),
-                      vectors=self._scope_vectors(u))
+                      vectors=self._scope_vectors(u), is_section=is_section)
 
     def _mentioned(self, words: Sequence[str], nearest: Hit | None, u: Understanding) -> set[str]:
         """Of ``words``, those a clause of the documents the not-found speaks of says: the nearest clause's
@@ -218,7 +221,7 @@ class Assistant:
         timings["retrieve_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         listed, picked = self._picked(u, hits)
-        failure = self._verified(u, hits, picked)
+        failure = self._verified(u, hits, picked, bool(listed))
         if failure and failure.reason == "figure":
             listed, picked, failure = self._read_on(u, hits) or (listed, picked, failure)
         rewritten = u.query if u.rewritten else None
@@ -250,7 +253,7 @@ class Assistant:
             promoted = [h for h in hits if h.chunk.clause_id == other.chunk.clause_id]
             promoted += [h for h in hits if h.chunk.clause_id != other.chunk.clause_id]
             listed, picked = self._picked(u, promoted)
-            if self._verified(u, promoted, picked) is None and states_of_event(asked, u, picked):
+            if self._verified(u, promoted, picked, bool(listed)) is None and states_of_event(asked, u, picked):
                 return listed, picked, None
         return None
 

@@ -23,7 +23,7 @@ data table ``assistant/data/frame_words.txt``.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
@@ -294,18 +294,25 @@ def check_subject(asked: Asked, picked: Sequence[Picked], u: Understanding) -> F
 _ANNOUNCES_LIST = re.compile(r"(?:下列|以下|如下)[^。；：:]{0,12}[：:]")
 
 
-def check_listed(asked: Asked, picked: Sequence[Picked], u: Understanding) -> Failure | None:
-    """A list question on the laws names the kind of thing listed ("有哪些义务", "哪些补救措施"), and an
-    article lists things by their kind ("有下列行为之一的", "…应当履行下列义务"): the kind is in what the answer
-    quotes or its headings. Not for policies: they name the members (沧州, 湖北), not the kind (哪几个地方)."""
-    if asked.kind != "list" or not picked or any(p.hit.kind not in LAW_KINDS for p in picked):
+def check_listed(asked: Asked, picked: Sequence[Picked], u: Understanding,
+                 is_section: Callable[[str], bool] | None = None) -> Failure | None:
+    """A list question names the kind of thing listed, and the answer must hold it (in the quoted sentences
+    or their headings). On the laws, always: an article lists things by their kind ("有下列行为之一的",
+    "…应当履行下列义务"), unless it announces its own list (then whatever the question calls them). On a
+    policy, only when ``is_section`` says the thing is a kind of section (阶段, 实施步骤: some policy's
+    heading ends with it): a plan without stages is not answered with its nearest sentence, while
+    "哪几个地方" asks for members a policy names (沧州, 湖北), not their kind."""
+    if asked.kind != "list" or not picked:
         return None
     thing = listed_thing(u.query)
     if not thing or thing in frame_words():
         return None
+    law = all(p.hit.kind in LAW_KINDS for p in picked)
+    if not law and not (is_section and is_section(thing)):
+        return None
     heads = " ".join(_heads(p) for p in picked).lower()
     body = "\n".join(p.sentence.lower() for p in picked)
-    if _present(thing.lower(), heads, body, set()) or _ANNOUNCES_LIST.search(body):
+    if _present(thing.lower(), heads, body, set()) or (law and _ANNOUNCES_LIST.search(body)):
         return None
     return Failure("subject", (thing,))
 
@@ -532,9 +539,10 @@ def unknown_topic(u: Understanding, known: Container[str]) -> tuple[str, ...]:
 def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, known: Container[str],
            periods: Mapping[str, tuple[int, int] | None], min_dense: float, scope: ScopeModel | None = None,
            article_score: float, years: Mapping[str, int] | None = None,
-           vectors: ScopeVectors | None = None) -> Failure | None:
+           vectors: ScopeVectors | None = None, is_section: Callable[[str], bool] | None = None) -> Failure | None:
     """The first check the answer fails (None: it answers the question); ``vectors`` gives the scope model
-    the question's and the best clause's embeddings (asked only when it judges)."""
+    the question's and the best clause's embeddings (asked only when it judges); ``is_section`` tells
+    whether a thing listed is a kind of policy section (check_listed)."""
     failed = check_place(u, picked)
     if failed:
         return failed
@@ -545,7 +553,7 @@ def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, k
     if u.articles and hits[0].score >= article_score:
         return check_period(asked, picked, periods, years)
     return (check_period(asked, picked, periods, years) or check_subject(asked, picked, u)
-            or check_listed(asked, picked, u)
+            or check_listed(asked, picked, u, is_section)
             or _checked_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
             or check_relevance(u, hits, picked, known, min_dense=min_dense, scope=scope, vectors=vectors))
 

@@ -579,6 +579,18 @@ def test_a_list_question_is_answered_with_the_sections_items_in_order(assistant,
     assert all(c.text.startswith(line.rsplit("[", 1)[0]) for c, line in zip(answer.citations, lines))
 
 
+def test_a_list_of_a_kind_of_section_the_plan_does_not_have_is_a_precise_not_found(assistant):
+    from assistant.listing import names_a_section
+
+    # 阶段 and 实施步骤 end headings of 芙蓉区's plan; 地方 ends none (it is asked of things inside a sentence).
+    assert names_a_section(assistant.index, "阶段") and names_a_section(assistant.index, "实施步骤")
+    assert not names_a_section(assistant.index, "地方")
+    stages = assistant.ask("乌海的规划分几个阶段")  # 乌海's plan has none: it quoted its 组织保障 clause
+    assert stages.abstained and stages.reason == "subject" and stages.missing == ("阶段",), stages.text
+    assert "乌海" in stages.text and "「阶段」" in stages.text and stages.citations == ()
+    assert not assistant.ask("芙蓉区强区建设分几个阶段").abstained
+
+
 def test_a_question_for_things_inside_a_sentence_is_not_a_list_of_headings(assistant):
     answer = assistant.ask("湖北支持哪几个城市申报国家级知识产权保护中心")
     assert "包括以下" not in answer.text and "宜昌" in answer.text

@@ -258,6 +258,13 @@ def test_a_list_asked_of_the_laws_names_its_kind_in_the_quoted_article(reader, k
     u = reader.read("乌海跟周边哪几个地方搞知识产权跨区域保护协作？")
     joint = picked(documents, "wuhai-2022:四、/(一)/2.", "跨区域执法协作")
     assert check_listed(read_asked(u, known), [joint], u) is None
+    assert check_listed(read_asked(u, known), [joint], u, is_section=lambda thing: thing == "阶段") is None
+    # A kind of section (阶段 ends 芙蓉区's headings) that 乌海's plan does not have: refused, naming it.
+    u = reader.read("乌海的规划分几个阶段")
+    duty = picked(documents, "wuhai-2022:五、/(一)", "各区委、区政府要将知识产权规划落实工作纳入重要议事日程")
+    assert check_listed(read_asked(u, known), [duty], u, is_section=lambda thing: thing == "阶段") == \
+        Failure("subject", ("阶段",))
+    assert check_listed(read_asked(u, known), [duty], u) is None  # without knowing the kinds of section
 
 
 def test_a_value_must_be_stated_of_the_event_asked(reader, known, documents):
