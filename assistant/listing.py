@@ -73,7 +73,7 @@ def _section(ix: KnowledgeIndex, u: Understanding, best: Hit) -> tuple[str, list
     two children or more, the one whose heading names the thing listed (or whose children's headings
     each do, as in "(一)基础搭建阶段 (二)重点推进阶段"); the nearest to the best clause breaks a tie.
     A section may be a heading without text of its own (一、工作目标), or a lead-in that announces the
-    sections after it ("重点做好以下工作:", the last words of 湖北's preface, before its 一、 to 五、)."""
+    sections after it ("重点做好以下工作:", the last words of 湖北's preface, before its 一、 to 四、)."""
     wanted = {t for t in tokenize(listed_thing(u.query)) if len(t) > 1}
     chunks = ix.chunks(ix.doc_chunk_ids([best.chunk.doc_id]).tolist())
     first_of: dict[str, int] = {}
