@@ -69,6 +69,7 @@ class Asked:
     pairs: tuple[tuple[str, str], ...] = ()  # neighbouring subject words: they must stand together
     relative: str | None = None  # 今年 / 明年 …, when no year is named
     value: bool = False  # it asks for a value (多少, 几, 什么时候 …)
+    kinds: tuple[str, ...] = ()  # a kind of right named outside the subject ("实用新型要实质审查吗": 实用新型)
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,14 @@ def read_asked(u: Understanding, known: Container[str]) -> Asked:
     last ("单位给职务作品作者的奖励…" asks about 职务作品; "在产品上乱标专利号（假冒专利）会被怎么罚"
     about 假冒专利). "的" joins a run; a run followed by a locative ("专利审查里") is the question's
     setting. Only words the documents use count (``known``, the index's vocabulary): a layperson's
-    word (抄袭) can be in no clause."""
+    word (抄袭) can be in no clause. A kind of right said in an earlier run ("实用新型要实质审查吗") is kept
+    apart (``kinds``): the answer's clause must be about it, not about a sibling kind (发明专利)."""
     runs = [r for r in _runs(tag(_frame_free(u.query, u))) if any(is_ip_word(w) for w in r)]
     head = runs[-1] if runs else []
     subject = [w for w in head if is_ip_word(w) and w in known]
+    kinds = [w for r in runs[:-1] for w in r if is_kind_of_right(w) and w in known and w not in subject]
     return Asked(subject=tuple(dict.fromkeys(subject)), phrases=("".join(head),) if head else (),
+                 kinds=tuple(dict.fromkeys(kinds)),
                  kind=question_kind(u.query), unit=asked_unit(u.query), years=u.years, places=u.places,
                  pairs=tuple(zip(subject, subject[1:])), relative=relative_year(u),
                  value=bool(_ASKS_VALUE.search(u.query)) and question_kind(u.query) not in ("yesno", "list"))
@@ -202,10 +206,18 @@ def broader_terms() -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
+def is_kind_of_right(word: str) -> bool:
+    """A kind of a right that has sibling kinds (broader_terms.tsv): 实用新型, 外观设计专利, 发明专利申请."""
+    return any(word == kind or re.fullmatch(f"{re.escape(kind)}{re.escape(broader)}(?:申请|权)?", word)
+               for kind, rows in broader_terms().items() for broader, _ in rows)
+
+
 def _covered_by_broader(broader: str, siblings: tuple[str, ...], text: str) -> bool:
-    """``text`` speaks of the broader right itself, not only of a sibling kind ("发明和实用新型专利")."""
+    """``text`` speaks of the broader right itself, not only of a sibling kind ("发明和实用新型专利"), nor
+    only of an office named after it (国务院专利行政部门, 专利代理机构)."""
     kinds = "|".join(map(re.escape, siblings))
     rest = re.sub(f"(?:{kinds})(?:(?:和|或者|或|、)(?:{kinds}))*{re.escape(broader)}?", "", text)
+    rest = re.sub(f"{re.escape(broader)}(?=行政|局|代理)", "", rest)
     return broader in rest
 
 
@@ -275,6 +287,10 @@ def check_subject(asked: Asked, picked: Sequence[Picked], u: Understanding) -> F
     other_level = _other_level(asked, picked)
     if other_level:
         return Failure("subject", other_level)
+    kinds = _lacking(replace(asked, subject=asked.kinds, pairs=()), " ".join(_heads(p) for p in picked),
+                     "\n".join(p.sentence.lower() for p in picked), u)
+    if kinds:
+        return Failure("subject", tuple(kinds))
     if not asked.subject:
         return None
     kind = next((k for k in answer_kinds() if k.name == asked.kind), None) if asked.kind in VALUE_KINDS else None

@@ -121,6 +121,24 @@ def test_subject_check_takes_the_broader_right_but_not_a_sibling(reader, known, 
     assert subject_check(reader, known, "驰名商标认定之后有效期是几年？", term) == Failure("subject", ("驰名商标",))
 
 
+def test_a_kind_of_right_said_before_the_subject_must_be_what_the_clause_speaks_of(reader, known, documents):
+    # "实用新型要实质审查吗": 实质审查 is the head; 实用新型, said first, is whose 实质审查. 专利法第三十五条 is
+    # about 发明专利申请 only, and its 国务院专利行政部门 is an office, not the broader right 专利.
+    exam = picked(documents, "专利法(2020-10-17):第4章/第35条", "发明专利申请自申请日起三年内")
+    u = reader.read("实用新型要实质审查吗")
+    assert read_asked(u, known).subject == ("实质审查",) and read_asked(u, known).kinds == ("实用新型",)
+    assert subject_check(reader, known, "实用新型要实质审查吗", exam) == Failure("subject", ("实用新型",))
+    assert subject_check(reader, known, "发明专利要实质审查吗", exam) is None
+    # A clause that names the kind anywhere in what it quotes answers for it (the value itself stands in
+    # another sentence of 第四十二条 than 发明专利).
+    extension = [picked(documents, "专利法(2020-10-17):第5章/第42条", "对在中国获得上市许可的新药相关发明专利"),
+                 picked(documents, "专利法(2020-10-17):第5章/第42条", "补偿期限不超过五年")]
+    assert subject_check(reader, known, "新药相关的发明专利，期限补偿最多能补多久？", *extension) is None
+    # The broader right itself still covers a kind: 专利法第七十一条 on 专利权 answers for 外观设计.
+    damages = picked(documents, "专利法(2020-10-17):第7章/第71条", "侵犯专利权的赔偿数额")
+    assert subject_check(reader, known, "外观设计被侵权了，赔偿数额怎么算？", damages) is None
+
+
 
 def test_the_everyday_name_of_a_right_is_the_statutes_name_for_it(reader, known, documents):
     # 商标权 is what 商标法 calls 注册商标专用权, and its clauses speak of 注册商标; 驰名商标 stays apart.
