@@ -607,14 +607,15 @@ def not_found_text(failure: Failure, u: Understanding, nearest: Hit | None, near
                    periods: Mapping[str, tuple[int, int] | None], searched: str, mentioned: Container[str] = ()) -> str:
     """The not-found answer: what is missing, precisely, then the nearest clause as 可能相关. ``mentioned``:
     the missing words that the documents in scope do use somewhere (see ``subject_text``)."""
-    scope = f"《{nearest.title}》" if nearest and (u.region_docs or u.doc_ids) else "收录的文件"
+    scoped = nearest is not None and bool(u.region_docs or u.doc_ids)
+    scope = f"《{nearest.title}》" if scoped else "收录的文件"
     missing = "、".join(f"「{m}」" for m in failure.missing)
     if failure.reason == "place" and u.unknown_place:
         return f"抱歉，没有找到答案：收录的文件中没有关于「{u.unknown_place}」的文件。已检索：{searched}。"
     head = {
         "place": f"收录的文件中没有{missing}本级的文件，只有其下辖地区的文件，不能拿来回答{missing}的问题。",
         "subject": subject_text(scope, failure.missing, mentioned, question_kind(u.query)),
-        "figure": f"{scope}没有写明具体{missing.strip('「」') if missing else '数值'}。",
+        "figure": figure_text(scope, missing.strip("「」") if missing else "数值", scoped),
         "period": f"{scope}没有写{failure.missing[0] if failure.missing else '所问时期'}的内容"
                   + (_period_note(nearest, nearest_quote, periods) if nearest else "") + "。",
         "relevance": f"收录的文件都没有讲到{missing}，这个问题不在知识库的范围内。" if missing
@@ -626,6 +627,14 @@ def not_found_text(failure: Failure, u: Understanding, nearest: Hit | None, near
             failure.reason == "relevance" and failure.missing):
         text += f"最接近的条款（{nearest.citation}）写的是：“{nearest_quote}”——仅供参考，并不是所问问题的答案。"
     return text + f"已检索：{searched}。"
+
+
+def figure_text(scope: str, value: str, scoped: bool) -> str:
+    """Why the figure check failed, said only as far as it was checked: of one document in scope, that it
+    does not state the value; over the whole collection, that the closest clauses do not (the best clause
+    and those read on behind it were checked, not every clause of every law: 专利法实施细则第九十三条 states
+    the 奖金 that a policy's "给予奖励" does not)."""
+    return f"{scope}没有写明具体{value}。" if scoped else f"{scope}中与问题最接近的条款没有写明具体{value}。"
 
 
 def subject_text(scope: str, missing: Sequence[str], mentioned: Container[str], kind: str | None) -> str:

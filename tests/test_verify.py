@@ -480,6 +480,20 @@ def test_the_not_found_answer_names_what_is_missing_and_shows_the_nearest_clause
     assert "[1]" not in text
 
 
+def test_a_missing_figure_is_claimed_of_the_closest_clauses_unless_one_document_was_asked(reader, documents):
+    # Over the whole collection only the closest clauses were read: 专利法第四十一条 states no time for the
+    # 复审决定, and the collection is not claimed to state none. Asked of one plan, the plan is named.
+    u = reader.read("专利被驳回后请求复审，专利局一般多长时间内作出复审决定？")
+    review = picked(documents, "专利法(2020-10-17):第4章/第41条", "专利申请人对国务院专利行政部门驳回申请的决定不服的")
+    text = not_found_text(Failure("figure", ("期限",)), u, review.hit, review.sentence, {}, "全部 17 份文件")
+    assert text.startswith("抱歉，没有找到答案：收录的文件中与问题最接近的条款没有写明具体期限。")
+    u = reader.read("湖北的知识产权保护状况白皮书哪天发布？")
+    assert u.region_docs
+    plan = picked(documents, "hubei-2023:四、/29.", "白皮书")
+    text = not_found_text(Failure("figure", ("时间",)), u, plan.hit, plan.sentence, {}, "《2023年全省知识产权工作要点》")
+    assert text.startswith("抱歉，没有找到答案：《2023年全省知识产权工作要点》没有写明具体时间。")
+
+
 @pytest.mark.parametrize("missing, mentioned, kind, said", [
     (("驰名商标有效期",), set(), "duration", "收录的文件没有写到「驰名商标有效期」。"),  # no document uses it
     (("驰名商标",), {"驰名商标"}, "duration", "收录的文件没有写明「驰名商标」的期限。"),  # used, with no period
