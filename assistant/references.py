@@ -3,15 +3,18 @@
 "违反本法第六条、第九条规定侵犯商业秘密…" is about 商业秘密, but "违反本法第九条规定…赔偿五百万元以下" names it
 only as 第九条. The checks in assistant/verify.py look for the question's subject in what frames a quoted
 sentence (its document's title and its clause's headings); this module adds the articles the sentence
-cites of its own law, so 第九条's 商业秘密 counts for it. Only references to the same law (本法, 本条例,
-依照第…条) are read: "商标法第十三条" in a regulation names another document.
+cites, so 第九条's 商业秘密 counts for it. Two kinds of reference are read: to the same law (本法, 本条例,
+依照第…条), and to another law of the index by its name, when that law's version is not later than the
+citing document ("依照专利法第三十一条第二款规定" in 专利法实施细则: the law's article it implements). The
+answer shows both under the quoting citation.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import cn_to_int
@@ -37,16 +40,58 @@ def cited_numbers(sentence: str) -> list[str]:
     return list(dict.fromkeys(numbers))[:MAX_CITED]
 
 
+def law_names(documents: Sequence) -> dict[str, str]:
+    """{the name other documents cite a law by (商标法, 专利法实施细则): its document id}, for the laws
+    among ``documents`` (index.catalog.DocInfo)."""
+    return {d.title.removeprefix("中华人民共和国"): d.doc_id for d in documents if d.kind in LAW_KINDS}
+
+
+@lru_cache(maxsize=8)
+def _named_cite(names: tuple[str, ...]) -> re.Pattern:
+    # The longest name first: "商标法实施条例第十条" is the regulation's article, not the law's.
+    alternatives = "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
+    return re.compile(rf"(?:《(?:中华人民共和国)?)?({alternatives})》?({_NUMBER}(?:(?:、|和|或者|或|以及|及|至){_NUMBER})*)")
+
+
+def other_law_cited(sentence: str, names: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(document id, article as the clause tree numbers it) of the articles of the laws in ``names``
+    (law_names) that a sentence cites by the law's name: "依照专利法第三十一条第二款规定" → (专利法's id, "第31条")."""
+    if not names:
+        return []
+    out: list[tuple[str, str]] = []
+    for chain in _named_cite(tuple(names)).finditer(sentence):
+        for m in _ARTICLE.finditer(chain.group(2)):
+            try:
+                out.append((names[chain.group(1)], f"第{cn_to_int(m.group(1))}条"))
+            except ValueError:
+                continue
+    return list(dict.fromkeys(out))[:MAX_CITED]
+
+
+def _same_numbering(cited, citing) -> bool:
+    """Whether ``cited`` (a law's DocInfo) numbers its articles as when ``citing`` was made: a version
+    not later than the citing document. A law amended after it may have been renumbered (著作权法 2020
+    moved the articles its 2013 regulation cites), so a reference to a later version is not followed."""
+    return bool(cited and citing and cited.issued and citing.issued and cited.issued <= citing.issued)
+
+
 def with_cited(ix, picked: Sequence) -> list:
     """``picked`` (assistant.compose.Picked) with each law sentence's ``cited``: the chunks (as hits, in
-    the order cited) of the articles of its own law that it cites by number, the article it is in left out."""
+    the order cited) of the articles it cites by number, of its own law (the article it is in left
+    out) and of the other laws of the index it names (_same_numbering)."""
+    docs: dict | None = None
     out = []
     for p in picked:
-        numbers = cited_numbers(p.sentence) if p.hit.kind in LAW_KINDS else []
-        own = p.hit.chunk.clause_id.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-        ids = [i for n in numbers if n != own for i in ix.article_chunk_ids([p.hit.chunk.doc_id], n)]
-        if ids:
-            p = replace(p, cited=tuple(ix.hits([(i, 0.0) for i in dict.fromkeys(ids)], {})))
+        if p.hit.kind in LAW_KINDS:
+            docs = {d.doc_id: d for d in ix.documents()} if docs is None else docs
+            doc = p.hit.chunk.doc_id
+            own = p.hit.chunk.clause_id.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+            articles = [(doc, n) for n in cited_numbers(p.sentence) if n != own]
+            articles += [(d, n) for d, n in other_law_cited(p.sentence, law_names(docs.values()))
+                         if d != doc and _same_numbering(docs.get(d), docs.get(doc))]
+            ids = [i for d, n in articles for i in ix.article_chunk_ids([d], n)]
+            if ids:
+                p = replace(p, cited=tuple(ix.hits([(i, 0.0) for i in dict.fromkeys(ids)], {})))
         out.append(p)
     return out
 

@@ -526,6 +526,23 @@ def test_a_question_in_words_no_document_uses_may_be_refused_but_shows_the_statu
     assert "第九条" in answer.related[0].citation
 
 
+def test_a_regulation_article_brings_the_article_of_the_law_it_names(assistant):
+    # 专利法实施细则第四十条 opens "依照专利法第三十一条第二款规定": the law's article comes with it, under the
+    # regulation's citation and named with its law. 商标法实施条例 (2014) names 商标法第四十九条, but the
+    # bundled 商标法 is the 2019 version, later than the regulation: a later version may be renumbered
+    # (著作权法 2020 was), so that reference is not followed.
+    from ui.render import answer_markdown
+
+    answer = assistant.ask("一件外观设计专利申请里能不能放同一款产品的好几个相似设计？")
+    first = answer.citations[0]
+    assert first.clause_id == "专利法实施细则(2023-12-11):第2章/第40条"
+    assert [r.clause_id for r in first.refers] == ["专利法(2020-10-17):第3章/第31条"]
+    assert "可以作为一件申请提出" in first.refers[0].text
+    assert "（引用专利法第三十一条）" in answer_markdown(answer)
+    trademark = assistant.ask("竞争对手注册的商标三年都没用，我们能申请撤销吗？").citations[0]
+    assert trademark.clause_id == "商标法实施条例(2014-04-29):第7章/第66条" and trademark.refers == ()
+
+
 def test_an_article_of_another_version_of_the_law_is_not_quoted_as_it(assistant):
     old = assistant.ask("2008年专利法第四十二条怎么规定的？")
     assert old.abstained and old.reason == "period" and "收录的是2020年的版本" in old.text

@@ -9,7 +9,7 @@ import pytest
 from dataclasses import replace
 
 from assistant.compose import Picked, pick_sentences
-from assistant.references import cited_numbers
+from assistant.references import cited_numbers, law_names, other_law_cited
 from assistant.understanding import QuestionReader
 from assistant.verify import (asked_event, check_figure, check_listed, check_period, check_place, check_reply, check_subject,
                               document_spans, figure_or_subject, not_found_text, own_years, read_asked, relative_note,
@@ -251,6 +251,20 @@ def test_what_a_question_asks_is_stated_or_not(question, text, expected):
 ])
 def test_the_articles_a_sentence_cites_of_its_own_law(sentence, numbers):
     assert cited_numbers(sentence) == numbers
+
+
+def test_the_articles_a_sentence_cites_of_another_law_by_its_name(documents):
+    names = law_names(list(documents.values()))  # the laws' titles without 中华人民共和国; no policy
+    assert names["专利法"] == "专利法(2020-10-17)" and names["专利法实施细则"] == "专利法实施细则(2023-12-11)"
+    assert not any(name.startswith(("沧州", "2023年")) for name in names)
+    fortieth = picked(documents, "专利法实施细则(2023-12-11):第2章/第40条", "依照专利法第三十一条")
+    assert other_law_cited(fortieth.sentence, names) == [("专利法(2020-10-17)", "第31条")]
+    # The longest name first: "专利法实施细则第十条" is the regulation's article, not the law's.
+    assert other_law_cited("依照专利法实施细则第十条和专利法第二条、第三条的规定", names) == [
+        ("专利法实施细则(2023-12-11)", "第10条"), ("专利法(2020-10-17)", "第2条"), ("专利法(2020-10-17)", "第3条")]
+    assert other_law_cited("违反本法第九条规定", names) == [] and other_law_cited("依照专利法的规定", names) == []
+    # As a judicial interpretation writes it, with the full title in 《》.
+    assert other_law_cited("《中华人民共和国商标法》第六十三条第一款", names) == [("商标法(2019-04-23)", "第63条")]
 
 
 def test_the_subject_of_an_article_cited_by_number_counts_for_the_sentence_citing_it(reader, known, documents):
