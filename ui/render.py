@@ -112,7 +112,7 @@ def _short(text: str, n: int) -> str:
 
 def _refers_note(c: Citation) -> str:
     """"（引用第六条、第九条）" after a citation whose quoted sentences cite other articles: of its own law by
-    number, of another law with its name ("（引用商标法第四十九条）")."""
+    number, of another law with its name ("（引用专利法第三十一条）")."""
     named = [r.path[-1] if r.doc_id == c.doc_id else f"{r.title.removeprefix('中华人民共和国')}{r.path[-1]}"
              for r in c.refers if r.path]
     return f"（引用{'、'.join(named)}）" if named else ""
