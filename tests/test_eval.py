@@ -42,6 +42,21 @@ def test_datasets_are_sound(docs, name, minimum):
     assert low / len(answerable) >= 0.25
 
 
+def test_the_everyday_probes_are_sound(docs):
+    """eval/probes/everyday_ip.jsonl: short questions, each asked bare and with a final ？, every gold
+    article and answer keyword in the bundled laws."""
+    dataset = load_dataset(ROOT / "eval" / "probes" / "everyday_ip.jsonl")
+    assert validate(dataset, docs) == []
+    assert len(dataset.questions) == 100 and all(q.gold and len(q.answer_keywords) == 1 for q in dataset.questions)
+    for q in dataset.questions:
+        texts = [docs[g.doc_id].clause(g.clause_id).text for g in q.gold]
+        assert any(q.answer_keywords[0] in t for t in texts), q.id
+    bare = {q.id: q.question for q in dataset.questions if not q.id.endswith("q")}
+    asked = [q for q in dataset.questions if q.id.endswith("q")]
+    assert len(bare) == len(asked) == 50 and all(q.question == bare[q.id[:-1]] + "？" for q in asked)
+    assert max(len(question) for question in bare.values()) <= 14
+
+
 def test_splits_are_fixed_by_the_id_hash(docs):
     """Half dev (train for STARD), half test, by a hash of the id; the recorded split must be the hash's."""
     from eval.questions import split_of
