@@ -84,7 +84,7 @@ def reading_notes(u: Understanding) -> tuple[str, ...]:
     return tuple(notes)
 
 
-READ_ON_DEPTH = 4  # a figure not in the best clause: the next clauses read (assistant.service._read_on)
+READ_ON_DEPTH = 4  # a figure (or support) not in the best clause: the next clauses read (assistant.service._read_on)
 READ_ON_SHARE = 0.9  # … while their score is at least this share of the best one's
 
 
@@ -222,7 +222,7 @@ class Assistant:
         t = time.perf_counter()
         listed, picked = self._picked(u, hits)
         failure = self._verified(u, hits, picked, bool(listed))
-        if failure and failure.reason == "figure":
+        if failure and failure.reads_on:
             listed, picked, failure = self._read_on(u, hits) or (listed, picked, failure)
         rewritten = u.query if u.rewritten else None
         if failure:

@@ -37,6 +37,8 @@ _PRONOUN = re.compile(r"它|这个文件|该文件|这份文件|这个规划|这
 _QUESTION_TAIL = re.compile(
     r"(?:要|能|会|可以|应当|得|还|都)?(?:分|让|做到|达到|突破|有|是|为|交|拿|给|设|建)?"
     r"(?:多少|几|哪|什么|怎么|怎样|如何|谁|是否|有没有|有无|多久|多长|多大|吗|呢).*$")
+# What a subsidy question asks about, and what a clause that answers it names: money or help given.
+SUPPORT = re.compile(r"奖励|补贴|补助|资助|贴息|扶持|资金|经费|风险补偿|奖金|报酬|优惠|支持|鼓励|奖补")
 _INTENT_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("definition", re.compile(r"什么是|是指|指什么|是什么意思|定义|含义|啥是|是啥")),
     ("amount", re.compile(r"多少钱|多少元|多少万元|金额|补贴标准|资助标准|奖励标准|奖励多少|补多少|资助多少|"

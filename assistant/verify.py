@@ -32,7 +32,7 @@ from assistant.asks import VALUE_KINDS, answer_kinds, asked_unit, holds_unit, qu
 from assistant.compose import Picked, clause_hits, content_tokens
 from assistant.listing import listed_thing
 from assistant.scope import ScopeModel, ScopeVectors, judged, scope_features
-from assistant.understanding import Understanding
+from assistant.understanding import SUPPORT, Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.types import Hit
 from index.catalog import DocInfo
@@ -78,6 +78,13 @@ class Failure:
 
     reason: str  # one of REASONS
     missing: tuple[str, ...]  # 高价值发明专利, 2024年, 分数 …
+    check: str = ""  # the check that failed, where one reason has several ("support")
+
+    @property
+    def reads_on(self) -> bool:
+        """Whether the clauses behind the best may answer instead: the best one lacks the kind of thing
+        asked for (a figure, support), not what the question is about."""
+        return self.reason == "figure" or self.check == "support"
 
 
 def _frame_free(query: str, u: Understanding) -> str:
@@ -333,6 +340,18 @@ def check_listed(asked: Asked, picked: Sequence[Picked], u: Understanding,
     return Failure("subject", (thing,))
 
 
+def check_support(u: Understanding, picked: Sequence[Picked]) -> Failure | None:
+    """A question about support (资助, 补贴, 奖励 …: the reader's subsidy intent) is answered by sentences
+    that name some (in them or their headings): "申请专利有补贴吗" is not answered by 专利法第十九条 on
+    applying abroad, whatever the ranking."""
+    if u.intent != "subsidy" or not picked:
+        return None
+    if any(SUPPORT.search(f"{_heads(p)} {p.sentence}") for p in picked):
+        return None
+    asked = SUPPORT.search(u.query)
+    return Failure("subject", (asked.group(0),) if asked else (), check="support")
+
+
 def supported(asked: Asked, picked: Sequence[Picked], u: Understanding) -> list[Picked]:
     """Of a policy question answered from several places unasked ("企业申请专利有没有资助"), the places
     whose own sentences hold the subject (the first place's always stay: the checks judge it)."""
@@ -571,7 +590,8 @@ def verify(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picked], *, k
     return (check_period(asked, picked, periods, years) or check_subject(asked, picked, u)
             or check_listed(asked, picked, u, is_section)
             or _checked_figure(asked, picked, u, (clause_hits(hits) or [None])[0])
-            or check_relevance(u, hits, picked, known, min_dense=min_dense, scope=scope, vectors=vectors))
+            or check_relevance(u, hits, picked, known, min_dense=min_dense, scope=scope, vectors=vectors)
+            or check_support(u, picked))
 
 
 def _checked_figure(asked: Asked, picked: Sequence[Picked], u: Understanding, best: Hit | None) -> Failure | None:

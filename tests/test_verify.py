@@ -12,6 +12,7 @@ from assistant.compose import Picked, pick_sentences
 from assistant.references import cited_numbers, law_names, other_law_cited
 from assistant.understanding import QuestionReader
 from assistant.verify import (asked_event, check_figure, check_listed, check_period, check_place, check_reply, check_subject,
+                              check_support,
                               document_spans, figure_or_subject, not_found_text, own_years, read_asked, relative_note,
                               states_of_event, unknown_topic, value_noun, Failure)
 from corpus import load_collection
@@ -161,6 +162,26 @@ def test_figure_check_wants_a_value_of_the_kind_asked(reader, known, documents):
     # "怎么办" asks what to do: a rate named in passing is not asked for.
     u = reader.read("职务发明报酬的比例有争议怎么办？")
     assert check_figure(read_asked(u, known), [term], u) is None
+
+
+def test_a_question_about_support_is_answered_by_a_sentence_that_names_some(reader, documents):
+    # 专利法第十九条 is about applying abroad: it names no support, so it does not answer "有补贴吗", and the
+    # failure lets the clauses behind it be read (as a figure failure does).
+    u = reader.read("申请专利有补贴吗")
+    abroad = picked(documents, "专利法(2020-10-17):第1章/第19条", "向外国申请专利")
+    failed = check_support(u, [abroad])
+    assert failed == Failure("subject", ("补贴",), check="support") and failed.reads_on
+    # A policy's sentence that grants support answers it, whichever word it uses (资助 for 补贴) …
+    grant = picked(documents, "cangzhou-2017:四、/(六)", "按照省级和市级发明专利资助原则")
+    assert check_support(u, [grant]) is None
+    # … and so does a law that names the money asked of it (职务发明's 奖金).
+    u = reader.read("职务发明奖金最少多少")
+    bonus = picked(documents, "专利法实施细则(2023-12-11):第7章/第93条", "奖金最低不少于4000元")
+    assert check_support(u, [bonus]) is None
+    # Not a question about support: not this check's.
+    u = reader.read("专利向外国申请要保密审查吗")
+    assert u.intent != "subsidy" and check_support(u, [abroad]) is None
+    assert not Failure("subject", ("补贴",)).reads_on and Failure("figure", ("金额",)).reads_on
 
 
 def test_a_figure_must_be_in_the_quoted_sentence_not_elsewhere_in_the_clause(reader, known, documents):
