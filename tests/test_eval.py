@@ -42,18 +42,21 @@ def test_datasets_are_sound(docs, name, minimum):
     assert low / len(answerable) >= 0.25
 
 
-def test_the_everyday_probes_are_sound(docs):
-    """eval/probes/everyday_ip.jsonl: short questions, each asked bare and with a final ？, every gold
-    article and answer keyword in the bundled laws."""
-    dataset = load_dataset(ROOT / "eval" / "probes" / "everyday_ip.jsonl")
+@pytest.mark.parametrize("name, pairs, kinds", [("everyday_ip", 50, {"法律", "行政法规", "司法解释"}),
+                                               ("everyday_policies", 30, {"规划", "工作方案", "实施方案", "工作要点"})])
+def test_the_everyday_probes_are_sound(docs, name, pairs, kinds):
+    """eval/probes/everyday_*.jsonl: short questions, each asked bare and with a final ？, every gold
+    clause and answer keyword in the bundled documents (the IP laws; the five policies)."""
+    dataset = load_dataset(ROOT / "eval" / "probes" / f"{name}.jsonl")
     assert validate(dataset, docs) == []
-    assert len(dataset.questions) == 100 and all(q.gold and len(q.answer_keywords) == 1 for q in dataset.questions)
+    assert len(dataset.questions) == 2 * pairs and all(q.gold and len(q.answer_keywords) == 1 for q in dataset.questions)
     for q in dataset.questions:
         texts = [docs[g.doc_id].clause(g.clause_id).text for g in q.gold]
         assert any(q.answer_keywords[0] in t for t in texts), q.id
+        assert {docs[g.doc_id].kind for g in q.gold} <= kinds, q.id
     bare = {q.id: q.question for q in dataset.questions if not q.id.endswith("q")}
     asked = [q for q in dataset.questions if q.id.endswith("q")]
-    assert len(bare) == len(asked) == 50 and all(q.question == bare[q.id[:-1]] + "？" for q in asked)
+    assert len(bare) == len(asked) == pairs and all(q.question == bare[q.id[:-1]] + "？" for q in asked)
     assert max(len(question) for question in bare.values()) <= 14
 
 
