@@ -155,6 +155,9 @@ def test_chat_answers_with_sources_follow_up_and_not_found(page, server):
     _ask(pg, "那沧州呢？", 1)
     rewritten = pg.locator("#ipqa-chat .ipqa-rewritten").last.inner_text()
     assert "沧州" in rewritten and "贯标" in rewritten
+    # 沧州's plan sets a 贯标 target and no reward for it: a precise not-found naming what it lacks, with
+    # 沧州's nearest clause as possibly related, not a neighbouring clause given as the answer
+    assert "奖励" in pg.locator("#ipqa-chat .ipqa-notfound").last.locator(".ipqa-reason").inner_text()
     assert "沧州市专利事业发展" in pg.locator("#ipqa-sources .ipqa-card").first.inner_text()
     _shot(pg, "chat-follow-up")
 
@@ -165,8 +168,6 @@ def test_chat_answers_with_sources_follow_up_and_not_found(page, server):
     assert "荆门高新区创建湖北省知识产权强省建设示范园区工作方案" in active.inner_text()
     assert "沧州市专利事业发展" not in pg.locator("#ipqa-sources").inner_text()
     _shot(pg, "chat-earlier-sources")
-    pg.locator("#ipqa-chat .ipqa-answer").last.locator(".ipqa-ref").first.click()  # and back to the latest
-    pg.wait_for_function("() => document.querySelector('#ipqa-sources .ipqa-card-active')?.innerText.includes('沧州')")
 
     # not found looks different and shows the nearest clauses as possibly related
     _ask(pg, "深圳市对PCT专利申请的资助标准是多少？", 2)
@@ -204,6 +205,13 @@ def test_chat_answers_with_sources_follow_up_and_not_found(page, server):
     ninth.locator("summary").click()
     assert "电子侵入" in ninth.locator(".ipqa-clause").inner_text()
     _shot(pg, "chat-cited-articles")
+    # the sources stay with each answer: the first answer's [1], then back to the latest's
+    pg.locator("#ipqa-chat .ipqa-answer").first.locator(".ipqa-ref").first.click()
+    pg.wait_for_function("() => document.querySelector('#ipqa-sources .ipqa-card-active')?.innerText"
+                         ".includes('荆门高新区创建湖北省知识产权强省建设示范园区工作方案')")
+    pg.locator("#ipqa-chat .ipqa-answer").last.locator(".ipqa-ref").first.click()
+    pg.wait_for_function("() => document.querySelector('#ipqa-sources .ipqa-card-active')?.innerText"
+                         ".includes('反不正当竞争法')")
 
     # clearing empties the conversation
     pg.locator("#ipqa-clear").click()

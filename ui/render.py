@@ -316,7 +316,7 @@ LABELS_JS = """
 const ZH = {'copy': '复制', 'Copy': '复制', 'Copy message': '复制', 'Copy conversation': '复制整个对话',
             'Copied!': '已复制', 'Copied message': '已复制', 'Filter...': '筛选……', 'Search...': '搜索……',
             'Like': '赞', 'Dislike': '踩', 'Clear': '清空', 'Fullscreen': '全屏', 'Exit fullscreen mode': '退出全屏',
-            'Copy table data': '复制表格', 'Retry': '重试', 'Undo': '撤销'};
+            'Copy table data': '复制表格', 'Retry': '重试', 'Undo': '撤销', 'Scroll down': '滚动到底部'};
 const zhLabels = () => document.querySelectorAll('[aria-label], [title], input[placeholder]').forEach((el) => {
   for (const attr of ['aria-label', 'title', 'placeholder']) {
     const v = el.getAttribute(attr);
