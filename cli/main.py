@@ -308,14 +308,28 @@ def cmd_eval(args) -> int:
     print(f"报告：{outcome.paths['md']}  {outcome.paths['json']}  {outcome.paths['png']}")
     if args.update_baseline:
         print(f"已更新基线文件 {args.baseline or 'eval/baseline.json'}")
-    if outcome.check_failures is not None:
-        if outcome.check_failures:
-            print("回归检查未通过：", file=sys.stderr)
-            for f in outcome.check_failures:
-                print(f"  - {f}", file=sys.stderr)
-            return 1
-        print("回归检查通过：质量目标均已达到，所有指标不低于基线（减去容差）。")
+    return 0 if outcome.check_failures is None else _print_check(outcome.check_failures)
+
+
+def _print_check(failures: list[str]) -> int:
+    if failures:
+        print("回归检查未通过：", file=sys.stderr)
+        for f in failures:
+            print(f"  - {f}", file=sys.stderr)
+        return 1
+    print("回归检查通过：质量目标均已达到，所有指标不低于基线（减去容差）。")
     return 0
+
+
+def cmd_check(args) -> int:
+    from eval import check_report
+
+    try:
+        failures = check_report(args.report, args.baseline)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"错误：{e}", file=sys.stderr)
+        return 2
+    return _print_check(failures)
 
 
 def _history_from_args(turns: list[str]) -> list[dict]:
@@ -393,6 +407,7 @@ EXAMPLES = {  # shown under each command's --help
     "index": ["ipqa index", "ipqa index --rebuild", "ipqa index --store postgresql://ipqa@db.example:5432/ipqa"],
     "serve": ["ipqa serve", "ipqa serve --host 0.0.0.0 --auth staff:secret --port 8080"],
     "eval": ["ipqa eval", "ipqa eval policies_qa --check"],
+    "check": ["ipqa check .ipqa/eval", "ipqa check .ipqa/eval/report.json --baseline eval/baseline.json"],
     "add": ["ipqa docs add 新政策.docx 通知.pdf", "ipqa docs add 新政策.docx --store postgresql://ipqa@db.example/ipqa"],
     "remove": ["ipqa docs remove 专利法(2020-10-17)"],
 }
@@ -518,6 +533,11 @@ def _add_eval_commands(sub) -> None:
     p.add_argument("--baseline", metavar="FILE", help="基线文件（默认 eval/baseline.json）")
     p.add_argument("--quiet", action="store_true", help="不显示进度条")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("check", help="按质量目标和基线检查一份已写好的评测报告，不重跑评测（与 ipqa eval --check 相同的检查）")
+    p.add_argument("report", metavar="REPORT", help="ipqa eval 写的报告（report.json 或其所在目录）")
+    p.add_argument("--baseline", metavar="FILE", help="基线文件（默认 eval/baseline.json）")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("compare", help="逐题比较两份评测报告：每个数据集、每项指标变好和变差的题数，附符号检验和置信区间")
     p.add_argument("old", metavar="OLD", help="改动前的报告（report.json 或其所在目录）")

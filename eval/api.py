@@ -11,7 +11,8 @@ from pathlib import Path
 
 from eval import report
 from eval.questions import DEFAULT_COLLECTIONS, Dataset, collections_for
-from eval.runner import EvalRun, baseline_figures, baseline_path, check, load_baseline, resolve_datasets, run
+from eval.runner import (EvalRun, baseline_figures, baseline_path, check, from_json, load_baseline, resolve_datasets,
+                         run)
 
 log = logging.getLogger(__name__)
 MODES = ("dense", "bm25", "hybrid")
@@ -145,9 +146,7 @@ def _finish(result: EvalRun, modes, out_dir: Path, citations: dict, *, do_check:
     main = f"ipqa-{'hybrid' if 'hybrid' in modes else modes[0]}"
     target = Path(baseline_file) if baseline_file else baseline_path()
     baseline = load_baseline(target)
-    failures = check(result, baseline) if (do_check and baseline) else ([] if do_check else None)
-    if do_check and not baseline:
-        failures = [f"no baseline file at {target}; record one with: ipqa eval --update-baseline"]
+    failures = _checked(result, baseline, target) if do_check else None
     if update_baseline:
         figures = baseline_figures(result, [p for p in result.pipelines() if p.startswith("ipqa-")], baseline)
         target.write_text(json.dumps(figures, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -155,3 +154,18 @@ def _finish(result: EvalRun, modes, out_dir: Path, citations: dict, *, do_check:
                          check_failures=failures)
     return EvalOutcome(run=result, paths=paths, check_failures=failures, table=report.console_table(result),
                        worst=report.worst_types(result, main))
+
+
+def _checked(result: EvalRun, baseline: dict | None, target: Path) -> list[str]:
+    if not baseline:
+        return [f"no baseline file at {target}; record one with: ipqa eval --update-baseline"]
+    return check(result, baseline)
+
+
+def check_report(report_path: str | Path, baseline_file: str | Path | None = None) -> list[str]:
+    """``ipqa eval --check`` on a report already written (its report.json or folder), without running it
+    again: the failures, empty when it passes."""
+    from eval.compare import load
+
+    target = Path(baseline_file) if baseline_file else baseline_path()
+    return _checked(from_json(load(report_path)), load_baseline(target), target)

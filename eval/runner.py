@@ -321,6 +321,16 @@ def load_baseline(path: Path | None = None) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+def from_json(data: dict) -> EvalRun:
+    """The run a report.json was written from (``to_json``), for checking it again without re-running it."""
+    try:
+        return EvalRun(settings=dict(data.get("settings", {})),
+                       results=[QuestionResult(**row) for row in data["questions"]],
+                       answers=[AnswerResult(**row) for row in data.get("answers", [])])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"这份报告缺少逐题结果，无法检查（{e}）；请用本版本的 ipqa eval 重新生成") from e
+
+
 def to_json(run_: EvalRun) -> dict:
     return {"settings": run_.settings, "summary": run_.summary(), "by_type": run_.by_type(),
             "answers_summary": run_.answer_summary(), "questions": [asdict(r) for r in run_.results],

@@ -287,12 +287,19 @@ def test_ipqa_eval_end_to_end(real_index, tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert same.returncode == 0 and "两份报告逐题相同" in same.stdout, same.stdout + same.stderr
 
+    # The written report checked again without re-running it: the same verdict as the run's, and a
+    # baseline above what the run reached fails, naming the figure.
+    again = subprocess.run([sys.executable, "-m", "cli", "check", str(out)], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0 and "回归检查通过" in again.stdout, again.stdout + again.stderr
     strict = tmp_path / "strict.json"
-    strict.write_text(json.dumps({"tolerance": 0.0, "metrics": {"laws_qa/test": {"ipqa-hybrid": {"hit@1": 1.0}}}}),
-                      encoding="utf-8")
-    failing = subprocess.run(cmd + ["laws_qa", "--mode", "hybrid", "--check", "--baseline", str(strict)], cwd=ROOT,
-                             capture_output=True, text=True, timeout=1200)
+    laws_hit1 = data["summary"]["laws_qa/test"]["ipqa-hybrid"]["hit@1"]
+    strict.write_text(json.dumps({"tolerance": 0.0, "metrics": {"laws_qa/test": {"ipqa-hybrid": {
+        "hit@1": laws_hit1 + 0.01, "hit@5": 0.0}}}}), encoding="utf-8")
+    failing = subprocess.run([sys.executable, "-m", "cli", "check", str(out / "report.json"), "--baseline", str(strict)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert failing.returncode == 1 and "回归检查未通过" in failing.stderr
+    assert "laws_qa/test / ipqa-hybrid / hit@1" in failing.stderr and "hit@5" not in failing.stderr
 
 
 @pytest.mark.slow
