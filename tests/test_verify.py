@@ -69,6 +69,8 @@ def subject_check(reader, known, question: str, *quoted: Picked):
     ("集成电路布图设计登记要交多少登记费？", "集成电路布图设计", "amount"),  # 多少…费 asks a sum
     ("发明专利年费多少", "专利", "amount"),
     ("芙蓉区商标注册量每年要增长百分之多少？", "商标注册", "rate"),  # 百分之多少 asks a rate, as 百分之几 does
+    ("湖北有效商标今年要突破多少万件？", "商标", "count"),  # 多少万件 counts 件: no sum of money
+    ("侵犯商业秘密最多罚几万？", "商业秘密", "amount"),  # 几万 alone is a sum
 ])
 def test_the_reader_finds_the_subject_and_the_kind_of_answer(reader, known, question, subject, kind):
     asked = read_asked(reader.read(question), known)
