@@ -177,13 +177,13 @@ def bundled_db(pg_server):  # noqa: F811
 
 
 def test_eval_on_a_database_gives_the_local_store_figures(bundled_db, tmp_path):
-    """`ipqa eval --store` on the database: every retrieval and answer figure within 0.01 of the
-    baseline recorded on the local store."""
+    """`ipqa eval --store` on the database: every retrieval and answer figure of laws_qa within 0.01 of
+    the baseline recorded on the local store (one dataset, for CI's time: search by place and by document
+    on the database is checked by tests/test_stores.py, test_store_contract and test_both_stores_rank_alike)."""
     import json
 
     url = bundled_db
-    result = _cli("eval", "--store", url, "policies_qa", "laws_qa", "--mode", "hybrid", "--out", str(tmp_path),
-                  "--quiet", "--check")
+    result = _cli("eval", "--store", url, "laws_qa", "--mode", "hybrid", "--out", str(tmp_path), "--quiet", "--check")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert report["settings"]["index_dir"].startswith("postgresql://")  # asked over the database, not a folder
@@ -191,7 +191,7 @@ def test_eval_on_a_database_gives_the_local_store_figures(bundled_db, tmp_path):
     baseline = json.loads((ROOT / "eval" / "baseline.json").read_text(encoding="utf-8"))
     compared = 0
     for split, pipelines in baseline["metrics"].items():
-        if split.startswith("stard"):
+        if not split.startswith("laws_qa"):
             continue
         for metric, value in pipelines["ipqa-hybrid"].items():
             assert abs(report["summary"][split]["ipqa-hybrid"][metric] - value) <= 0.01, (split, metric)
@@ -199,7 +199,7 @@ def test_eval_on_a_database_gives_the_local_store_figures(bundled_db, tmp_path):
         for metric, value in baseline["answers"][split].items():
             assert abs(report["answers_summary"][split][metric] - value) <= 0.01, (split, metric)
             compared += 1
-    assert compared >= 40
+    assert compared >= 20
 
 
 def test_two_app_servers_on_one_database_under_load(bundled_db, tmp_path):
