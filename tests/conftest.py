@@ -60,6 +60,21 @@ def real_index(first_run):
     return first_run["pristine"], first_run["log"].read_text(errors="replace")
 
 
+# --- Two workers (pytest-xdist, pyproject's addopts: -n 2 --dist loadgroup) ----------------------------
+#
+# Each worker runs whole groups. The tests on the real index (``first_run``: one ``ipqa serve`` that
+# builds it, about two minutes) form one group, so it is built once; every other test runs with the
+# rest of its file, so a file's module fixtures are built once too.
+
+SHARED_FIXTURES = {"first_run": "real-index", "stard_eval": "stard"}
+
+
+def pytest_itemcollected(item):  # before xdist reads the groups (in pytest_collection_modifyitems)
+    names = getattr(item, "fixturenames", ())
+    group = next((g for f, g in SHARED_FIXTURES.items() if f in names), item.nodeid.split("::")[0])
+    item.add_marker(pytest.mark.xdist_group(group))
+
+
 # --- STARD over the laws it cites, evaluated in the background ------------------------------------
 #
 # The STARD eval needs its own index (the IP laws plus the 119 laws STARD's questions cite: 10,664
@@ -74,12 +89,21 @@ STARD_RUN: dict = {}
 @pytest.hookimpl(trylast=True)  # after -m has deselected what is not run
 def pytest_collection_modifyitems(session, config, items):
     import os
+
+    # Under pytest-xdist every worker collects every test: the worker that runs the STARD tests starts
+    # the eval when it first needs it (``stard_eval``), so it is not started twice.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if not STARD_RUN and any("stard_eval" in getattr(item, "fixturenames", ()) for item in items):
+        _start_stard_eval()
+
+
+def _start_stard_eval() -> None:
+    import os
     import subprocess
     import sys
     import tempfile
 
-    if STARD_RUN or not any("stard_eval" in getattr(item, "fixturenames", ()) for item in items):
-        return
     folder = Path(tempfile.mkdtemp(prefix="ipqa-stard-eval-"))
     log = open(folder / "eval.log", "w")
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", OMP_WAIT_POLICY="PASSIVE")
@@ -106,6 +130,8 @@ def stard_eval():
     """The background STARD eval's outcome: {"returncode", "log", "report"} (waits for it)."""
     import json
 
+    if not STARD_RUN:
+        _start_stard_eval()
     code = STARD_RUN["proc"].wait(timeout=3600)
     report = STARD_RUN["folder"] / "eval" / "report.json"
     return {"returncode": code, "log": STARD_RUN["log"].read_text(encoding="utf-8", errors="replace"),
