@@ -521,7 +521,8 @@ def _add_eval_commands(sub) -> None:
     p.add_argument("datasets", nargs="*", metavar="DATASET",
                    help="数据集名称（policies_qa、laws_qa、stard、stard_outside：STARD 的问题在内置知识库上问，都应拒答）"
                         "或 .jsonl 路径；默认 policies_qa 和 laws_qa"
-                        "（stard 需要另建约 12 分钟的索引，点名时才评测）")
+                        "（stard 需要另建约 12 分钟的索引，点名时才评测）；名称后加 /test（或 /dev、/train）只评测该部分，"
+                        "如 laws_qa/test")
     p.add_argument("--mode", choices=["dense", "bm25", "hybrid", "all"], default="all",
                    help="评测本项目的哪种检索方式（默认 all：三种都评）")
     p.add_argument("--index-dir", metavar="DIR", help="索引目录（默认 .ipqa/index；不存在时自动建立）")

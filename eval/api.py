@@ -57,7 +57,7 @@ def open_or_build(index_dir: Path, collections: Sequence[str], progress: bool):
         return open_index(index_dir)
 
 
-def _pipelines(ix, modes: Sequence[str], baselines: bool, cache_dir: Path) -> dict:
+def _pipelines(ix, modes: Sequence[str], baselines: bool) -> dict:
     from assistant.retrieval import retrieve
     from assistant.understanding import QuestionReader
     from eval.baselines import NaiveLangChainPipeline
@@ -72,17 +72,17 @@ def _pipelines(ix, modes: Sequence[str], baselines: bool, cache_dir: Path) -> di
         # BM25 alone: the keyword index over ipqa's chunks, with no question understanding.
         pipelines["bm25-alone"] = lambda q, kk: [h.chunk.clause_id for h in ix.search(q.question, 2 * kk, mode="bm25")]
         documents = [ix.document(d.doc_id) for d in ix.documents()]
-        naive = NaiveLangChainPipeline(documents, ix.embedder, cache_dir=cache_dir)
+        naive = NaiveLangChainPipeline(documents, ix.embedder)
         pipelines[naive.name] = lambda q, kk: naive.ranked_clauses(q.question, kk)
     return pipelines
 
 
-def _run_on(ix, data: list[Dataset], *, modes, baselines, k, progress, answers, cache_dir) -> tuple[EvalRun, dict]:
+def _run_on(ix, data: list[Dataset], *, modes, baselines, k, progress, answers) -> tuple[EvalRun, dict]:
     """Every dataset of ``data`` through one open index; the answers too for datasets that score them."""
     from assistant.service import Assistant
     from eval.runner import run_answers
 
-    pipelines = _pipelines(ix, modes, baselines, cache_dir)
+    pipelines = _pipelines(ix, modes, baselines)
     ix.load_embedder()
     result = run(data, pipelines, k=k, progress=progress)
     answered = [ds for ds in data if ds.scores_answers]
@@ -127,7 +127,7 @@ def evaluate(datasets: Sequence[str] = (), *, modes: Sequence[str] = ("hybrid",)
         ix = index if own else open_or_build(index_dir_for(collections, index_dir), collections, progress)
         try:
             partial, extra = _run_on(ix, part, modes=modes, baselines=baselines, k=k, progress=progress,
-                                     answers=answers, cache_dir=out_dir.parent / "eval-cache")
+                                     answers=answers)
         finally:
             if not own:
                 ix.close()

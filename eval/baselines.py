@@ -9,17 +9,14 @@ largest overlap first.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from corpus.types import Document
-from index.arrays import load_array
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +52,17 @@ def naive_chunks(doc: Document) -> list[NaiveChunk]:
 class NaiveLangChainPipeline:
     name = "naive-langchain"
 
-    def __init__(self, documents: Sequence[Document], embedder, cache_dir: Path | None = None):
+    def __init__(self, documents: Sequence[Document], embedder):
         from index.stores import FaissStore
+        from index.vector_cache import passage_vectors
 
         self.embedder = embedder
         self.chunks = [c for d in documents for c in naive_chunks(d)]
-        texts = [c.text for c in self.chunks]
-        key = hashlib.sha256(("\0".join(texts) + embedder.name).encode("utf-8")).hexdigest()[:16]
-        cached = cache_dir / f"naive-{key}.npy" if cache_dir else None
         started = time.perf_counter()
-        if cached and cached.exists():
-            vectors = load_array(cached)
-        else:
-            vectors = embedder.encode_passages(texts)
-            if cached:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                np.save(cached, vectors)
-        log.info("naive baseline: %d chunks ready in %.1fs", len(texts), time.perf_counter() - started)
+        # Kept in the model's vector cache like an index build's: a later eval (another --out, the
+        # app's eval tab, a store on PostgreSQL) embeds only chunks of documents that changed.
+        vectors = passage_vectors(embedder, [c.text for c in self.chunks])
+        log.info("naive baseline: %d chunks ready in %.1fs", len(self.chunks), time.perf_counter() - started)
         self.index = FaissStore(vectors.shape[1])  # exact inner product, like LangChain's FAISS default
         self.index.add(np.arange(len(vectors), dtype=np.int64), vectors)
 

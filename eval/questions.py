@@ -159,16 +159,37 @@ def _collection_doc_ids(name: str) -> set[str]:
     return {d.doc_id for d in load_collection(name).documents}
 
 
+SPLITS = ("dev", "train", "test")
+
+
 def load_dataset(name_or_path: str | Path) -> Dataset:
     """A dataset by bundled name ("policies_qa"), an outside set's name ("stard_outside") or path to a
-    .jsonl file."""
+    .jsonl file; "name/test" (or /dev, /train) keeps one split of it, as the report names it."""
+    from corpus.errors import InvalidParameter
+
+    base, _, split = str(name_or_path).rpartition("/")
+    if split in SPLITS and base and not Path(name_or_path).exists():
+        whole = load_dataset(base)
+        kept = [q for q in whole.questions if q.split == split]
+        if not kept:
+            held = sorted({q.split for q in whole.questions})
+            raise InvalidParameter(f"评测集「{whole.name}」没有 {split} 部分的问题（它分为：{'、'.join(held)}）")
+        return Dataset(whole.name, kept)
     if str(name_or_path) in OUTSIDE_DATASETS:
         return outside_dataset(str(name_or_path))
     path = Path(name_or_path)
     if not path.suffix:
         path = dataset_dir() / f"{name_or_path}.jsonl"
     if not path.exists():
-        raise FileNotFoundError(f"no dataset {name_or_path!r}; bundled: {bundled_datasets()}")
+        raise InvalidParameter(f"没有评测集「{name_or_path}」。内置的有："
+                               f"{'、'.join(bundled_datasets() + list(OUTSIDE_DATASETS))}；也可以给出 .jsonl 文件的路径，"
+                               "或在名称后加 /dev、/train、/test 只评测其中一部分")
+    return Dataset(path.stem, _read_questions(path))
+
+
+def _read_questions(path: Path) -> list[Question]:
+    from corpus.errors import InvalidParameter
+
     questions = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -183,8 +204,9 @@ def load_dataset(name_or_path: str | Path) -> Dataset:
                 missing=row.get("missing") or "", note=row.get("note") or "", yes_no=row.get("yes_no") or "",
                 split=row.get("split") or split_of(row["id"], path.stem)))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path.name} line {n}: {exc}") from exc
-    return Dataset(path.stem, questions)
+            raise InvalidParameter(f"评测集 {path.name} 第 {n} 行无法读取（{type(exc).__name__}: {exc}）；"
+                                   "每行应是一个 JSON 对象，至少有 id、question、type") from exc
+    return questions
 
 
 def validate(dataset: Dataset, documents: dict) -> list[str]:

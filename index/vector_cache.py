@@ -138,3 +138,20 @@ class VectorCache:
             return keys_file.stat().st_size + _vectors_file(keys_file).stat().st_size
         except OSError:
             return 0
+
+
+def passage_vectors(embedder, texts: Sequence[str]) -> np.ndarray:
+    """``texts`` embedded as passages by ``embedder``: from its model's cache where it embedded them
+    before (in any build or eval), the rest from the model, then kept. Without a cache (turned off, or a
+    model not worth it) every text goes to the model."""
+    cache = VectorCache.for_embedder(embedder) if len(texts) else None
+    if cache is None:
+        return embedder.encode_passages(list(texts))
+    vectors, missing = cache.lookup(texts)
+    for start in range(0, len(missing), SHARD_TEXTS):
+        rows = missing[start:start + SHARD_TEXTS]
+        part = [texts[i] for i in rows]
+        got = embedder.encode_passages(part)
+        cache.add(part, got)
+        vectors[rows] = got
+    return vectors

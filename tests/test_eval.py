@@ -106,6 +106,32 @@ def test_policy_questions_name_places(docs):
     assert named / len(dataset.questions) > 0.5
 
 
+def test_one_split_of_a_dataset_is_named_as_the_report_names_it(tmp_path):
+    from corpus.errors import InvalidParameter
+
+    whole = load_dataset("laws_qa")
+    test = load_dataset("laws_qa/test")
+    assert test.name == "laws_qa" and test.questions == [q for q in whole.questions if q.split == "test"]
+    outside = load_dataset("stard_outside/train")
+    assert outside.name == "stard_outside" and {q.split for q in outside.questions} == {"train"}
+    assert len(outside.questions) + len(load_dataset("stard_outside/test").questions) == len(
+        load_dataset("stard_outside").questions)
+    with pytest.raises(InvalidParameter, match="没有 train 部分的问题（它分为：dev、test）"):
+        load_dataset("laws_qa/train")
+    with pytest.raises(InvalidParameter, match="没有评测集「laws」"):
+        load_dataset("laws")
+    # a file of one's own, split the same way; a broken line is named
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"id": "p001", "question": "专利保护多久", "type": "fact"}\n{"id": "m2"', encoding="utf-8")
+    with pytest.raises(InvalidParameter, match="评测集 mine.jsonl 第 2 行无法读取"):
+        load_dataset(path)
+    # from the command line: a Chinese error and status 2, no traceback
+    result = subprocess.run([sys.executable, "-m", "cli", "eval", "laws_qa/train", "--quiet"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "错误：评测集「laws_qa」没有 train 部分" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_validate_catches_broken_rows(docs, tmp_path):
     path = tmp_path / "bad.jsonl"
     rows = [
@@ -257,8 +283,9 @@ def test_ipqa_eval_end_to_end(real_index, tmp_path):
     index_dir, _ = real_index
     out = tmp_path / "eval"
     cmd = [sys.executable, "-m", "cli", "eval", "--index-dir", str(index_dir), "--out", str(out), "--quiet"]
-    result = subprocess.run(cmd + ["policies_qa", "laws_qa", "stard_outside", "--check"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=1200)
+    # STARD's public questions: the test half (573 answers; the train half adds about a minute)
+    result = subprocess.run(cmd + ["policies_qa", "laws_qa", "stard_outside/test", "--check"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "回归检查通过" in result.stdout
     assert "目标（" in result.stdout and "citation_precision" in result.stdout
@@ -274,6 +301,7 @@ def test_ipqa_eval_end_to_end(real_index, tmp_path):
     # stard_outside has nothing to find: no retrieval figures, answers only.
     assert set(data["summary"]) == {"policies_qa/dev", "policies_qa/test", "laws_qa/dev", "laws_qa/test"}
     # STARD's public questions over the IP knowledge base, which holds none of their statutes: most refused.
+    assert "stard_outside/train" not in data["answers_summary"]
     outside = data["answers_summary"]["stard_outside/test"]
     assert outside["n"] > 500 and outside["n_answerable"] == 0 and outside["abstain_on_unanswerable"] > 0.5
     summary = data["summary"]["policies_qa/test"]

@@ -78,3 +78,27 @@ def test_a_second_build_of_the_same_document_takes_its_vectors_from_the_cache(tm
     assert VectorCache.for_embedder(get_embedder("hash")) is None
     monkeypatch.setenv(CACHE_ENV, "off")
     assert VectorCache.for_embedder(embedder) is None
+
+
+def test_the_naive_baselines_chunks_are_embedded_once_across_evals(tmp_path, monkeypatch):
+    """Every eval run builds the naive LangChain baseline over the knowledge base: its chunks come from
+    the model's vector cache after the first run (about a minute of the model per run before)."""
+    from eval.baselines import NaiveLangChainPipeline, naive_chunks
+    from index.vector_cache import passage_vectors
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    embedder = get_embedder().load()
+    doc = load_document(FURONG)
+    texts = [c.text for c in naive_chunks(doc)]
+    first = NaiveLangChainPipeline([doc], embedder)
+    cache = VectorCache.for_embedder(embedder)
+    shards = cache._shards()
+    cached, missing = cache.lookup(texts)
+    assert shards and not missing and np.array_equal(cached, embedder.encode_passages(texts))
+    second = NaiveLangChainPipeline([doc], embedder)
+    assert cache._shards() == shards  # nothing embedded again
+    question = "芙蓉区对专利申请有什么资助？"
+    assert second.ranked_clauses(question) == first.ranked_clauses(question)
+    # a changed text is embedded, the others are not
+    assert np.array_equal(passage_vectors(embedder, texts[:3] + ["芙蓉区新增的一段文字。"])[:3], cached[:3])
+    assert len(cache._shards()) == len(shards) + 1
