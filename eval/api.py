@@ -112,7 +112,9 @@ def evaluate(datasets: Sequence[str] = (), *, modes: Sequence[str] = ("hybrid",)
     index (built when missing). ``index``: an already open ``KnowledgeIndex`` of the app's knowledge
     base to use (the app passes its own, so the model is not loaded twice); it is left open."""
     from assistant.indexing import index_location
+    from assistant.params import check_k
 
+    k = check_k(k)  # before anything is built or run
     out_dir = Path(out_dir)
     data = resolve_datasets(datasets)
     index_dir = index.index_dir if index is not None else index_location(index_dir)

@@ -130,6 +130,11 @@ def test_one_split_of_a_dataset_is_named_as_the_report_names_it(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "错误：评测集「laws_qa」没有 train 部分" in result.stderr
     assert "Traceback" not in result.stderr
+    # so is a k that ranks nothing, before any index is opened or built
+    result = subprocess.run([sys.executable, "-m", "cli", "eval", "laws_qa/test", "-k", "0", "--index-dir",
+                             str(tmp_path / "none"), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "结果数应为 1 到 100 之间的整数，而不是「0」" in result.stderr
+    assert not (tmp_path / "none").exists()
 
 
 def test_validate_catches_broken_rows(docs, tmp_path):
