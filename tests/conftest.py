@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -41,38 +42,71 @@ def top_level(doc: Document) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def first_run(tmp_path_factory):
+def first_build(tmp_path_factory, request):
     """`ipqa serve` as a first run: no index yet, so it builds one over the bundled knowledge base with
-    the real default model. Started once per run; the browser tests talk to it (and change its index),
-    and ``real_index`` is a copy of the index it built, taken before any test could change it."""
+    the real default model; a copy of that index is taken before any test could change it.
+
+    (the run's shared folder, with ``index`` and ``first-run.log``; the first-run server, or None).
+    Built once per run: under two workers (pytest-xdist) the first worker to need it builds it while
+    the other waits; the other gets no server of its own (``first_run`` starts one if asked)."""
     from tests.servers import serve
 
-    with serve(tmp_path_factory.mktemp("serve")) as srv:
-        pristine = tmp_path_factory.mktemp("real") / "index"
-        shutil.copytree(srv["index"], pristine)
-        yield dict(srv, pristine=pristine)
+    shared = _run_folder(tmp_path_factory, request.config)
+    with contextlib.ExitStack() as servers:
+        srv = None
+        with _locked(shared / "first-run.lock"):
+            if not (shared / "first-run.done").exists():
+                srv = servers.enter_context(serve(tmp_path_factory.mktemp("serve")))
+                shutil.copytree(srv["index"], shared / "index")
+                shutil.copyfile(srv["log"], shared / "first-run.log")
+                (shared / "first-run.done").touch()
+        yield shared, srv
 
 
 @pytest.fixture(scope="session")
-def real_index(first_run):
+def first_run(first_build, tmp_path_factory):
+    """The server of the first run (``first_build``); the browser tests talk to it and change its index.
+    In the worker that did not build the index, a server over a copy of it, given the first run's log."""
+    from tests.servers import serve
+
+    shared, srv = first_build
+    with contextlib.ExitStack() as servers:
+        if srv is None:
+            own = tmp_path_factory.mktemp("serve-copy")
+            shutil.copytree(shared / "index", own / "index")
+            srv = servers.enter_context(serve(own, index_dir=own / "index"))
+        yield dict(srv, log=shared / "first-run.log")
+
+
+def _run_folder(tmp_path_factory, config) -> Path:
+    """A folder of this test run that every worker sees (one of its own without workers)."""
+    if getattr(config, "workerinput", None) is None:
+        return tmp_path_factory.mktemp("run")
+    folder = tmp_path_factory.getbasetemp().parent / "shared-by-workers"  # the controller's basetemp
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    import fcntl
+
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+@pytest.fixture(scope="session")
+def real_index(first_build):
     """The bundled knowledge base indexed with the real default model, as the app's first run builds it:
-    (its folder, what the server printed while it built it)."""
-    return first_run["pristine"], first_run["log"].read_text(errors="replace")
+    (its folder, what the server printed while it built it). Read only: tests that change an index
+    change a copy of it."""
+    shared, _ = first_build
+    return shared / "index", (shared / "first-run.log").read_text(errors="replace")
 
 
-# --- Two workers (pytest-xdist, pyproject's addopts: -n 2 --dist loadgroup) ----------------------------
-#
-# Each worker runs whole groups. The tests on the real index (``first_run``: one ``ipqa serve`` that
-# builds it, about two minutes) form one group, so it is built once; every other test runs with the
-# rest of its file, so a file's module fixtures are built once too.
-
-SHARED_FIXTURES = {"first_run": "real-index", "stard_eval": "stard"}
-
-
-def pytest_itemcollected(item):  # before xdist reads the groups (in pytest_collection_modifyitems)
-    names = getattr(item, "fixturenames", ())
-    group = next((g for f, g in SHARED_FIXTURES.items() if f in names), item.nodeid.split("::")[0])
-    item.add_marker(pytest.mark.xdist_group(group))
+# Two workers (pytest-xdist; pyproject's addopts: -n 2 --dist loadfile): each file runs whole in one
+# worker, so its module fixtures are built once; the real index is built once for both (first_run).
 
 
 # --- STARD over the laws it cites, evaluated in the background ------------------------------------
