@@ -106,16 +106,17 @@ def real_index(first_build):
 
 
 # Two workers (pytest-xdist; pyproject's addopts: -n 2 --dist loadfile): each file runs whole in one
-# worker, so its module fixtures are built once; the real index is built once for both (first_run).
+# worker, so its module fixtures are built once; the real index is built once for both (first_build).
 
 
 # --- STARD over the laws it cites, evaluated in the background ------------------------------------
 #
 # The STARD eval needs its own index (the IP laws plus the 119 laws STARD's questions cite: 10,664
 # chunks and their sentences) and the naive baseline's vectors: about a quarter of an hour of model
-# time on two cores. It is not in the default run (pytest.ini's addopts: -m 'not stard'); with
-# `pytest -m stard` (or any selection that keeps a test asking for it) it starts right after
-# collection, in a process of its own at low priority, so it runs while other tests wait.
+# time on two cores. It is not in the default run (pyproject's addopts: -m 'not stard'); with
+# `pytest -m stard` (or any selection that keeps a test asking for it) it runs in a process of its own
+# at low priority: in one process (-n 0) it starts right after collection, so it runs while other tests
+# wait; on two workers, when the worker running its test first asks for it.
 
 STARD_RUN: dict = {}
 
