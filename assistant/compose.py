@@ -163,7 +163,7 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
     chosen.sort(key=lambda p: (p.clause_rank, p.position))
     if len(sources) == 1 and _legal(sources[0]):
         kept = _with_value(chosen[:max_sentences - 1], valued)
-        kept += _implementing_detail(u, sources[0], clauses, wanted)
+        kept += _implementing_detail(u, sources[0], clauses, wanted) + _statute_behind(u, sources[0], clauses, wanted)
         return _value_elsewhere(u, sources[0], clauses, kept) + kept
     return chosen[:max_sentences]
 
@@ -228,7 +228,7 @@ def _whole_article(u: Understanding, h: Hit, hits: Sequence[Hit], clauses: Seque
                    max_sentences: int) -> list[Picked]:
     """A short article is quoted whole: its 款 qualify each other (a rule and its exception, a minimum
     and the case it applies to), and a lawyer reads them together."""
-    detail = _implementing_detail(u, h, clauses, wanted)
+    detail = _implementing_detail(u, h, clauses, wanted) + _statute_behind(u, h, clauses, wanted)
     whole = [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=True)]
     kept = whole[:max_sentences + 1 - len(detail)]
     # A value asked for is quoted even when it stands in a later sentence (the figure check reads only
@@ -301,6 +301,40 @@ def _implementing_detail(u: Understanding, statute: Hit, clauses: Sequence[Hit],
     _, _, off, sentence, rule = max(scored, key=lambda x: (x[0], x[1], -x[2]))
     return [Picked(1, rule.chunk.start + off, sentence, rule)]
 
+
+def _statute_behind(u: Understanding, rule: Hit, clauses: Sequence[Hit], wanted: set[str]) -> list[Picked]:
+    """A regulation's article answers first and cites the law's article it implements ("有商标法第四十九条
+    规定的…情形的"): when that article was retrieved too and says something the question asks that the
+    rule does not (a word of the question the rule lacks), its best such sentence is quoted after the rule."""
+    if rule.kind == "法律" or not _legal(rule) or states_asked_value(u.query, rule.chunk.text):
+        return []
+    laws = [h for h in clauses[1:DEPTH_BEHIND] if h.kind == "法律" and _cited_article(h)
+            and _cited_article(h) in rule.chunk.text]
+    if not laws:
+        return []
+    law, missing = laws[0], {t for t in wanted if t not in rule.chunk.text}
+    paragraphs = _cited_paragraphs(rule.chunk.text, _cited_article(law))
+    scored = [(_sentence_score(s, wanted, u.intent, u.query), -off, off, s)
+              for n, paragraph in enumerate(_paragraph_offsets(law.chunk.text), 1) if not paragraphs or n in paragraphs
+              for off, s in sentences(law.chunk.text, legal=True) if paragraph[0] <= off < paragraph[1]
+              and any(t in s for t in missing)]
+    if not scored:
+        return []
+    _, _, off, sentence = max(scored)
+    return [Picked(1, law.chunk.start + off, sentence, law)]
+
+
+def _paragraph_offsets(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-empty paragraph (款) of an article's text."""
+    out, start = [], 0
+    for line in text.split("\n"):
+        if line.strip():
+            out.append((start, start + len(line)))
+        start += len(line) + 1
+    return out
+
+
+DEPTH_BEHIND = 10
 
 # Questions after the practical details an implementing regulation gives (papers, deadlines, who decides).
 _DETAIL = re.compile(r"材料|文件|什么时候|何时|多长时间|几天|几日|多少天|期限内|怎么提|怎么办|如何办理|具体怎么|算不算|是否属于")

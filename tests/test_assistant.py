@@ -319,6 +319,18 @@ def test_law_answer_without_details_cites_the_article_alone(assistant):
     assert len(plain.citations) == 1
 
 
+def test_a_rule_answering_brings_the_law_article_it_implements(assistant):
+    # 条例第六十六条 ("有商标法第四十九条规定的…连续3年不使用情形的") is first; the question's 三年 and
+    # 竞争对手's 注册商标 are said by 商标法第四十九条, which the rule cites, so its sentence is quoted after it.
+    answer = assistant.ask("竞争对手注册的商标三年都没用，我们能申请撤销吗？")
+    cited = [c.clause_id for c in answer.citations]
+    assert cited == ["商标法实施条例(2014-04-29):第7章/第66条", "商标法(2019-04-23):第6章/第49条"]
+    assert "连续三年不使用" in answer.citations[1].quote
+    # When the rule states the value asked (a period), the law behind it is not added.
+    period = assistant.ask("有人向商标局申请撤销我们的商标，说我们连续三年没用，我们要在多长时间内把使用证据交上去？")
+    assert [c.clause_id for c in period.citations] == ["商标法实施条例(2014-04-29):第7章/第66条"]
+
+
 @_LEARNED_RANKER_MISS
 def test_implementing_rule_of_the_paragraph_asked(assistant):
     # 专利法第四十二条 has three paragraphs; "审查拖太久" is its second (不合理延迟). The rule for
