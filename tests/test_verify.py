@@ -123,6 +123,14 @@ def test_subject_check_takes_the_broader_right_but_not_a_sibling(reader, known, 
     assert subject_check(reader, known, "被人抄了我的外观设计，法院最多能判多少钱？", damages) is None
     term = picked(documents, "商标法(2019-04-23):第4章/第39条", "注册商标的有效期为十年")
     assert subject_check(reader, known, "驰名商标认定之后有效期是几年？", term) == Failure("subject", ("驰名商标",))
+    # A kind of patent said with 专利 (发明专利, 外观设计专利) is covered by a clause on 专利 itself: 专利法第六条
+    # says who owns a service invention's patent, in 发明创造 and 申请专利的权利, never "发明专利".
+    owner = picked(documents, "专利法(2020-10-17):第1章/第6条", "职务发明创造申请专利的权利属于该单位")
+    assert subject_check(reader, known, "职务发明专利归谁？", owner) is None
+    # Not by a clause on a sibling kind: 第二十七条's papers are for 外观设计专利.
+    design = picked(documents, "专利法(2020-10-17):第3章/第27条", "申请外观设计专利的")
+    assert subject_check(reader, known, "申请外观设计专利要交哪些文件？", design) is None
+    assert subject_check(reader, known, "申请实用新型专利要交哪些文件？", design) == Failure("subject", ("实用新型专利",))
 
 
 def test_a_kind_of_right_said_before_the_subject_must_be_what_the_clause_speaks_of(reader, known, documents):
