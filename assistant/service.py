@@ -310,7 +310,9 @@ class Assistant:
         heads = " ".join(f"{s.title} {' '.join(s.path)}" for s in sources if s.n in used)
         asked = resolve_relative(read_asked(u, self.index.vocabulary()), [s.doc_id for s in sources if s.n in used],
                                  own_years(self.index.documents()))
-        failed = check_reply(asked, text, heads, u) if text else None
+        kinds = {h.chunk.doc_id: h.kind for h in extractive.hits}
+        rules = any(kinds.get(s.doc_id) in LAW_KINDS for s in sources if s.n in used)
+        failed = check_reply(asked, text, heads, u, rules) if text else None
         if failed:
             problems.append(f"answers another question ({failed.reason}: {', '.join(failed.missing)})")
         if problems or not text:

@@ -165,21 +165,21 @@ def _heads(p: Picked) -> str:
     return f"{p.hit.title} {' '.join(p.hit.path)} {cited}".lower()
 
 
-def _present(word: str, heads: str, body: str, explained: set[str], depth: int = 0) -> bool:
+def _present(word: str, heads: str, body: str, explained: set[str], depth: int = 0, broader: bool = True) -> bool:
     """``word`` is in the quoted text or what frames it (``heads``: title, headings); or the quoted text
     has a word for it (subject_synonyms.tsv, colloquial.txt) or the broader right (broader_terms.tsv;
     not from a title: every policy's title says 知识产权); or, for a compound, each of its parts is
     there (实用新型专利 → 实用新型, 专利). 高价值发明专利 needs 高价值 itself: 发明专利 says less."""
     if word in heads or word in body or word in explained or any(w in body for w in synonyms().get(word, ())):
         return True
-    if any(_covered_by_broader(broader, siblings, body) for broader, siblings in broader_terms().get(word, ())):
+    if broader and any(_covered_by_broader(b, siblings, body) for b, siblings in broader_terms().get(word, ())):
         return True
     pieces = [w for w in parts(word) if w not in frame_words()]
     if len(pieces) < 2 and len(word) == 4 and depth == 0:
         return _halves_present(word[:2], word[2:], heads, body)
     if depth > 2 or len(pieces) < 2:
         return False
-    return all(_present(w, heads, body, explained, depth + 1) for w in pieces)
+    return all(_present(w, heads, body, explained, depth + 1, broader) for w in pieces)
 
 
 def _halves_present(a: str, b: str, heads: str, body: str) -> bool:
@@ -253,13 +253,15 @@ def check_place(u: Understanding, picked: Sequence[Picked]) -> Failure | None:
     return None
 
 
-def _lacking(asked: Asked, heads: str, body: str, u: Understanding) -> list[str]:
+def _lacking(asked: Asked, heads: str, body: str, u: Understanding, broader: bool = True) -> list[str]:
     """The subject's words missing from what the answer quotes (``body``) and what frames it (``heads``:
-    titles and headings)."""
+    titles and headings). ``broader``: a clause on the broader right covers a kind of it (a statute's
+    rule on 专利 holds for 外观设计, and so does a policy's 专利资助; a policy's target for 专利申请量 states
+    no figure of 外观设计专利's)."""
     text = f"{heads}\n{body}"
     explained = {w for phrase, terms in colloquial_matches(u.query) if any(t in text for t in terms)
                  for w in [phrase, *tag_words(phrase)]}
-    lacking = [w for w in asked.subject if not _present(w.lower(), heads, body, explained)]
+    lacking = [w for w in asked.subject if not _present(w.lower(), heads, body, explained, broader=broader)]
     # A modifier must modify the same thing: "商标" and "转让许可" both in "商标注册量…专利转让许可" are apart.
     lacking += [b for a, b in asked.pairs if a not in lacking and b not in lacking and a in body and b in body
                 and a not in heads and b not in heads and not _near(a, b, body)]
@@ -294,8 +296,10 @@ def check_subject(asked: Asked, picked: Sequence[Picked], u: Understanding) -> F
     other_level = _other_level(asked, picked)
     if other_level:
         return Failure("subject", other_level)
+    # A statute's rule on 专利 holds for each kind of patent; a policy's figure for 专利 is not one for 外观设计专利.
+    rules = any(p.hit.kind in LAW_KINDS for p in picked) or not asked.value
     kinds = _lacking(replace(asked, subject=asked.kinds, pairs=()), " ".join(_heads(p) for p in picked),
-                     "\n".join(p.sentence.lower() for p in picked), u)
+                     "\n".join(p.sentence.lower() for p in picked), u, rules)
     if kinds:
         return Failure("subject", tuple(kinds))
     if not asked.subject:
@@ -303,9 +307,10 @@ def check_subject(asked: Asked, picked: Sequence[Picked], u: Understanding) -> F
     kind = next((k for k in answer_kinds() if k.name == asked.kind), None) if asked.kind in VALUE_KINDS else None
     valued = [p for p in picked if states_value(kind, p.sentence)]
     if valued:
-        lacking = min((_lacking(asked, _heads(p), p.sentence.lower(), u) for p in valued), key=len)
+        lacking = min((_lacking(asked, _heads(p), p.sentence.lower(), u, p.hit.kind in LAW_KINDS) for p in valued), key=len)
     else:
-        lacking = _lacking(asked, " ".join(_heads(p) for p in picked), "\n".join(p.sentence.lower() for p in picked), u)
+        lacking = _lacking(asked, " ".join(_heads(p) for p in picked), "\n".join(p.sentence.lower() for p in picked), u,
+                           rules)
     if not lacking:
         return None
     named = [p for p in asked.phrases if any(w in p for w in lacking)]
@@ -602,17 +607,18 @@ def _checked_figure(asked: Asked, picked: Sequence[Picked], u: Understanding, be
 _SENTENCE_END = re.compile(r"(?<=[。；;！!？?\n])")
 
 
-def check_reply(asked: Asked, reply: str, heads: str, u: Understanding) -> Failure | None:
+def check_reply(asked: Asked, reply: str, heads: str, u: Understanding, rules: bool = True) -> Failure | None:
     """The same checks for a generated (LLM) answer: its sentences that state a value hold the subject,
     a value of the kind asked is stated, and the years it names are the years asked. ``heads`` are the
-    cited clauses' titles and headings."""
+    cited clauses' titles and headings; ``rules``: a cited clause is a statute's (its rule on 专利 holds
+    for each kind of patent; a policy's figure does not)."""
     said = [s.strip() for s in _SENTENCE_END.split(reply) if s.strip()]
     kind = next((k for k in answer_kinds() if k.name == asked.kind), None) if asked.kind in VALUE_KINDS else None
     valued = [s for s in said if states_value(kind, s)]
     if kind and _ASKS_VALUE.search(u.query) and not valued:
         return Failure("figure", (VALUE_KINDS[kind.name],))
-    lacking = min((_lacking(asked, heads.lower(), s.lower(), u) for s in valued), key=len) if valued else \
-        _lacking(asked, heads.lower(), reply.lower(), u)
+    lacking = min((_lacking(asked, heads.lower(), s.lower(), u, rules) for s in valued), key=len) if valued else \
+        _lacking(asked, heads.lower(), reply.lower(), u, rules or not asked.value)
     if lacking:
         return Failure("subject", tuple(lacking))
     years = [int(y) for y in _YEAR.findall(reply)]

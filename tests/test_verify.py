@@ -131,6 +131,15 @@ def test_subject_check_takes_the_broader_right_but_not_a_sibling(reader, known, 
     design = picked(documents, "专利法(2020-10-17):第3章/第27条", "申请外观设计专利的")
     assert subject_check(reader, known, "申请外观设计专利要交哪些文件？", design) is None
     assert subject_check(reader, known, "申请实用新型专利要交哪些文件？", design) == Failure("subject", ("实用新型专利",))
+    # A policy's figure for 专利 is no figure for one kind: 芙蓉区 sets 专利申请量's growth, not 外观设计专利's.
+    growth = picked(documents, "changsha-furong-2017:一、/(二)", "力争全区三年专利申请量")
+    assert subject_check(reader, known, "芙蓉区专利申请量每年增长多少？", growth) is None
+    assert subject_check(reader, known, "芙蓉区外观设计专利申请量每年增长多少？", growth) == \
+        Failure("subject", ("外观设计专利申请",))
+    # A policy's measure for 专利 still covers each kind (no figure asked), as a statute's figure does.
+    funding = picked(documents, "changsha-furong-2017:二、/(二)/2.", "专利资助奖励")
+    assert subject_check(reader, known, "芙蓉区外观设计专利有资助吗？", funding) is None
+    assert subject_check(reader, known, "被人抄了我的外观设计专利，法院最多能判多少钱？", damages) is None
 
 
 def test_a_kind_of_right_said_before_the_subject_must_be_what_the_clause_speaks_of(reader, known, documents):
@@ -513,6 +522,12 @@ def test_an_llm_reply_that_answers_a_neighbouring_question_fails(reader, known):
     assert check_reply(asked, "到2025年，园区专利年授权量达到2500件以上[1]。", heads, u) is None
     assert check_reply(asked, "到2025年，园区注册商标总量达到6000件以上[1]。", heads, u).reason == "subject"
     assert check_reply(asked, "到2023年，园区专利年授权量达到2000件[1]。", heads, u).reason == "period"
+    # A policy's figure for 专利 is no figure for 外观设计专利; a statute's would hold for it (``rules``).
+    design = reader.read("荆门高新区到2025年外观设计专利年授权量要达到多少？")
+    asked = read_asked(design, known)
+    reply = "到2025年，园区专利年授权量达到2500件以上[1]。"
+    assert check_reply(asked, reply, heads, design, rules=False) == Failure("subject", ("外观设计",))
+    assert check_reply(asked, reply, heads, design, rules=True) is None
 
 
 def test_the_not_found_answer_names_what_is_missing_and_shows_the_nearest_clause(reader, documents):
