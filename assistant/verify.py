@@ -393,11 +393,35 @@ def check_figure(asked: Asked, picked: Sequence[Picked], u: Understanding) -> Fa
         return None
     if asked.kind not in VALUE_KINDS:
         return None
-    joined = "\n".join(texts)
     kind = next(k for k in answer_kinds() if k.name == asked.kind)
+    # A policy lists its targets as parallel items, each with its own figure; a statute's sentence is one rule.
+    joined = "\n".join(p.sentence for p in picked
+                        if p.hit.kind in LAW_KINDS or states_value_of(kind, p.sentence, asked.subject))
     if not states_value(kind, joined) or (asked.unit and asked.kind in ("count", "score") and not holds_unit(asked.unit, joined)):
         return Failure("figure", (VALUE_KINDS[asked.kind],))
     return None
+
+
+_ITEM = re.compile(r"[，,；;]")
+# Some figure: a number, or a Chinese one with its unit …
+_SOME_FIGURE = re.compile(r"\d|[一二三四五六七八九十百千万两半]+个?(?:件|家|个|项|次|名|人|年|月|日|天|倍|元|分|成)")
+# … nor is a year ("2025年": when, not how much), nor an ordinal ("第十二条第二项", "第六年")
+_NO_FIGURE = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)(?:\s*年)?|第[\d一二三四五六七八九十百千零两]+")
+
+
+def states_value_of(kind, sentence: str, subject: Sequence[str]) -> bool:
+    """``sentence`` states a value of ``kind`` that is the subject's. A sentence of parallel items
+    ("万人发明专利拥有量突破22件,…,知识产权质押融资超100亿元") gives each item its own figure: when every item
+    naming the subject states a figure of another kind, the amount of another item is not the subject's.
+    An item naming the subject with no figure of its own ("对获得发明专利授权的，每件奖励5000元") is answered
+    by the items after it."""
+    if not states_value(kind, sentence):
+        return False
+    text = sentence.lower()
+    own = [item for item in _ITEM.split(text) if subject and all(w.lower() in item for w in subject)]
+    if not own or any(states_value(kind, item) for item in own):
+        return True
+    return not all(_SOME_FIGURE.search(_NO_FIGURE.sub("", item)) for item in own)
 
 
 # "多少法定赔偿", "几项中国商标金奖": the thing whose value is asked comes right after the asking word

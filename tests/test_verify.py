@@ -203,6 +203,24 @@ def test_a_question_about_support_is_answered_by_a_sentence_that_names_some(read
     assert not Failure("subject", ("补贴",)).reads_on and Failure("figure", ("金额",)).reads_on
 
 
+def test_a_value_of_another_item_of_a_list_is_not_the_subjects(reader, known, documents):
+    # Hubei's targets are parallel items, each with its own figure: 100亿元 is 质押融资's amount; the items
+    # naming 发明专利 state counts (22件, 8件), so the sentence states no amount of 发明专利.
+    targets = picked(documents, "hubei-2023:前言", "主要预期目标")
+    u = reader.read("湖北发明专利的年费要交多少钱？")
+    assert check_figure(read_asked(u, known), [targets], u) == Failure("figure", ("金额",))
+    u = reader.read("湖北知识产权质押融资要达到多少钱？")
+    assert check_figure(read_asked(u, known), [targets], u) is None
+    # 多少万件 counts 件 (it is no sum of money): the 商标 item's 100万件 answers it.
+    u = reader.read("湖北有效商标今年要突破多少万件？")
+    assert read_asked(u, known).kind == "count" and check_figure(read_asked(u, known), [targets], u) is None
+    # An item naming the subject with no figure of its own is answered by the items after it.
+    pledge = picked(documents, "jingmen-hitech-2023:三、/(二)", "全区知识产权质押融资金额达3亿元")
+    assert pledge.sentence.startswith("推动园区知识产权质押融资增量扩面")
+    u = reader.read("荆门高新区质押融资金额要达到多少钱？")
+    assert check_figure(read_asked(u, known), [pledge], u) is None
+
+
 def test_a_figure_must_be_in_the_quoted_sentence_not_elsewhere_in_the_clause(reader, known, documents):
     # The item counts the service agencies it brings in (引进2-3家) in another sentence: the sentence
     # quoted for the 聚集区 states no count of them, and the user would read it as the answer.
