@@ -476,6 +476,18 @@ def test_a_value_the_best_clause_lacks_is_read_from_the_next_one_that_states_it(
     assert review.abstained and review.reason == "figure", review.text
 
 
+def test_a_plans_own_targets_are_read_on_further_than_another_documents_clauses(assistant):
+    # Hubei's item on patent transfer (二、(四)15.) states a growth rate and ranks first; the plan's preface,
+    # with its list of targets (专利转让许可次数达27000次), stands at 0.87 of its score. Another document's
+    # clause is read only from 0.9 of the best; the best clause's own document from 0.75.
+    answer = assistant.ask("湖北专利转让许可一年多少次？")
+    assert not answer.abstained, (answer.reason, answer.text)
+    assert answer.citations[0].clause_id == "hubei-2023:前言" and "27000次" in answer.text
+    assert answer.hits[0].chunk.clause_id == "hubei-2023:二、/(四)/15."  # the ranking is left as it was
+    # A year the plan does not cover is still refused.
+    assert assistant.ask("湖北2024年专利转让许可要达到多少次").reason == "period"
+
+
 def test_a_value_no_article_states_is_still_refused(assistant):
     answer = assistant.ask("侵犯商业秘密要坐几年牢")  # no bundled law states a prison term
     assert answer.abstained and answer.reason == "figure", answer.text
