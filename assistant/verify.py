@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
-from assistant.asks import VALUE_KINDS, answer_kinds, asked_unit, holds_unit, question_kind, states_value
+from assistant.asks import VALUE_KINDS, answer_kinds, asked_unit, holds_kind, holds_unit, question_kind, states_value
 from assistant.compose import Picked, clause_hits, content_tokens
 from assistant.listing import listed_thing
 from assistant.scope import ScopeModel, ScopeVectors, judged, scope_features
@@ -376,7 +376,8 @@ def tag_words(text: str) -> list[str]:
 
 
 _ASKS_VALUE = re.compile(r"多少|几|多久|多长|多大|多高|多远|什么时候|何时|哪天|哪年|哪一年|哪个月|上限|下限|"
-                         r"百分之|税率|费率|比例是|期限是|标准是|电话")
+                         r"百分之|税率|费率|比例是|期限是|标准是|电话|"
+                         r"哪个部门|哪个机关|哪个机构|什么部门|哪个单位|向谁|找谁|由谁")  # who: an office must be named
 _EVENT_TIME = re.compile(r"[^，。；,;]{2,}时(?:[，。；,;]|起|设立|成立|生效|发生)|之时")
 
 
@@ -391,14 +392,16 @@ def check_figure(asked: Asked, picked: Sequence[Picked], u: Understanding) -> Fa
     texts = [p.sentence for p in picked]
     if asked.kind == "date" and any(_EVENT_TIME.search(t) for t in texts):
         return None
-    if asked.kind not in VALUE_KINDS:
+    if asked.kind not in VALUE_KINDS and asked.kind != "who":
         return None
     kind = next(k for k in answer_kinds() if k.name == asked.kind)
     # A policy lists its targets as parallel items, each with its own figure; a statute's sentence is one rule.
     joined = "\n".join(p.sentence for p in picked
-                        if p.hit.kind in LAW_KINDS or states_value_of(kind, p.sentence, asked.subject))
-    if not states_value(kind, joined) or (asked.unit and asked.kind in ("count", "score") and not holds_unit(asked.unit, joined)):
-        return Failure("figure", (VALUE_KINDS[asked.kind],))
+                        if p.hit.kind in LAW_KINDS or asked.kind == "who"
+                        or states_value_of(kind, p.sentence, asked.subject))
+    stated = holds_kind(kind, joined) if asked.kind == "who" else states_value(kind, joined)
+    if not stated or (asked.unit and asked.kind in ("count", "score") and not holds_unit(asked.unit, joined)):
+        return Failure("figure", (VALUE_KINDS.get(asked.kind, "负责的部门"),))
     return None
 
 

@@ -488,6 +488,17 @@ def test_a_plans_own_targets_are_read_on_further_than_another_documents_clauses(
     assert assistant.ask("湖北2024年专利转让许可要达到多少次").reason == "period"
 
 
+def test_which_department_is_answered_with_one_or_refused(assistant):
+    # The plan's first clause on its organisation names a 领导小组; the clause that names the lead office, in
+    # the same plan, is read on to. The copyright law names no office that registers a pledge.
+    lead = assistant.ask("荆门高新区创建示范园区由哪个部门牵头？")
+    assert not lead.abstained and lead.citations[0].clause_id == "jingmen-hitech-2023:五、/(三)"
+    assert "区市场监管局" in lead.text
+    pledge = assistant.ask("著作权出质登记要找哪个部门？")
+    assert pledge.abstained and pledge.missing == ("负责的部门",), pledge.text
+    assert "没有写明具体负责的部门" in pledge.text
+
+
 def test_a_value_no_article_states_is_still_refused(assistant):
     answer = assistant.ask("侵犯商业秘密要坐几年牢")  # no bundled law states a prison term
     assert answer.abstained and answer.reason == "figure", answer.text

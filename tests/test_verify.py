@@ -203,6 +203,17 @@ def test_a_question_about_support_is_answered_by_a_sentence_that_names_some(read
     assert not Failure("subject", ("补贴",)).reads_on and Failure("figure", ("金额",)).reads_on
 
 
+def test_a_question_asking_which_department_needs_one_named(reader, known, documents):
+    # 著作权法第二十八条 says the parties register the pledge, and names no office that does it.
+    pledge = picked(documents, "著作权法(2020-11-11):第3章/第28条", "以著作权中的财产权出质的")
+    u = reader.read("著作权出质登记要找哪个部门？")
+    assert check_figure(read_asked(u, known), [pledge], u) == Failure("figure", ("负责的部门",))
+    # 荆门's plan names its lead office as the subject of 负起牵头部门责任.
+    lead = picked(documents, "jingmen-hitech-2023:五、/(三)", "区市场监管局切实负起牵头部门责任")
+    u = reader.read("荆门高新区创建示范园区由哪个部门牵头？")
+    assert check_figure(read_asked(u, known), [lead], u) is None
+
+
 def test_a_value_of_another_item_of_a_list_is_not_the_subjects(reader, known, documents):
     # Hubei's targets are parallel items, each with its own figure: 100亿元 is 质押融资's amount; the items
     # naming 发明专利 state counts (22件, 8件), so the sentence states no amount of 发明专利.
