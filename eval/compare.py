@@ -22,8 +22,11 @@ from eval.metrics import wilson
 
 RETRIEVAL = ("hit@1", "hit@5", "hit@10", "recall@10")
 # Answer figures, each per question: whether a question no document answers was refused, whether an
-# answerable one was answered, and the share of the expected keywords in an answerable one's answer.
-ANSWERS = {"unanswerable_refused": "应拒答的拒答了", "answerable_answered": "可回答的作答了", "keywords": "答案关键词"}
+# answerable one was answered, and the share of the expected keywords in an answerable one's answer;
+# whether a near-miss question's not-found named the part the dataset says is missing; whether a yes/no
+# question was led by its gold yes or no, and whether it was not led by the opposite one (the harm).
+ANSWERS = {"unanswerable_refused": "应拒答的拒答了", "answerable_answered": "可回答的作答了", "keywords": "答案关键词",
+           "missing_named": "说对所缺部分", "yes_no_right": "是非题答对", "yes_no_not_wrong": "是非题未答反"}
 READABLE_SPLITS = ("dev", "train")
 
 Values = dict[tuple[str, str], dict[str, float]]  # (split, figure) -> {question id: value}
@@ -71,14 +74,20 @@ def retrieval_values(report: Mapping, pipeline: str) -> Values:
 
 
 def answer_values(report: Mapping) -> Values:
+    """The answer figures of ``ANSWERS`` per question, as ``ipqa eval`` counts them (eval/runner.py)."""
     out: Values = {}
     for a in report.get("answers", []):
         split, refused = a["dataset"], bool(a.get("abstained"))
         if a.get("should_abstain"):
             out.setdefault((split, "unanswerable_refused"), {})[a["id"]] = float(refused)
+            if a.get("missing"):
+                out.setdefault((split, "missing_named"), {})[a["id"]] = float(refused and a.get("reason") == a["missing"])
             continue
         out.setdefault((split, "answerable_answered"), {})[a["id"]] = float(not refused)
         out.setdefault((split, "keywords"), {})[a["id"]] = float(a.get("metrics", {}).get("keywords", 0.0))
+        if a.get("yes_no"):
+            out.setdefault((split, "yes_no_right"), {})[a["id"]] = float(a.get("verdict") == a["yes_no"])
+            out.setdefault((split, "yes_no_not_wrong"), {})[a["id"]] = float(a.get("verdict") in (None, a["yes_no"]))
     return out
 
 

@@ -274,6 +274,23 @@ def test_reports_are_compared_question_by_question_and_test_questions_only_count
     assert render(compare(old, old)) == "两份报告逐题相同（5 项指标）。"
 
 
+def test_compare_counts_the_missing_part_named_and_the_yes_no_lead_per_question():
+    """A change that only renames why an answer was refused, or flips a yes into a no, is a change."""
+    def answers(reason: str, verdict: str | None) -> dict:
+        return {"answers": [
+            {"dataset": "laws_qa/dev", "id": "u1", "abstained": True, "should_abstain": True, "reason": reason,
+             "missing": "figure", "metrics": {}},
+            {"dataset": "laws_qa/dev", "id": "y1", "abstained": False, "should_abstain": False, "yes_no": "yes",
+             "verdict": verdict, "metrics": {"keywords": 1.0}}]}
+    rows = {r.figure: r for r in compare(answers("subject", None), answers("figure", "no"))}
+    assert rows["missing_named"].gained == ("u1",) and rows["unanswerable_refused"].gained == ()
+    assert rows["yes_no_right"].gained == rows["yes_no_right"].lost == ()
+    assert rows["yes_no_not_wrong"].lost == ("y1",)  # a wrong verdict where there was none: a loss
+    assert "说对所缺部分" in render(list(rows.values()))
+    rows = {r.figure: r for r in compare(answers("figure", None), answers("figure", "yes"))}
+    assert rows["yes_no_right"].gained == ("y1",) and not rows["missing_named"].gained
+
+
 def test_compare_names_a_missing_or_unreadable_report_in_chinese(tmp_path):
     with pytest.raises(FileNotFoundError, match="找不到评测报告"):
         load(tmp_path)  # a folder without report.json
