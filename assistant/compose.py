@@ -48,6 +48,9 @@ class Picked:
 SPREAD_SHARE = 0.5  # … whose score is at least this share of the best one's (scores are 0..1 per question)
 SPREAD_DEPTH = 8  # a policy question without a place: the documents among this many best clauses answer
 _EVERY_PLACE = re.compile(r"各地|哪些地方|哪几个地方|哪些地区|哪些城市|哪些市")
+# A question over several documents: up to this many sentences of each one's clause (the one best sentence
+# of a plan's item often says what is done, its next one the figure: "每年选择3家重点企业实施企业专利导航").
+PER_SOURCE = 2
 WHOLE_ARTICLE_CHARS = 400  # a law's article up to this length is quoted whole (one chunk at most)
 _ITEM_LINE = re.compile(r"^(?:[(（][一二三四五六七八九十\d]+[)）]|\d+[.、．]|[①-⑳])")
 
@@ -139,8 +142,8 @@ def clause_hits(hits: Sequence[Hit]) -> list[Hit]:
 
 
 def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int = 4) -> list[Picked]:
-    """Sentences that answer: up to three from the best clause, and for questions over
-    several documents the best sentence of each other document's best clause."""
+    """Sentences that answer: up to three from the best clause, or for a question over several documents
+    up to ``PER_SOURCE`` from each document's best clause."""
     wanted = content_tokens(u)
     clauses = _notice_first(u, clause_hits(hits))
     if not clauses:
@@ -151,7 +154,7 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
         return [Picked(0, off, s, h) for off, s in sentences(h.chunk.text, legal=_legal(h))[:3]]
     spread = _policies_without_place(u, clauses)
     sources = _several_sources(u, clauses, spread, max_sentences) if u.multi or spread else clauses[:1]
-    per_clause = 1 if len(sources) > 1 else 3  # only one document answers after all: answer as for one
+    per_clause = PER_SOURCE if len(sources) > 1 else 3  # only one document answers after all: answer as for one
     if len(sources) == 1 and _legal(sources[0]) and len(sources[0].chunk.text) <= WHOLE_ARTICLE_CHARS:
         return _whole_article(u, sources[0], hits, clauses, wanted, max_sentences)
     chosen: list[Picked] = []
@@ -165,7 +168,7 @@ def pick_sentences(u: Understanding, hits: Sequence[Hit], *, max_sentences: int 
         kept = _with_value(chosen[:max_sentences - 1], valued)
         kept += _implementing_detail(u, sources[0], clauses, wanted) + _statute_behind(u, sources[0], clauses, wanted)
         return _value_elsewhere(u, sources[0], clauses, kept) + kept
-    return chosen[:max_sentences]
+    return chosen[:max(max_sentences, per_clause * len(sources)) if len(sources) > 1 else max_sentences]
 
 
 def _several_sources(u: Understanding, clauses: Sequence[Hit], spread: Sequence[str], max_sentences: int) -> list[Hit]:

@@ -604,6 +604,20 @@ def test_a_policy_question_without_a_place_is_answered_per_place(assistant):
     assert "沧州市：" in answer.text
 
 
+@pytest.mark.parametrize("question, place, said", [
+    # the item's first sentence says what is done, its next one how much (one sentence each used to stop there)
+    ("各地在专利导航方面都做了什么？", "荆门高新区：", "每年选择3家重点企业实施企业专利导航"),
+    ("哪些地方支持知识产权服务机构发展？", "沧州市：", "加快培育6家"),
+    ("芙蓉区和沧州的专利申请量目标各是怎么定的？", "沧州市：", "2020年 6500"),
+])
+def test_a_question_over_several_documents_quotes_more_than_one_sentence_of_each(assistant, question, place, said):
+    answer = assistant.ask(question)
+    assert not answer.abstained and place in answer.text and said in answer.text
+    assert len({c.doc_id for c in answer.citations}) >= 2
+    cited = next(c for c in answer.citations if said in c.quote)
+    assert answer.text.index(place) < answer.text.index(said) < answer.text.index(f"[{cited.n}]", answer.text.index(said))
+
+
 def test_a_yes_no_question_on_the_policies_starts_with_its_yes_and_says_so_in_json(assistant):
     answer = assistant.ask("乌海会不会设知识产权专项经费？")
     assert not answer.abstained and answer.text.startswith("会。") and answer.verdict == "yes"
