@@ -52,6 +52,16 @@ def _yes_no_piece(question: str) -> str | None:
     return None
 
 
+_PERMISSION = re.compile(r"(?<![功智技才性])能(?![力源])|可以|允许|准许|行不行|可否")
+
+
+def asks_permission(question: str) -> bool:
+    """Whether the question asks whether something may be done ("产品包装上能印“驰名商标”几个字吗",
+    "可以搞最高奖十万元的抽奖吗"), not whether it is something ("算不算商业贿赂")."""
+    piece = _yes_no_piece(question)
+    return bool(piece and _PERMISSION.search(piece))
+
+
 def _policy_yes(piece: str) -> str | None:
     """The yes to a policy question in its own verb; None for A-not-A asking a judgement (好不好)."""
     doubled = re.search(r"([\u4e00-\u9fff])[不没]\1", piece)

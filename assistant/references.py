@@ -17,7 +17,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 from corpus.metadata import LAW_KINDS
-from corpus.numerals import cn_to_int
+from corpus.numerals import cn_to_int, int_to_cn
 from corpus.types import Citation, Hit
 
 _NUMBER = r"第[一二三四五六七八九十百零]+条(?:第[一二三四五六七八九十]+款)?(?:第[一二三四五六七八九十]+项)?"
@@ -111,3 +111,56 @@ def referred(picked: Sequence, n: int, quoted: set[str]) -> tuple[Citation, ...]
         out.append(Citation(n=n, clause_id=cid, doc_id=h.chunk.doc_id, title=h.title, doc_number=h.doc_number,
                             path=h.path, citation=h.citation, quote="", text="\n".join(x.chunk.text for x in hits)))
     return tuple(out)
+
+
+_OBLIGES = re.compile(r"不得|禁止|应当|必须")
+_BROKEN = re.compile(rf"违反(?:本(?:法|条例|细则|规定|办法))?({_NUMBER}(?:(?:、|和|或者|或|以及|及|至){_NUMBER})*)")
+_ITEM = re.compile(r"[（(][一二三四五六七八九十]+[）)]")
+_PARAGRAPHS = r"((?:第[一二三四五六七八九十]+款(?:、|和|或者|或|以及|及)?)*)"
+
+
+def sanction_of(ix, article: Hit, sentences: Sequence[str]) -> tuple[Hit, int, str] | None:
+    """What befalls whoever breaks a rule the answer quotes: when a quoted sentence of a law's ``article``
+    forbids or requires (不得, 应当), the one sentence of the same law that cites that paragraph of the
+    article after 违反 ("违反本法第十四条第五款规定的，由地方工商行政管理部门责令改正，处十万元罚款"), as
+    (its chunk as a hit, the sentence's offset in the chunk, the sentence); None if the law states none,
+    or several articles do."""
+    own = article.chunk.clause_id.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    m = re.fullmatch(r"第(\d+)条", own)
+    obliging = [s for s in sentences if _OBLIGES.search(s)]
+    if article.kind not in LAW_KINDS or not m or not obliging:
+        return None
+    quoted = _paragraphs_of(ix, article, obliging)
+    own_cn = re.compile(rf"第{int_to_cn(int(m.group(1)))}条{_PARAGRAPHS}")
+    found = []
+    for cid, chunk in sorted(ix.chunks(ix.doc_chunk_ids([article.chunk.doc_id]).tolist()).items()):
+        if chunk.clause_id == article.chunk.clause_id:
+            continue
+        for off, sentence in _sentences(chunk.text):
+            for chain in _BROKEN.finditer(sentence):
+                cited = own_cn.search(chain.group(1))
+                named = {cn_to_int(n) for n in re.findall(r"第([一二三四五六七八九十]+)款", cited.group(1))} if cited else set()
+                if cited and (not named or named & quoted):
+                    found.append((cid, chunk.clause_id, off, sentence))
+    if len({clause for _, clause, _, _ in found}) != 1:
+        return None
+    cid, _, off, sentence = found[0]
+    return ix.hits([(cid, 0.0)], {})[0], off, sentence
+
+
+def _paragraphs_of(ix, article: Hit, sentences: Sequence[str]) -> set[int]:
+    """The paragraphs (款, from 1) of ``article``'s whole text that hold ``sentences``."""
+    ids = ix.clause_chunk_ids([article.chunk.clause_id]).get(article.chunk.clause_id, [])
+    chunks = sorted(ix.chunks(ids).values(), key=lambda c: c.start) or [article.chunk]
+    text = "\n".join(c.text for c in chunks)
+    paragraphs: list[str] = []
+    for line in (x.strip() for x in text.split("\n")):
+        if line and _ITEM.match(line) and paragraphs:  # an item (项) belongs to its paragraph (款)
+            paragraphs[-1] += line
+        elif line:
+            paragraphs.append(line)
+    return {n for n, p in enumerate(paragraphs, 1) for s in sentences if s.rstrip("。；") in p}
+
+
+def _sentences(text: str) -> list[tuple[int, str]]:
+    return [(m.start(), m.group(0).strip()) for m in re.finditer(r"[^。；\n]+[。；]?", text) if m.group(0).strip()]

@@ -12,11 +12,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from assistant import compose, polarity
+from assistant.asks import asks_sanction
 from assistant.params import check_filters, check_k, check_mode
 from assistant.llm import Generator, LLMError, LLMSettings, build_messages, check_answer
 from assistant.retrieval import DEFAULT_SETTINGS, RetrievalSettings, clause_results, retrieve_understood
 from assistant.listing import list_items, list_text, names_a_section
-from assistant.references import with_cited
+from assistant.references import sanction_of, with_cited
 from assistant.understanding import QuestionReader, Understanding
 from assistant.scope import ScopeVectors, judged, scope_features, scope_for
 from assistant.verify import (Failure, check_reply, document_spans, not_found_text, own_years, read_asked, relative_note,
@@ -266,7 +267,22 @@ class Assistant:
         ours = compose.own_place_first(u, hits)
         listed = list_items(self.index, u, ours)
         picked = with_cited(self.index, listed[1] if listed else compose.pick_sentences(u, ours))
+        picked += self._sanction(u, picked) if not listed else []
         return listed, supported(read_asked(u, self.index.vocabulary()), picked, u)
+
+    def _sanction(self, u: Understanding, picked: Sequence[compose.Picked]) -> list[compose.Picked]:
+        """The sentence of its law that says what befalls whoever breaks the rule quoted (references.sanction_of),
+        when the answer quotes one law article only and the question asks whether something may be done
+        ("能印…吗") or what befalls whoever does it ("会怎么罚")."""
+        if not (polarity.asks_permission(u.query) or asks_sanction(u.query)):
+            return []
+        if not picked or len({p.hit.chunk.clause_id for p in picked}) != 1:
+            return []
+        found = sanction_of(self.index, picked[0].hit, [p.sentence for p in picked])
+        if not found:
+            return []
+        hit, off, sentence = found
+        return [compose.Picked(1, hit.chunk.start + off, sentence, hit)]
 
     def scope_features(self, question: str, history: Sequence[dict] = (), k: int = 10):
         """(the features ``assistant.scope`` judges a question's fit to this knowledge base by, whether

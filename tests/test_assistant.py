@@ -604,6 +604,26 @@ def test_a_policy_question_without_a_place_is_answered_per_place(assistant):
     assert "沧州市：" in answer.text
 
 
+@pytest.mark.parametrize("question, rule, sanction", [
+    ("产品包装上能印“驰名商标”几个字做宣传吗？", "第十四条", "处十万元罚款"),
+    ("在商品上写驰名商标会被罚吗", "第十四条", "处十万元罚款"),
+    ("经营者可以搞最高奖十万元的抽奖吗", "第十条", "处五万元以上五十万元以下的罚款"),
+])
+def test_a_rule_asked_whether_it_may_be_broken_brings_the_sanction_its_law_attaches(assistant, question, rule, sanction):
+    answer = assistant.ask(question)
+    assert not answer.abstained and sanction in answer.text
+    cited = [c.citation for c in answer.citations]
+    assert rule in cited[0] and "违反本法" + rule in answer.citations[1].quote
+    assert len(cited) == 2
+
+
+def test_no_sanction_for_a_paragraph_it_does_not_punish_or_a_question_not_asking_leave(assistant):
+    # 商标法第五十三条 punishes 第十四条第五款 only; 认定 is its first four paragraphs
+    assert all("第五十三条" not in c.citation for c in assistant.ask("驰名商标怎么认定？").citations)
+    # whether a thing is a bribe is no question of what may be done
+    assert all("第十九条" not in c.citation for c in assistant.ask("做生意给中间人付佣金，算不算商业贿赂？").citations)
+
+
 @pytest.mark.parametrize("question, place, said", [
     # the item's first sentence says what is done, its next one how much (one sentence each used to stop there)
     ("各地在专利导航方面都做了什么？", "荆门高新区：", "每年选择3家重点企业实施企业专利导航"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.polarity import verdict, with_verdict
+from assistant.polarity import asks_permission, verdict, with_verdict
 
 GRANT = "对首次获得发明专利的小微企业予以支持。"
 
@@ -43,3 +43,15 @@ def test_a_quote_that_denies_gets_no_yes():
     assert verdict("外国企业有没有自己办理商标注册的权利", ["外国企业…不得自行办理。"]) is None
     assert verdict("沧州有补贴吗", ["沧州没有设立补贴。"], policy=True) is None
     assert verdict("沧州有补贴吗", [], policy=True) is None
+
+
+@pytest.mark.parametrize("question, asks", [
+    ("产品包装上能印“驰名商标”几个字做宣传吗？", True),
+    ("经营者可以搞最高奖十万元的抽奖吗", True),
+    ("公司能不能用别人的商标做字号？", True),
+    ("做生意给中间人付佣金，算不算商业贿赂？", False),  # whether it is something, not whether it may be done
+    ("这个软件的功能受保护吗", False),  # 功能 is no 能
+    ("驰名商标可以怎么认定？", False),  # a question word: not a yes/no question
+])
+def test_a_question_asking_whether_something_may_be_done(question, asks):
+    assert asks_permission(question) is asks
