@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant.asks import MONEY, asked_kind, states_asked, states_asked_value, states_value
-from assistant.references import cited_numbers, referred
+from assistant.references import cited_numbers, paragraph_spans, referred
 from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import cn_to_int, int_to_cn
@@ -318,23 +318,13 @@ def _statute_behind(u: Understanding, rule: Hit, clauses: Sequence[Hit], wanted:
     law, missing = laws[0], {t for t in wanted if t not in rule.chunk.text}
     paragraphs = _cited_paragraphs(rule.chunk.text, _cited_article(law))
     scored = [(_sentence_score(s, wanted, u.intent, u.query), -off, off, s)
-              for n, paragraph in enumerate(_paragraph_offsets(law.chunk.text), 1) if not paragraphs or n in paragraphs
+              for n, paragraph in enumerate(paragraph_spans(law.chunk.text), 1) if not paragraphs or n in paragraphs
               for off, s in sentences(law.chunk.text, legal=True) if paragraph[0] <= off < paragraph[1]
               and any(t in s for t in missing)]
     if not scored:
         return []
     _, _, off, sentence = max(scored)
     return [Picked(1, law.chunk.start + off, sentence, law)]
-
-
-def _paragraph_offsets(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each non-empty paragraph (款) of an article's text."""
-    out, start = [], 0
-    for line in text.split("\n"):
-        if line.strip():
-            out.append((start, start + len(line)))
-        start += len(line) + 1
-    return out
 
 
 DEPTH_BEHIND = 10
@@ -372,7 +362,7 @@ def _cited_paragraphs(text: str, cited: str) -> set[int]:
 def _asked_paragraph(text: str, wanted: set[str]) -> int:
     """The paragraph (款, 1-based) of a law article that holds clearly more of the question's
     words than any other; 0 for a one-paragraph article or no clear winner."""
-    paragraphs = [p for p in text.split("\n") if p.strip()]
+    paragraphs = [text[a:b] for a, b in paragraph_spans(text)]
     if len(paragraphs) < 2:
         return 0
     found = [sum(len(t) for t in wanted if t in p) for p in paragraphs]

@@ -148,17 +148,26 @@ def sanction_of(ix, article: Hit, sentences: Sequence[str]) -> tuple[Hit, int, s
     return ix.hits([(cid, 0.0)], {})[0], off, sentence
 
 
+def paragraph_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each paragraph (款) of an article's text: its non-empty lines, an item's line
+    ("（一）…", a 项) belonging to the paragraph that announces it."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for line in text.split("\n"):
+        if line.strip() and _ITEM.match(line.strip()) and out:
+            out[-1] = (out[-1][0], start + len(line))
+        elif line.strip():
+            out.append((start, start + len(line)))
+        start += len(line) + 1
+    return out
+
+
 def _paragraphs_of(ix, article: Hit, sentences: Sequence[str]) -> set[int]:
     """The paragraphs (款, from 1) of ``article``'s whole text that hold ``sentences``."""
     ids = ix.clause_chunk_ids([article.chunk.clause_id]).get(article.chunk.clause_id, [])
     chunks = sorted(ix.chunks(ids).values(), key=lambda c: c.start) or [article.chunk]
     text = "\n".join(c.text for c in chunks)
-    paragraphs: list[str] = []
-    for line in (x.strip() for x in text.split("\n")):
-        if line and _ITEM.match(line) and paragraphs:  # an item (项) belongs to its paragraph (款)
-            paragraphs[-1] += line
-        elif line:
-            paragraphs.append(line)
+    paragraphs = [text[a:b] for a, b in paragraph_spans(text)]
     return {n for n, p in enumerate(paragraphs, 1) for s in sentences if s.rstrip("。；") in p}
 
 

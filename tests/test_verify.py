@@ -9,7 +9,7 @@ import pytest
 from dataclasses import replace
 
 from assistant.compose import Picked, pick_sentences
-from assistant.references import cited_numbers, law_names, other_law_cited
+from assistant.references import cited_numbers, law_names, other_law_cited, paragraph_spans
 from assistant.understanding import QuestionReader
 from assistant.verify import (asked_event, check_figure, check_listed, check_period, check_place, check_reply, check_subject,
                               check_support,
@@ -594,3 +594,16 @@ def test_a_not_found_says_a_word_is_unwritten_only_when_no_document_uses_it(miss
     from assistant.verify import subject_text
 
     assert subject_text("收录的文件", missing, mentioned, kind) == said
+
+
+def test_an_articles_paragraphs_hold_their_items():
+    """商标法第十四条 as the corpus writes it: five items (项) under its first paragraph (款), so 第五款 — the one
+    第五十三条 punishes — is 生产、经营者不得…, not the third item."""
+    from pathlib import Path
+    law = (Path(__file__).resolve().parents[1] / "corpus" / "laws" / "商标法(2019-04-23).md").read_text(encoding="utf-8")
+    article = law[law.index("第十四条 驰名商标"):law.index("第十五条")].strip()
+    paragraphs = [article[a:b] for a, b in paragraph_spans(article)]
+    assert len(paragraphs) == 5
+    assert paragraphs[0].startswith("第十四条") and "（五）该商标驰名的其他因素" in paragraphs[0]
+    assert paragraphs[4].startswith("生产、经营者不得将“驰名商标”字样")
+    assert paragraph_spans("第一条 一句。") == [(0, 7)]
