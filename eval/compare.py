@@ -24,9 +24,11 @@ RETRIEVAL = ("hit@1", "hit@5", "hit@10", "recall@10")
 # Answer figures, each per question: whether a question no document answers was refused, whether an
 # answerable one was answered, and the share of the expected keywords in an answerable one's answer;
 # whether a near-miss question's not-found named the part the dataset says is missing; whether a yes/no
-# question was led by its gold yes or no, and whether it was not led by the opposite one (the harm).
+# question was led by its gold yes or no, and whether it was not led by the opposite one (the harm); and an
+# answered question's citation precision and recall, over the questions both reports answered.
 ANSWERS = {"unanswerable_refused": "应拒答的拒答了", "answerable_answered": "可回答的作答了", "keywords": "答案关键词",
-           "missing_named": "说对所缺部分", "yes_no_right": "是非题答对", "yes_no_not_wrong": "是非题未答反"}
+           "missing_named": "说对所缺部分", "yes_no_right": "是非题答对", "yes_no_not_wrong": "是非题未答反",
+           "citation_precision": "引用准确率（两边都作答的题）", "citation_recall": "引用召回率（两边都作答的题）"}
 READABLE_SPLITS = ("dev", "train")
 
 Values = dict[tuple[str, str], dict[str, float]]  # (split, figure) -> {question id: value}
@@ -85,6 +87,9 @@ def answer_values(report: Mapping) -> Values:
             continue
         out.setdefault((split, "answerable_answered"), {})[a["id"]] = float(not refused)
         out.setdefault((split, "keywords"), {})[a["id"]] = float(a.get("metrics", {}).get("keywords", 0.0))
+        for figure in ("citation_precision", "citation_recall"):
+            if not refused and figure in a.get("metrics", {}):
+                out.setdefault((split, figure), {})[a["id"]] = float(a["metrics"][figure])
         if a.get("yes_no"):
             out.setdefault((split, "yes_no_right"), {})[a["id"]] = float(a.get("verdict") == a["yes_no"])
             out.setdefault((split, "yes_no_not_wrong"), {})[a["id"]] = float(a.get("verdict") in (None, a["yes_no"]))

@@ -291,6 +291,18 @@ def test_compare_counts_the_missing_part_named_and_the_yes_no_lead_per_question(
     assert rows["yes_no_right"].gained == ("y1",) and not rows["missing_named"].gained
 
 
+def test_compare_counts_citations_over_the_questions_both_answered():
+    def answers(cited: dict[str, float | None]) -> dict:
+        return {"answers": [{"dataset": "policies_qa/dev", "id": qid, "abstained": p is None, "should_abstain": False,
+                             "metrics": {"keywords": 1.0, "citation_precision": p or 0.0, "citation_recall": 1.0}}
+                            for qid, p in cited.items()]}
+    rows = {r.figure: r for r in compare(answers({"a": 1.0, "b": 1.0, "c": None}),
+                                         answers({"a": 0.5, "b": 1.0, "c": 1.0}))}
+    precision = rows["citation_precision"]
+    assert (precision.n, precision.lost, precision.old, precision.new) == (2, ("a",), 1.0, 0.75)  # c: answered once
+    assert rows["answerable_answered"].gained == ("c",) and not rows["citation_recall"].lost
+
+
 def test_compare_names_a_missing_or_unreadable_report_in_chinese(tmp_path):
     with pytest.raises(FileNotFoundError, match="找不到评测报告"):
         load(tmp_path)  # a folder without report.json
