@@ -583,7 +583,7 @@ def check_relevance(u: Understanding, hits: Sequence[Hit], picked: Sequence[Pick
     if unknown:
         return Failure("relevance", unknown)
     if (scope is not None and vectors is not None and judged(u)
-            and scope.probability(scope_features(u, hits, picked, known, *vectors(clause_hits(hits)[:1]))) < scope.threshold):
+            and scope.refuses(scope_features(u, hits, picked, known, *vectors(clause_hits(hits)[:1])))):
         return Failure("relevance", ())
     if max((h.scores.get("dense", 0.0) for h in hits[:3]), default=0.0) < min_dense:
         return Failure("relevance", ())

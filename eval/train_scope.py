@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.scope import LAW_MAP_FILE, SCOPE_FILE, fit
+from assistant.scope import LAW_MAP_FILE, SCOPE_FILE, fit, held_whole
 from eval.law_map import array_hash
 from eval.questions import (DEFAULT_COLLECTIONS, TUNING_SPLITS, WRITTEN, collections_for, load_dataset, training_bytes,
                             training_dir)
@@ -129,6 +129,7 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, judged: np.ndarray, own: np.n
 
 def train(index_dir: Path, out_dir: Path, progress: bool = True, cross_fit: Sequence[Path] = ()) -> dict:
     x, y, judged, ids, sets, embedder = collect(index_dir, progress, cross_fit)
+    judged = judged & ~np.array([held_whole(row) for row in x], dtype=bool)  # never refused (ScopeModel.refuses)
     p = out_of_fold(x, y, ids)
     threshold = choose_threshold(p, y, judged, np.array(sets) == OWN_ROWS)
     model = fit(x, y, L2, threshold, embedder)

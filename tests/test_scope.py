@@ -71,6 +71,25 @@ def test_the_model_is_used_only_over_the_embedder_it_was_trained_with():
     assert scope_for("hash") is None  # another model's cosines mean other things
 
 
+def test_a_question_held_whole_by_its_answer_is_never_refused():
+    """Below the threshold the model refuses, unless every word of the question is one the documents use and
+    the answering clauses hold them all; one word missing from them, or unknown, and the model decides."""
+    from assistant.scope import held_whole
+
+    model = bundled_scope()
+    far = model.mean.copy()
+    far[FEATURES.index("dense")] -= 3 * model.scale[FEATURES.index("dense")]
+    far[FEATURES.index("sentence")] -= 3 * model.scale[FEATURES.index("sentence")]
+    cover, known = FEATURES.index("coverage"), FEATURES.index("known")
+    whole = far.copy()
+    whole[[cover, known]] = 1.0
+    assert model.probability(whole) < model.threshold and held_whole(whole) and not model.refuses(whole)
+    for index in (cover, known):
+        partial = whole.copy()
+        partial[index] = 0.8
+        assert not held_whole(partial) and model.refuses(partial)
+
+
 def test_fit_recovers_the_boundary_it_is_given():
     """Labels drawn from the committed model over its own feature ranges: a refit agrees with it."""
     model = bundled_scope()
