@@ -30,6 +30,7 @@ from importlib import resources
 
 import numpy as np
 
+from assistant.asks import answer_kinds
 from assistant.compose import Picked, clause_hits, content_tokens
 from assistant.understanding import Understanding
 from corpus.metadata import LAW_KINDS
@@ -64,7 +65,7 @@ def scope_features(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picke
     best = clause_hits(hits)[:1]
     sources = [h.chunk.text for h in best] + [p.hit.chunk.text for p in picked]
     context = [f"{h.title} {' '.join(h.path)}" for h in [*best, *(p.hit for p in picked)]]
-    words = content_tokens(u)
+    words = topic_words(u)
     length = sum(len(w) for w in words)
     return np.array([
         max((h.scores.get("dense", 0.0) for h in top), default=0.0),
@@ -118,10 +119,16 @@ def law_map_embedder() -> str:
     return json.loads(path.read_text(encoding="utf-8"))["embedder"] if path.is_file() else ""
 
 
+def topic_words(u: Understanding) -> list[str]:
+    """The question's content words without those that ask (怎么办, 怎么弄, 多久: the answer-type table), which
+    are no topic: the documents never write 怎么弄, and a question is not less about them for asking so."""
+    return [w for w in content_tokens(u) if not any(kind.asks.match(w) for kind in answer_kinds())]
+
+
 def coverage(u: Understanding, text: str, known: Container[str]) -> float:
     """Share of the question's content words that the documents use (weighted by length) found in
     ``text``; a colloquial phrase ("拿专利去银行贷款", "版权") counts when its document word is there."""
-    wanted = {t for t in content_tokens(u) if t in known}
+    wanted = {t for t in topic_words(u) if t in known}
     if not wanted:
         return 1.0
     text = text.lower()
