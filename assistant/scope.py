@@ -41,7 +41,8 @@ from index.text import colloquial_matches, tokenize
 SCOPE_FILE = "scope.json"
 LAW_MAP_FILE = "law_map.npy"  # one unit vector per law of LawRefBook (eval/law_map.py)
 LAW_MAP_INFO = "law_map.json"
-FEATURES = ("dense", "sentence", "bm25", "coverage", "known", "colloquial", "elsewhere", "policy")
+FEATURES = ("dense", "sentence", "bm25", "coverage", "known", "colloquial", "elsewhere", "policy", "dense_over_laws",
+            "sentence_over_laws")
 ELSEWHERE_LAWS = 3  # the question's closest laws in the law map, against the answering clause
 # Kinds of document that are law (corpus.metadata), and the NPC's decisions: a clause of any other kind is a
 # policy's. The law map holds laws only, so the model is told when the clause it compares with is not one.
@@ -67,15 +68,20 @@ def scope_features(u: Understanding, hits: Sequence[Hit], picked: Sequence[Picke
     context = [f"{h.title} {' '.join(h.path)}" for h in [*best, *(p.hit for p in picked)]]
     words = topic_words(u)
     length = sum(len(w) for w in words)
+    dense = max((h.scores.get("dense", 0.0) for h in top), default=0.0)
+    sentence = max((h.scores.get("sentence", 0.0) for h in top), default=0.0)
+    closest, fit_closest = closest_laws(vector)
     return np.array([
-        max((h.scores.get("dense", 0.0) for h in top), default=0.0),
-        max((h.scores.get("sentence", 0.0) for h in top), default=0.0),
+        dense,
+        sentence,
         math.log1p(max((h.scores.get("bm25", 0.0) for h in top), default=0.0)),
         coverage(u, "\n".join(sources + context), known),
         sum(len(w) for w in words if w in known) / length if length else 1.0,
         float(bool(colloquial_matches(u.query))),
-        elsewhere(vector, clause_vector),
+        elsewhere(closest, fit_closest, clause_vector),
         float(bool(best) and best[0].kind not in NOT_POLICY),
+        dense - fit_closest,
+        sentence - fit_closest,
     ], dtype=np.float64)
 
 
@@ -90,21 +96,29 @@ def held_whole(x: np.ndarray) -> bool:
     return bool(x[FEATURES.index("coverage")] >= 1.0 and x[FEATURES.index("known")] >= 1.0)
 
 
-def elsewhere(vector: np.ndarray, clause_vector: np.ndarray | None) -> float:
-    """How much better the question's ``ELSEWHERE_LAWS`` closest laws of the law map fit the question
-    than they fit the clause the knowledge base answers with (mean cosine to the question minus mean
-    cosine to the clause). "离婚后孩子抚养权归谁" stands close to the marriage laws and its best IP clause
-    far from them: high. "公司员工把技术秘密带走了怎么办" stands closest to laws on secrets, and so does
-    反不正当竞争法第九条, which answers it: low. The laws closest to a question are not all that tells
-    (a city's regulation may fit a question better than a national law's article): whether they are
-    about what the answering clause is about does."""
+def closest_laws(vector: np.ndarray) -> tuple[np.ndarray, float]:
+    """The rows of the law map closest to the question (``ELSEWHERE_LAWS`` of them) and their mean cosine
+    to it: how well the rest of Chinese law fits the question. Every cosine of a question sits higher or
+    lower with its length and wording (a six-character policy question's best clause is at 0.84, a long
+    public question's at 0.92); the best clause's margin over this level (``dense_over_laws``) does not."""
     laws = law_map()
     # Multiplied and summed, not a matrix product: numpy's BLAS would start its threads for a product this
     # size and leave them spinning beside the embedder's (the eval's answers took 20 ms longer).
     cosines = (laws * np.asarray(vector, dtype=np.float32)).sum(axis=1)
     closest = np.argsort(-cosines, kind="stable")[:ELSEWHERE_LAWS]
-    clause = laws[closest] @ clause_vector if clause_vector is not None else np.zeros(len(closest))
-    return float(cosines[closest].mean() - clause.mean())
+    return closest, float(cosines[closest].mean())
+
+
+def elsewhere(closest: np.ndarray, fit_closest: float, clause_vector: np.ndarray | None) -> float:
+    """How much better the question's closest laws of the law map (``closest``, whose mean cosine to the
+    question is ``fit_closest``) fit the question than they fit the clause the knowledge base answers
+    with (mean cosine to the question minus mean cosine to the clause). "离婚后孩子抚养权归谁" stands close
+    to the marriage laws and its best IP clause far from them: high. "公司员工把技术秘密带走了怎么办" stands
+    closest to laws on secrets, and so does 反不正当竞争法第九条, which answers it: low. The laws closest to a
+    question are not all that tells (a city's regulation may fit a question better than a national law's
+    article): whether they are about what the answering clause is about does."""
+    clause = law_map()[closest] @ clause_vector if clause_vector is not None else np.zeros(len(closest))
+    return float(fit_closest - clause.mean())
 
 
 @lru_cache(maxsize=1)

@@ -113,11 +113,14 @@ TRAINED_FIELDS = ("id", "question", "type", "history", "gold", "split")
 def training_dir() -> Path:
     """Questions kept for training only, never evaluated on: ``ip_laws_written.jsonl``, 106 everyday
     questions written for the bundled IP laws (docs/retrieval.md, "Questions written for the bundled
-    IP laws"), each with its gold article and every row split ``train``."""
+    IP laws"), and ``short_written.jsonl``, 40 short ones (at most 17 characters, as people type them:
+    20 over the policies, 20 over the IP laws; docs/answers.md), each with its gold clause and every row
+    split ``train``."""
     return Path(str(resources.files("eval") / "training"))
 
 
 WRITTEN = "ip_laws_written"  # in training_dir()
+SHORT_WRITTEN = "short_written"  # in training_dir(): 40 short questions (the scope model's in-scope rows)
 
 
 def training_bytes(name: str) -> bytes:

@@ -6,9 +6,10 @@ Tuning questions only, never a test split:
   knowledge base; and STARD's ``train`` questions over the laws they cite (``.ipqa/index-stard_laws``);
 - out of scope: the same STARD ``train`` questions over the app's knowledge base, which holds none
   of their statutes (a question whose statute it does hold is left out);
-- in scope too: the 106 everyday questions written for the bundled IP laws (``eval/training``), over
-  the app's knowledge base. The tuning sets hold few questions put in a layperson's words about IP;
-  without them the threshold could not see what it costs such questions.
+- in scope too: the 106 everyday questions written for the bundled IP laws and the 40 short questions
+  (``eval/training``), over the app's knowledge base. The tuning sets hold few questions put in a
+  layperson's words about IP, and none as short as people type them; without them the threshold could
+  not see what it costs such questions.
 
 One feature compares the question with the rest of Chinese law, the law map of ``eval/law_map.py``
 (``assistant/data/law_map.npy``); its sha256 is recorded, so a map rebuilt without retraining is caught.
@@ -33,16 +34,17 @@ import numpy as np
 
 from assistant.scope import LAW_MAP_FILE, SCOPE_FILE, fit, held_whole
 from eval.law_map import array_hash
-from eval.questions import (DEFAULT_COLLECTIONS, TUNING_SPLITS, WRITTEN, collections_for, load_dataset, training_bytes,
-                            training_dir)
+from eval.questions import (DEFAULT_COLLECTIONS, SHORT_WRITTEN, TUNING_SPLITS, WRITTEN, collections_for, load_dataset,
+                            training_bytes, training_dir)
 from index.core import DEFAULT_INDEX_DIR
 
-SCOPE_DATASETS = ("stard", "policies_qa", "laws_qa", WRITTEN)
+SCOPE_DATASETS = ("stard", "policies_qa", "laws_qa", WRITTEN, SHORT_WRITTEN)
 MAX_REFUSED = 0.01  # of the in-scope tuning questions, pooled (see choose_threshold and docs/answers.md)
 L2 = 1.0
 FOLDS = 5
 OWN_ROWS = "dev, own knowledge base"  # the rows of the app's own questions, over its own documents
 WRITTEN_ROWS = "written, own knowledge base"  # the everyday questions of eval/training, over the same
+SHORT_ROWS = "short, own knowledge base"  # the short questions of eval/training, over the same
 
 
 def data_hash() -> str:
@@ -78,8 +80,10 @@ def collect(index_dir: Path, progress: bool = True, cross_fit: Sequence[Path] = 
     public = [("stard", q) for q in load_dataset("stard").questions if q.split in TUNING_SPLITS and q.gold]
     outside = [(n, q) for n, q in public if not any(g.clause_id.split(":", 1)[0] in held for g in q.gold)]
     written = [(WRITTEN, q) for q in load_dataset(training_dir() / f"{WRITTEN}.jsonl").questions]
+    short = [(SHORT_WRITTEN, q) for q in load_dataset(training_dir() / f"{SHORT_WRITTEN}.jsonl").questions]
     parts = [(OWN_ROWS, "own", dev, 1), ("STARD train, its laws", "stard", public, 1),
-             ("STARD train, own knowledge base", "own", outside, 0), (WRITTEN_ROWS, "own", written, 1)]
+             ("STARD train, own knowledge base", "own", outside, 0), (WRITTEN_ROWS, "own", written, 1),
+             (SHORT_ROWS, "own", short, 1)]
     x, y, judged, ids, sets = [], [], [], [], []
     for label, which, questions, in_scope in parts:
         if progress:

@@ -22,6 +22,7 @@ def test_the_scope_model_was_trained_on_the_data_in_the_repo():
     rows, refused = info["rows"], info["out_of_fold_refused"]
     assert rows["dev, own knowledge base"] > 100 and rows["STARD train, its laws"] > 500
     assert rows["written, own knowledge base"] == 106  # the everyday questions of eval/training
+    assert rows["short, own knowledge base"] == 40 and refused["short, own knowledge base"] <= MAX_REFUSED
     # Out of fold: few in-scope questions refused, most of the public questions outside the KB refused.
     assert refused["dev, own knowledge base"] == 0 and refused["written, own knowledge base"] <= MAX_REFUSED
     assert refused["STARD train, its laws"] <= 2 * MAX_REFUSED
@@ -61,6 +62,13 @@ def test_other_law_fits_a_question_outside_the_knowledge_base_better_than_its_an
         "专利保护几年", "商标侵权赔多少", "别人抄袭我的作品怎么办", "软件著作权怎么登记", "离婚后孩子抚养权归谁？", "交通事故怎么赔偿")}
     ip = [fit_elsewhere[q] for q in list(fit_elsewhere)[:4]]
     assert fit_elsewhere["离婚后孩子抚养权归谁？"] > max(ip) and fit_elsewhere["交通事故怎么赔偿"] > max(ip), fit_elsewhere
+    # The best sentence's margin over those laws: whatever the question's own cosine level, an IP question's
+    # best sentence fits it about as well as the closest laws do, another field's far less.
+    margin = FEATURES.index("sentence_over_laws")
+    over = {q: assistant.scope_features(q)[0][margin] for q in (
+        "专利保护几年", "商标侵权赔多少", "别人抄袭我的作品怎么办", "软件著作权怎么登记", "离婚后孩子抚养权归谁？", "交通事故怎么赔偿",
+        "借钱不还怎么起诉")}
+    assert min(list(over.values())[:4]) > max(list(over.values())[4:]) + 0.01, over
 
 
 def test_the_model_is_used_only_over_the_embedder_it_was_trained_with():
