@@ -100,7 +100,8 @@ def closest_laws(vector: np.ndarray) -> tuple[np.ndarray, float]:
     """The rows of the law map closest to the question (``ELSEWHERE_LAWS`` of them) and their mean cosine
     to it: how well the rest of Chinese law fits the question. Every cosine of a question sits higher or
     lower with its length and wording (a six-character policy question's best clause is at 0.84, a long
-    public question's at 0.92); the best clause's margin over this level (``dense_over_laws``) does not."""
+    public question's at 0.92); the best clause's margin over this level (``dense_over_laws``) compares
+    two cosines of the same question, at its own level."""
     laws = law_map()
     # Multiplied and summed, not a matrix product: numpy's BLAS would start its threads for a product this
     # size and leave them spinning beside the embedder's (the eval's answers took 20 ms longer).
