@@ -79,6 +79,7 @@ class Failure:
     reason: str  # one of REASONS
     missing: tuple[str, ...]  # 高价值发明专利, 2024年, 分数 …
     check: str = ""  # the check that failed, where one reason has several ("support")
+    of: str = ""  # a figure failure: what the quoted text names without a value of its own (商标注册)
 
     @property
     def reads_on(self) -> bool:
@@ -308,6 +309,11 @@ def check_subject(asked: Asked, picked: Sequence[Picked], u: Understanding) -> F
     valued = [p for p in picked if states_value(kind, p.sentence)]
     if valued:
         lacking = min((_lacking(asked, _heads(p), p.sentence.lower(), u, p.hit.kind in LAW_KINDS) for p in valued), key=len)
+        unvalued = [p for p in picked if p not in valued]
+        if lacking and unvalued and asked.kind in VALUE_KINDS and not _lacking(asked, " ".join(_heads(p) for p in unvalued),
+                                                 "\n".join(p.sentence.lower() for p in unvalued), u, rules):
+            # The subject is quoted, but with no value of its own: what is missing is its figure.
+            return Failure("figure", (VALUE_KINDS[asked.kind],), of="".join(asked.phrases) or "".join(asked.subject))
     else:
         lacking = _lacking(asked, " ".join(_heads(p) for p in picked), "\n".join(p.sentence.lower() for p in picked), u,
                            rules)
@@ -668,7 +674,7 @@ def not_found_text(failure: Failure, u: Understanding, nearest: Hit | None, near
     head = {
         "place": f"收录的文件中没有{missing}本级的文件，只有其下辖地区的文件，不能拿来回答{missing}的问题。",
         "subject": subject_text(scope, failure.missing, mentioned, question_kind(u.query)),
-        "figure": figure_text(scope, missing.strip("「」") if missing else "数值", scoped),
+        "figure": figure_text(scope, missing.strip("「」") if missing else "数值", scoped, failure.of),
         "period": f"{scope}没有写{failure.missing[0] if failure.missing else '所问时期'}的内容"
                   + (_period_note(nearest, nearest_quote, periods) if nearest else "") + "。",
         "relevance": f"收录的文件都没有讲到{missing}，这个问题不在知识库的范围内。" if missing
@@ -682,12 +688,13 @@ def not_found_text(failure: Failure, u: Understanding, nearest: Hit | None, near
     return text + f"已检索：{searched}。"
 
 
-def figure_text(scope: str, value: str, scoped: bool) -> str:
+def figure_text(scope: str, value: str, scoped: bool, of: str = "") -> str:
     """Why the figure check failed, said only as far as it was checked: of one document in scope, that it
     does not state the value; over the whole collection, that the closest clauses do not (the best clause
     and those read on behind it were checked, not every clause of every law: 专利法实施细则第九十三条 states
-    the 奖金 that a policy's "给予奖励" does not)."""
-    return f"{scope}没有写明具体{value}。" if scoped else f"{scope}中与问题最接近的条款没有写明具体{value}。"
+    the 奖金 that a policy's "给予奖励" does not). ``of``: the thing the text names without its value."""
+    what = f"「{of}」的{value}" if of else f"具体{value}"
+    return f"{scope}没有写明{what}。" if scoped else f"{scope}中与问题最接近的条款没有写明{what}。"
 
 
 def subject_text(scope: str, missing: Sequence[str], mentioned: Container[str], kind: str | None) -> str:

@@ -421,7 +421,8 @@ def test_a_not_found_never_says_the_documents_lack_a_word_they_use(assistant):
     ("沧州每万人高价值发明专利拥有量的目标是多少？", "subject", "高价值发明专利"),
     ("驰名商标认定之后有效期是几年？", "subject", "驰名商标"),
     ("单位给职务作品作者的奖励最低标准是多少？", "figure", "金额"),
-    ("乌海一年专利申请要达到多少件？", "subject", "专利申请"),
+    # 乌海's plan names 专利申请 (PCT…国际专利申请明显增长) with no count: "没有写明「专利申请」的数量"
+    ("乌海一年专利申请要达到多少件？", "figure", "数量"),
     ("湖北2024年质押融资目标多少？", "period", "2024年"),
     ("专利代理师资格考试多少分算合格？", "figure", "分数"),
 ])

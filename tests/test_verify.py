@@ -13,7 +13,8 @@ from assistant.references import cited_numbers, law_names, other_law_cited, para
 from assistant.understanding import QuestionReader
 from assistant.verify import (asked_event, check_figure, check_listed, check_period, check_place, check_reply, check_subject,
                               check_support,
-                              document_spans, figure_or_subject, not_found_text, own_years, read_asked, relative_note,
+                              document_spans, figure_or_subject, figure_text, not_found_text, own_years, read_asked,
+                              relative_note,
                               states_of_event, unknown_topic, value_noun, Failure)
 from corpus import load_collection
 from corpus.types import Chunk, Hit
@@ -102,11 +103,13 @@ def test_subject_check_needs_every_modifier(reader, known, documents):
 
 
 def test_subject_check_reads_the_sentence_that_states_the_value(reader, known, documents):
-    # "每万人发明专利拥有量达到4件" does not say how many 专利申请, whatever the next sentence says.
+    # "每万人发明专利拥有量达到4件" does not say how many 专利申请, whatever the next sentence says; that
+    # sentence names 专利申请 ("PCT…国际专利申请明显增长") with no count, so what 乌海's plan lacks is the count.
     u = reader.read("乌海一年专利申请要达到多少件？")
     value = picked(documents, "wuhai-2022:三、/(一)", "每万人发明专利拥有量达到4件")
     other = picked(documents, "wuhai-2022:三、/(一)", "PCT(专利合作条约)国际专利申请明显增长")
-    assert check_subject(read_asked(u, known), [value, other], u) == Failure("subject", ("专利申请",))
+    assert check_subject(read_asked(u, known), [value], u) == Failure("subject", ("专利申请",))
+    assert check_subject(read_asked(u, known), [value, other], u) == Failure("figure", ("数量",), of="专利申请")
 
 
 def test_subject_check_wants_the_level_asked_when_the_sentence_names_another(reader, known, documents):
@@ -407,6 +410,22 @@ def test_a_figure_asked_of_something_the_clause_never_names_lacks_that_subject(r
     plan = picked(documents, "hubei-2023:二、/(一)/4.", "打造一批高价值专利培育中心")
     failed = check_figure(read_asked(u, known), [plan], u)
     assert failed and figure_or_subject(failed, u, [plan], plan.hit) == failed
+
+
+def test_a_subject_quoted_without_a_value_of_its_own_lacks_its_figure(reader, known, documents):
+    # 芙蓉区's targets give rates of 专利申请量 (25%) and say 商标注册 "逐年增长" with none: the plan names the
+    # subject, so what it lacks is the rate, and the not-found says whose rate.
+    u = reader.read("芙蓉区商标注册量每年要增长百分之多少？")
+    # The clause ends its sentences with a half-width ";", which picked() does not split on.
+    clause = "changsha-furong-2017:一、/(二)"
+    rate = replace(picked(documents, clause, "年均增长率"), sentence="力争全区三年专利申请量、授权量年均增长率分别达到25%和15%以上;")
+    named = replace(picked(documents, clause, "商标注册、驰名商标"),
+                    sentence="商标注册、驰名商标、湖南省著名商标逐年增长,商标注册总量、驰名商标数、湖南省著名商标数保持全省前列;")
+    failed = check_subject(read_asked(u, known), [rate, named], u)
+    assert failed == Failure("figure", ("比例",), of="商标注册")
+    assert figure_text("《芙蓉区方案》", "比例", True, failed.of) == "《芙蓉区方案》没有写明「商标注册」的比例。"
+    # Quoted with the rate alone, the subject itself is what is missing.
+    assert check_subject(read_asked(u, known), [rate], u) == Failure("subject", ("商标注册",))
 
 
 def test_subject_check_reads_a_compound_in_other_order_or_framed_by_the_law(reader, known, documents):
