@@ -32,7 +32,7 @@ import numpy as np
 
 from assistant.asks import answer_kinds
 from assistant.compose import Picked, clause_hits, content_tokens
-from assistant.understanding import Understanding
+from assistant.understanding import SUPPORT, Understanding
 from corpus.metadata import LAW_KINDS
 from corpus.types import Hit
 from index.arrays import load_array
@@ -142,12 +142,14 @@ def topic_words(u: Understanding) -> list[str]:
 
 def coverage(u: Understanding, text: str, known: Container[str]) -> float:
     """Share of the question's content words that the documents use (weighted by length) found in
-    ``text``; a colloquial phrase ("拿专利去银行贷款", "版权") counts when its document word is there."""
+    ``text``; a colloquial phrase ("拿专利去银行贷款", "版权") counts when its document word is there, and a
+    word of support (补贴, 奖励: the reader's ``SUPPORT``) when the text names any support (资金支持): the
+    support check takes one for another too."""
     wanted = {t for t in topic_words(u) if t in known}
     if not wanted:
         return 1.0
     text = text.lower()
-    explained: set[str] = set()
+    explained: set[str] = {t for t in wanted if SUPPORT.fullmatch(t)} if SUPPORT.search(text) else set()
     for phrase, terms in colloquial_matches(u.query):
         if any(t in text for t in terms):
             explained.update(tokenize(phrase))
