@@ -73,7 +73,8 @@ def question_kind(query: str) -> str | None:
 def states_asked_value(query: str, text: str) -> bool:
     """``text`` states a value of the kind ``query`` asks for (question_kind), when it asks for one."""
     name = question_kind(query)
-    return name in VALUE_KINDS and states_value(next(k for k in answer_kinds() if k.name == name), text)
+    return name in VALUE_KINDS and states_value(next(k for k in answer_kinds() if k.name == name), text,
+                                                asked_unit(query))
 
 
 @lru_cache(maxsize=1)
@@ -108,11 +109,19 @@ def has_money(text: str) -> bool:
     return bool(MONEY.search(text))
 
 
-def states_value(kind: AnswerKind | None, text: str) -> bool:
-    """``text`` states a value of ``kind``, a value kind (an amount is a sum in 元)."""
+def states_value(kind: AnswerKind | None, text: str, unit: str | None = None) -> bool:
+    """``text`` states a value of ``kind``, a value kind (an amount is a sum in 元), or, when the question
+    asks a multiple (几倍: ``unit`` 倍), a number of 倍 ("一倍以上五倍以下"), which no sum in 元 states."""
     if kind is None or kind.name not in VALUE_KINDS:
         return False
+    if unit == "倍":
+        return holds_unit(unit, text)
     return has_money(text) if kind.name == "amount" else bool(kind.holds.search(text))
+
+
+def value_name(kind: str, unit: str | None = None) -> str:
+    """How a not-found answer names the value asked: 金额, 期限 …; 倍数 for a multiple (几倍)."""
+    return "倍数" if unit == "倍" else VALUE_KINDS[kind]
 
 
 # The unit a "多少/几 + unit" question counts in, and the same unit after a number in a clause: a

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from assistant.asks import MONEY, asked_kind, states_asked, states_asked_value, states_value
+from assistant.asks import MONEY, asked_kind, asked_unit, states_asked, states_asked_value, states_value
 from assistant.references import cited_numbers, paragraph_spans, referred
 from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
@@ -522,7 +522,7 @@ def related(hits: Sequence[Hit], limit: int = 3) -> list[Citation]:
 def _states_needed(u: Understanding, sentence: str) -> bool:
     """``sentence`` states the kind of value the question asks for (a period for "什么时候提" …; the
     kinds are assistant/data/answer_types.tsv)."""
-    return states_value(asked_kind(u.query), sentence)
+    return states_value(asked_kind(u.query), sentence, asked_unit(u.query))
 
 
 def has_figure(text: str) -> bool:

@@ -28,7 +28,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
-from assistant.asks import VALUE_KINDS, answer_kinds, asked_unit, holds_kind, holds_unit, question_kind, states_value
+from assistant.asks import (VALUE_KINDS, answer_kinds, asked_unit, holds_kind, holds_unit, question_kind, states_value,
+                            value_name)
 from assistant.compose import Picked, clause_hits, content_tokens
 from assistant.listing import listed_thing
 from assistant.scope import ScopeModel, ScopeVectors, judged, scope_features
@@ -306,14 +307,14 @@ def check_subject(asked: Asked, picked: Sequence[Picked], u: Understanding) -> F
     if not asked.subject:
         return None
     kind = next((k for k in answer_kinds() if k.name == asked.kind), None) if asked.kind in VALUE_KINDS else None
-    valued = [p for p in picked if states_value(kind, p.sentence)]
+    valued = [p for p in picked if states_value(kind, p.sentence, asked.unit)]
     if valued:
         lacking = min((_lacking(asked, _heads(p), p.sentence.lower(), u, p.hit.kind in LAW_KINDS) for p in valued), key=len)
         unvalued = [p for p in picked if p not in valued]
         if lacking and unvalued and asked.kind in VALUE_KINDS and not _lacking(asked, " ".join(_heads(p) for p in unvalued),
                                                  "\n".join(p.sentence.lower() for p in unvalued), u, rules):
             # The subject is quoted, but with no value of its own: what is missing is its figure.
-            return Failure("figure", (VALUE_KINDS[asked.kind],), of="".join(asked.phrases) or "".join(asked.subject))
+            return Failure("figure", (value_name(asked.kind, asked.unit),), of="".join(asked.phrases) or "".join(asked.subject))
     else:
         lacking = _lacking(asked, " ".join(_heads(p) for p in picked), "\n".join(p.sentence.lower() for p in picked), u,
                            rules)
@@ -405,9 +406,9 @@ def check_figure(asked: Asked, picked: Sequence[Picked], u: Understanding) -> Fa
     joined = "\n".join(p.sentence for p in picked
                         if p.hit.kind in LAW_KINDS or asked.kind == "who"
                         or states_value_of(kind, p.sentence, asked.subject))
-    stated = holds_kind(kind, joined) if asked.kind == "who" else states_value(kind, joined)
+    stated = holds_kind(kind, joined) if asked.kind == "who" else states_value(kind, joined, asked.unit)
     if not stated or (asked.unit and asked.kind in ("count", "score") and not holds_unit(asked.unit, joined)):
-        return Failure("figure", (VALUE_KINDS.get(asked.kind, "负责的部门"),))
+        return Failure("figure", (value_name(asked.kind, asked.unit) if asked.kind in VALUE_KINDS else "负责的部门",))
     return None
 
 
@@ -647,9 +648,9 @@ def check_reply(asked: Asked, reply: str, heads: str, u: Understanding, rules: b
     for each kind of patent; a policy's figure does not)."""
     said = [s.strip() for s in _SENTENCE_END.split(reply) if s.strip()]
     kind = next((k for k in answer_kinds() if k.name == asked.kind), None) if asked.kind in VALUE_KINDS else None
-    valued = [s for s in said if states_value(kind, s)]
+    valued = [s for s in said if states_value(kind, s, asked.unit)]
     if kind and _ASKS_VALUE.search(u.query) and not valued:
-        return Failure("figure", (VALUE_KINDS[kind.name],))
+        return Failure("figure", (value_name(kind.name, asked.unit),))
     lacking = min((_lacking(asked, heads.lower(), s.lower(), u, rules) for s in valued), key=len) if valued else \
         _lacking(asked, heads.lower(), reply.lower(), u, rules or not asked.value)
     if lacking:

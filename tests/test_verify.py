@@ -465,6 +465,21 @@ def test_a_sum_per_money_is_no_amount(reader, documents, known):
     assert check_figure(read_asked(u, known), [loans], u) is None
 
 
+def test_a_multiple_asked_is_answered_by_a_multiple_not_a_sum(reader, documents, known):
+    """"几倍" asks for "N倍": 专利法第七十一条's "一倍以上五倍以下" states one, its "三万元以上五百万元以下" does
+    not, and the not-found names 倍数, not 金额."""
+    u = reader.read("惩罚性赔偿最多几倍？")
+    asked = read_asked(u, known)
+    assert (asked.kind, asked.unit) == ("amount", "倍")
+    times = picked(documents, "专利法(2020-10-17):第7章/第71条", "一倍以上五倍以下")
+    assert check_figure(asked, [times], u) is None
+    sums = picked(documents, "专利法(2020-10-17):第7章/第71条", "三万元以上五百万元以下")
+    assert check_figure(asked, [sums], u) == Failure("figure", ("倍数",))
+    # The same sentence answers a question asking how much.
+    u = reader.read("侵犯专利权法定赔偿最多赔多少钱？")
+    assert check_figure(read_asked(u, known), [sums], u) is None
+
+
 def test_how_many_days_of_a_compensation_asks_a_duration_not_an_amount(reader, known):
     assert read_asked(reader.read("专利期限补偿补多少天？"), known).kind == "duration"
     assert read_asked(reader.read("侵犯商业秘密罚多少钱？"), known).kind == "amount"
