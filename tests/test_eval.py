@@ -60,6 +60,36 @@ def test_the_everyday_probes_are_sound(docs, name, pairs, kinds):
     assert max(len(question) for question in bare.values()) <= 14
 
 
+def test_the_fresh_short_probe_is_sound(docs):
+    """eval/probes/fresh_short.jsonl: 120 short questions written without running the assistant — 90 answerable
+    (at most 16 characters, one answer keyword found verbatim in a gold clause) and 30 near misses (at most 24,
+    with what they lack and what was searched), none asked word for word in another dataset, probe or training set."""
+    from eval.questions import MISSING, split_of
+
+    path = ROOT / "eval" / "probes" / "fresh_short.jsonl"
+    dataset = load_dataset(path)
+    assert validate(dataset, docs) == []
+    assert len(dataset.questions) == 120 and len({q.id for q in dataset.questions}) == 120
+    assert all(q.split == split_of(q.id, dataset.name) for q in dataset.questions)
+    unanswerable = [q for q in dataset.questions if not q.gold]
+    assert len(unanswerable) == 30
+    for q in unanswerable:
+        assert q.type == "unanswerable" and not q.answer_keywords and q.missing in MISSING and q.note, q.id
+        assert len(q.question) <= 24, q.id
+    for q in dataset.questions:
+        if q.gold:
+            assert len(q.answer_keywords) == 1 and len(q.question) <= 16, q.id
+            texts = [docs[g.doc_id].clause(g.clause_id).text for g in q.gold]
+            assert any(q.answer_keywords[0] in t for t in texts), q.id
+    others = set()
+    for other in [*(ROOT / "eval" / "datasets").glob("*.jsonl"), *(ROOT / "eval" / "probes").glob("*.jsonl"),
+                  *(ROOT / "eval" / "training").glob("*.jsonl")]:
+        if other.resolve() != path.resolve():
+            others |= {json.loads(line)["question"] for line in other.read_text(encoding="utf-8").splitlines() if line.strip()}
+    bare = {o.rstrip("？?") for o in others}
+    assert not [q.id for q in dataset.questions if q.question in others or q.question.rstrip("？?") in bare]
+
+
 def test_splits_are_fixed_by_the_id_hash(docs):
     """Half dev (train for STARD), half test, by a hash of the id; the recorded split must be the hash's."""
     from eval.questions import split_of
