@@ -112,8 +112,8 @@ def read_asked(u: Understanding, known: Container[str]) -> Asked:
     apart (``kinds``): the answer's clause must be about it, not about a sibling kind (发明专利)."""
     runs = [r for r in _runs(tag(_frame_free(u.query, u))) if any(is_ip_word(w) for w in r)]
     head = runs[-1] if runs else []
-    subject = [w for w in head if is_ip_word(w) and w in known]
-    kinds = [w for r in runs[:-1] for w in r if is_kind_of_right(w) and w in known and w not in subject]
+    subject = [w for w in head if is_ip_word(w) and w.lower() in known]
+    kinds = [w for r in runs[:-1] for w in r if is_kind_of_right(w) and w.lower() in known and w not in subject]
     return Asked(subject=tuple(dict.fromkeys(subject)), phrases=("".join(head),) if head else (),
                  kinds=tuple(dict.fromkeys(kinds)),
                  kind=question_kind(u.query), unit=asked_unit(u.query), years=u.years, places=u.places,

@@ -102,6 +102,19 @@ def test_subject_check_needs_every_modifier(reader, known, documents):
     assert check_subject(read_asked(u, known), [quoted], u) is None
 
 
+def test_a_subject_in_latin_letters_is_read_whatever_its_case(reader, known, documents):
+    """The index's vocabulary is lower case (pct), the question's words are as typed (PCT): 芙蓉区's plan never
+    writes PCT, so its 专利申请量 target does not answer for PCT filings; 荆门高新区's does."""
+    u = reader.read("芙蓉区PCT申请要达到多少件")
+    asked = read_asked(u, known)
+    assert "PCT" in asked.subject
+    growth = picked(documents, "changsha-furong-2017:一、/(二)", "力争全区三年专利申请量")
+    assert check_subject(asked, [growth], u) == Failure("subject", ("PCT",))
+    u = reader.read("荆门高新区PCT每年要申请多少件")
+    target = picked(documents, "jingmen-hitech-2023:三、/(一)", "PCT专利年申请量")
+    assert check_subject(read_asked(u, known), [target], u) is None
+
+
 def test_subject_check_reads_the_sentence_that_states_the_value(reader, known, documents):
     # "每万人发明专利拥有量达到4件" does not say how many 专利申请, whatever the next sentence says; that
     # sentence names 专利申请 ("PCT…国际专利申请明显增长") with no count, so what 乌海's plan lacks is the count.
