@@ -46,7 +46,7 @@ class Abbreviations:
         Words inside ``keep`` (the places the question names) are never read as abbreviations."""
         vocab = self._vocabulary()
         found: list[Expansion] = []
-        for word, flag in tag(text):
+        for word, flag in _words(text):
             if not _is_candidate(word, flag, vocab) or any(word in k for k in keep):
                 continue
             # jieba may join an abbreviation to the next character (商秘罚多少 → 商秘罚): try its halves too.
@@ -86,7 +86,7 @@ class Abbreviations:
         words = list(dict.fromkeys(w for ws in choices for w in ws))
         ids = [cid for cid, _ in self.index.keyword(" ".join(words), TEXTS)]
         texts = [c.text for c in self.index.chunks(ids).values()]
-        if any(short in t for t in texts):  # the documents use it as it is
+        if any(_used(short, t) for t in texts if short in t):  # the documents use it as it is
             return None
         counts = Counter()
         for parts in product(*choices):
@@ -101,6 +101,36 @@ class Abbreviations:
             return []
         df, _ = self.index.term_stats(words)
         return sorted(words, key=lambda w: (-df.get(w, 0), w))[:WORDS_PER_CHAR]
+
+
+def _used(short: str, text: str) -> bool:
+    """Whether ``text`` uses ``short``: an occurrence inside one of its words (抗辩权 holds 辩权) or made of
+    whole words. "提高企业" holds 高企 only across two words (提高 企业): no use of it."""
+    bounds, offset = {0}, 0
+    for word, _ in tag(text):
+        offset += len(word)
+        bounds.add(offset)
+    i = text.find(short)
+    while i >= 0:
+        end = i + len(short)
+        if not any(i < b < end for b in bounds) or (i in bounds and end in bounds):
+            return True
+        i = text.find(short, i + 1)
+    return False
+
+
+# Tags of a character jieba left alone that may be half of an abbreviation (高/a 企/ng in 高企): not
+# adverbs, particles, pronouns, numbers or measure words (都/d 得/ud).
+_ABBREVIABLE = re.compile(r"^(?:n|a|b|j)")
+
+
+def _words(text: str) -> list[tuple[str, str]]:
+    """The tagged words of ``text``, and two characters jieba left apart joined as one more word:
+    "高企" comes out as 高/a 企/ng."""
+    tagged = tag(text)
+    pairs = [(a + b, "") for (a, fa), (b, fb) in zip(tagged, tagged[1:])
+             if len(a) == len(b) == 1 and _ABBREVIABLE.match(fa) and _ABBREVIABLE.match(fb)]
+    return tagged + pairs
 
 
 def _is_candidate(word: str, flag: str, vocab: set[str]) -> bool:
