@@ -60,19 +60,21 @@ def test_the_everyday_probes_are_sound(docs, name, pairs, kinds):
     assert max(len(question) for question in bare.values()) <= 14
 
 
-def test_the_fresh_short_probe_is_sound(docs):
-    """eval/probes/fresh_short.jsonl: 120 short questions written without running the assistant — 90 answerable
-    (at most 16 characters, one answer keyword found verbatim in a gold clause) and 30 near misses (at most 24,
-    with what they lack and what was searched), none asked word for word in another dataset, probe or training set."""
+@pytest.mark.parametrize("name, rows, near_misses", [("fresh_short", 120, 30), ("lay_short", 140, 40)])
+def test_the_fresh_probes_are_sound(docs, name, rows, near_misses):
+    """eval/probes/fresh_short.jsonl and lay_short.jsonl: short questions written without running the assistant
+    (by two helpers, on 2026-12-08) — answerable ones (at most 16 characters, one answer keyword found verbatim in
+    a gold clause) and near misses (at most 24, with what they lack and what was searched), none asked word for
+    word in another dataset, probe or training set."""
     from eval.questions import MISSING, split_of
 
-    path = ROOT / "eval" / "probes" / "fresh_short.jsonl"
+    path = ROOT / "eval" / "probes" / f"{name}.jsonl"
     dataset = load_dataset(path)
     assert validate(dataset, docs) == []
-    assert len(dataset.questions) == 120 and len({q.id for q in dataset.questions}) == 120
+    assert len(dataset.questions) == rows and len({q.id for q in dataset.questions}) == rows
     assert all(q.split == split_of(q.id, dataset.name) for q in dataset.questions)
     unanswerable = [q for q in dataset.questions if not q.gold]
-    assert len(unanswerable) == 30
+    assert len(unanswerable) == near_misses
     for q in unanswerable:
         assert q.type == "unanswerable" and not q.answer_keywords and q.missing in MISSING and q.note, q.id
         assert len(q.question) <= 24, q.id
