@@ -44,6 +44,16 @@ def answer_kinds() -> tuple[AnswerKind, ...]:
     return tuple(rows)
 
 
+# "A不A" / "A没A" (有没有, 能不能, 是不是, 可不可以): the grammar of a yes/no question, not its content;
+# left in, 有没有 brings 没有 to the keyword query and 没有经常居所 outranks the subsidy asked about.
+_A_NOT_A = re.compile(r"([\u4e00-\u9fff])[不没]\1")
+
+
+def content_query(question: str) -> str:
+    """The question's words for matching: its yes/no grammar (A不A) taken out."""
+    return _A_NOT_A.sub(" ", question)
+
+
 def asked_kind(question: str) -> AnswerKind | None:
     """The kind of answer a question asks for (None: none of the table's words)."""
     return next((k for k in answer_kinds() if k.asks.search(question)), None)

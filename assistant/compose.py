@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from assistant.asks import MONEY, asked_kind, asked_unit, states_asked, states_asked_value, states_value
+from assistant.asks import MONEY, asked_kind, asked_unit, content_query, states_asked, states_asked_value, states_value
 from assistant.references import cited_numbers, paragraph_spans, referred
 from assistant.understanding import ASKS_LEAD, Understanding
 from corpus.metadata import LAW_KINDS
@@ -85,9 +85,10 @@ def sentences(text: str, *, legal: bool = False) -> list[tuple[int, str]]:
 
 
 def content_tokens(u: Understanding) -> set[str]:
-    """Tokens that say what the question is about (not places, years or question words)."""
+    """Tokens that say what the question is about (not places, years, question words, nor the 没有 of
+    有没有: "有没有技术调查官" is no less about a clause on 技术调查官 for asking so)."""
     places = set(u.places)
-    tokens = set(tokenize(u.query))
+    tokens = set(tokenize(content_query(u.query)))
     drop = {t for t in tokens if t in _GENERIC or any(t in p or p in t for p in places) or t.isdigit()
             or len(t) < 2 or re.fullmatch(r"\d+年?", t)}
     return tokens - drop

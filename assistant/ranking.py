@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.asks import asked_kind, asked_unit, holds_kind, holds_unit
+from assistant.asks import asked_kind, asked_unit, content_query, holds_kind, holds_unit
 from assistant.memory import AskedQuestions, Neighbour
 from assistant.understanding import Understanding
 from corpus.metadata import LAW_KINDS
@@ -40,9 +40,6 @@ FIGURE = re.compile(r"\d[\d.]*\s*(?:%|％|件|家|个|项|名|亿|万|元|次|�
 _DEFINES = re.compile(r"是指|所称|指的是")
 GRANTS = re.compile(r"给予[^，,。；]{0,12}(?:奖励|资助|补贴|补助|贴息|支持|扶持)|(?:奖励|资助|补贴|补助)[^，,。；]{0,6}元|奖补")
 _SENTENCE_END = re.compile(r"(?<=[。！？；;!?])|\n")
-# "A不A" / "A没A" (有没有, 能不能, 是不是, 可不可以): the grammar of a yes/no question, not its content;
-# left in, 有没有 brings 没有 to the keyword query and 没有经常居所 outranks the subsidy asked about.
-_A_NOT_A = re.compile(r"([\u4e00-\u9fff])[不没]\1")
 _QUESTION_WORDS = re.compile(r"什么|怎么|怎样|如何|多少|哪些|哪个|是否|有没有|吗|呢|能不能|可不可以|可以吗")
 KIND_GROUPS = {"法律": "law", "行政法规": "regulation", "司法解释": "judicial"}
 
@@ -186,11 +183,6 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(values), dtype=np.float32)
     ranks[order] = np.arange(1, len(values) + 1)
     return np.log2(1 + ranks)
-
-
-def content_query(question: str) -> str:
-    """The question's words for keyword matching: its yes/no grammar (A不A) taken out."""
-    return _A_NOT_A.sub(" ", question)
 
 
 def _norm(values: np.ndarray) -> np.ndarray:

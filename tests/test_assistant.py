@@ -558,6 +558,8 @@ def test_an_everyday_ip_question_stays_in_scope(assistant, question, law):
     ("质押融资风险补偿怎么弄", "cangzhou-2017:三、/(二)", "专利权质押贷款风险补偿金"),
     # 补贴 asked, 资金支持 written: a word of support stands for another, as in the support check
     ("专利导航有补贴吗", "jingmen-hitech-2023:四、/(一)/3.", "园区给予配套资金支持"),
+    # 有没有 asks yes or no: its 没有 is no topic word the clause must hold (asks.content_query)
+    ("有没有知识产权技术调查官", "jingmen-hitech-2023:四、/(五)/17.", "技术调查官"),
 ])
 def test_a_short_question_the_answering_clause_holds_whole_is_in_scope(assistant, question, clause, quoted):
     # Its cosines sit low, as every short question's do, and the scope model alone puts it out of scope; but

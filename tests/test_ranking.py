@@ -139,7 +139,7 @@ def test_subsidy_question_without_a_place_finds_the_policies(ix, reader):
 
 
 def test_yes_no_grammar_is_not_a_keyword():
-    from assistant.ranking import content_query
+    from assistant.asks import content_query
 
     # 有没有 would bring 没有 to the keyword query (and 没有经常居所 above the subsidy asked about).
     assert "没有" not in content_query("企业申请专利有没有资助")
