@@ -15,9 +15,9 @@ from assistant.asks import asked_kind
 from assistant.script import characters, simplified
 from corpus.metadata import LAW_KINDS
 from corpus.numerals import CN_NUMERAL_CHARS, cn_to_int, normalize_number
-from corpus.regions import gazetteer, short_name
+from corpus.regions import country_in, gazetteer, short_name
 from index.catalog import DocInfo
-from index.text import law_domains
+from index.text import law_domains, tag
 
 INTENTS = ("goal", "subsidy", "procedure", "definition", "amount", "fact")
 _FIVE_YEAR = {"十一五": (2006, 2010), "十二五": (2011, 2015), "十三五": (2016, 2020), "十四五": (2021, 2025),
@@ -26,7 +26,6 @@ _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _ARTICLE = re.compile(rf"第\s*([{CN_NUMERAL_CHARS}\d]+)\s*条(?:之([{CN_NUMERAL_CHARS}\d]+))?")
 _LAW_NAME = re.compile(r"《?([\u4e00-\u9fa5]{2,30}?(?:法|条例|细则|解释|规定|办法|规划|方案|要点))》?")
 # Places outside China that users ask about; no bundled document covers them.
-_FOREIGN = re.compile(r"美国|欧盟|欧洲|日本|韩国|德国|英国|法国|俄罗斯|印度|新加坡|澳大利亚|加拿大|东南亚|海外国家")
 _MULTI = re.compile(r"哪些地方|哪几个地方|哪些地区|各地|(?<!准备)(?<!提交)(?<!交)(?<!带)哪些文件|哪几份|哪些城市|哪些市|分别|各是|各自|各定|各有|各为|对比|比较一下|一样吗|有什么不同|有何不同|区别")
 _QUOTED = re.compile(r"[“\"「『]([^”\"」』]{2,20})[”\"」』]")
 _ORDINAL = re.compile(rf"第([{CN_NUMERAL_CHARS}\d]{{1,3}})(?:个|项|大)?(阶段|工程|任务|措施|方面|部分|步|行动|重点|目标|计划)")
@@ -145,10 +144,10 @@ class QuestionReader:
         return self._place_re.findall(text) if self._place_re else []
 
     def foreign_place(self, text: str) -> str | None:
-        """A place named in ``text`` that no document is about (深圳, 美国 …)."""
-        abroad = _FOREIGN.search(text)
-        if abroad and not any(abroad.group(0) in d.title for d in self.documents):
-            return abroad.group(0)
+        """A place named in ``text`` that no document is about (深圳, 美国, 越南 …)."""
+        abroad = country_in(text, {w for w, _ in tag(text)})
+        if abroad and not any(abroad in d.title for d in self.documents):
+            return abroad
         g = gazetteer()
         covered = set(self._place_names)
         for i in range(len(text)):

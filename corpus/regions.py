@@ -134,6 +134,21 @@ class Gazetteer:
 
 
 @lru_cache(maxsize=1)
+def countries() -> frozenset[str]:
+    """The Chinese names of the world's other countries and territories, and of world regions
+    (``data/countries.tsv``, rebuilt by ``scripts/countries.py``)."""
+    text = (resources.files("corpus") / "data" / "countries.tsv").read_text(encoding="utf-8")
+    return frozenset(line.split("\t")[1] for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def country_in(text: str, words: set[str]) -> str | None:
+    """The first country or world region ``text`` names: a name of two characters only as a whole word
+    (``words``: the text's words; 内蒙古 is no 蒙古), a longer one anywhere."""
+    found = [n for n in countries() if n in words or (len(n) >= 3 and n in text)]
+    return min(found, key=lambda n: (text.find(n), -len(n))) if found else None
+
+
+@lru_cache(maxsize=1)
 def gazetteer() -> Gazetteer:
     data = resources.files("corpus") / "data"
     places = []

@@ -58,6 +58,38 @@ def test_places_and_aliases_scope_the_question(reader):
     assert reader.read("美国的发明专利保护期是多少年？").unknown_place == "美国"
 
 
+@pytest.mark.parametrize("question, place", [
+    ("越南职务发明奖金最低多少", "越南"),  # any country of corpus/data/countries.tsv, not a few written in the code
+    ("在泰国卖山寨货会罚多少？", "泰国"),
+    ("去柬埔寨注册商标要多久", "柬埔寨"),  # today's name beside the table's dated 柬埔塞
+    ("欧盟的外观设计保护几年", "欧盟"),
+    ("内蒙古乌海有没有知识产权奖励", None),  # 蒙古 inside 内蒙古 is no country
+    ("外国人在中国申请专利要委托代理机构吗", None),
+    ("沿海地区的企业有专利补贴吗", None),  # 海地 across two words is no country
+])
+def test_a_country_named_is_a_place_no_document_covers(reader, question, place):
+    assert reader.read(question).unknown_place == place
+
+
+def test_the_country_table_holds_what_its_script_adds():
+    """corpus/data/countries.tsv is written by scripts/countries.py (from pycountry, not installed here): every
+    ISO code but China's, and the script's own names and regions beside them."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("countries_script", root / "scripts" / "countries.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rows = [line.split("\t") for line in (root / "corpus" / "data" / "countries.tsv").read_text(encoding="utf-8")
+            .splitlines() if line and not line.startswith("#")]
+    assert all(len(row) == 2 for row in rows)
+    codes = {code for code, _ in rows}
+    assert len(codes - {"-"}) >= 240 and not codes & script.LEFT_OUT
+    names = {name for _, name in rows}
+    assert {n for aliases in script.ALIASES.values() for n in aliases} | set(script.REGIONS) <= names
+
+
 def test_clause_references_and_intent(reader):
     u = reader.read("专利法第四十二条讲什么")
     assert u.articles[0].number == "第42条" and u.articles[0].law == "专利法"
