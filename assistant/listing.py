@@ -25,7 +25,7 @@ _COUNTED = r"哪[一二三四五六七八九十两]+(?:大|个|项|类|种|方�
 _ASKS_LIST = re.compile(r"哪些|哪几|分几|几个阶段|几个方面|几大|几项|" + _COUNTED)
 # The thing listed: after the asking word ("分几个阶段", "有哪些保障措施") or before it ("工作目标有哪些").
 _MEASURE = r"(?:个|项|类|种|大|家|名|位|条|方面)?"
-_AFTER = re.compile(r"(?:哪些|哪几" + _MEASURE + r"|分几" + _MEASURE + r"|几个|几大|几项|" + _COUNTED + r")([\u4e00-\u9fa5]{1,6})")
+_AFTER = re.compile(r"(?:哪些|哪几" + _MEASURE + r"|分几" + _MEASURE + r"|几个|几大|几项|" + _COUNTED + r")([\u4e00-\u9fa5]{1,10})")
 _BEFORE = re.compile(r"([\u4e00-\u9fa5]{2,})(?:都|还|主要|一共)?(?:有|包括|分为|是)(?:哪些|哪几)")
 MAX_ITEMS = 12
 
@@ -62,6 +62,12 @@ def listed_thing(query: str) -> str:
     return ""
 
 
+def _head(thing: str) -> str:
+    """The word a Chinese noun phrase ends with, which the rest modifies (保障措施 → 措施, 阶段 → 阶段)."""
+    words = [w for w, _ in tag(thing)]
+    return words[-1] if words else thing
+
+
 def _ancestors(clause_id: str) -> list[str]:
     doc, _, path = clause_id.partition(":")
     pieces = path.split("/")
@@ -74,18 +80,22 @@ def _section(ix: KnowledgeIndex, u: Understanding, best: Hit) -> tuple[str, list
     each do, as in "(一)基础搭建阶段 (二)重点推进阶段"); the nearest to the best clause breaks a tie.
     A section may be a heading without text of its own (一、工作目标), or a lead-in that announces the
     sections after it ("重点做好以下工作:", the last words of 湖北's preface, before its 一、 to 四、)."""
-    wanted = {t for t in tokenize(listed_thing(u.query)) if len(t) > 1}
+    thing = listed_thing(u.query)
+    wanted = {t for t in tokenize(thing) if len(t) > 1}
+    head = _head(thing)
     chunks = ix.chunks(ix.doc_chunk_ids([best.chunk.doc_id]).tolist())
     first_of: dict[str, int] = {}
     for cid, ch in sorted(chunks.items(), key=lambda kv: kv[1].start):
         first_of.setdefault(ch.clause_id, cid)
     sections = list(dict.fromkeys(a for c in first_of for a in _ancestors(c)))
     heading = {c: (path[-1] if path else "") for c, path in ix.clause_paths(sections + list(first_of)).items()}
-    candidates = [(heading.get(s, ""), _children(chunks, s + "/")) for s in sections]
-    candidates += _lead_ins(chunks, first_of)
+    # A heading names the thing listed by its head (知识产权重点工程: 工程), not by a modifier every heading
+    # has (知识产权); a lead-in announces whatever follows it ("重点做好以下工作:").
+    candidates = [(heading.get(s, ""), _children(chunks, s + "/"), True) for s in sections]
+    candidates += [(title, items, False) for title, items in _lead_ins(chunks, first_of)]
     scored = []
-    for title, items in candidates:
-        if len(items) < 2:
+    for title, items, needs_head in candidates:
+        if len(items) < 2 or (needs_head and head not in title and sum(head in heading.get(c, "") for c in items) < 2):
             continue
         own = sum(len(t) for t in wanted & set(tokenize(title)))
         # "分几个阶段": the section whose items are each a 阶段 ("(一)基础搭建阶段", "(二)重点推进阶段" …).

@@ -730,6 +730,14 @@ def test_a_list_question_is_answered_with_the_sections_items_in_order(assistant,
     assert all(c.text.startswith(line.rsplit("[", 1)[0]) for c, line in zip(answer.citations, lines))
 
 
+def test_a_section_is_named_by_the_head_of_the_thing_listed_not_by_a_modifier(assistant):
+    # 知识产权重点工程: 工程 is what is listed. 乌海's plan has no section of 工程 with items of its own (its
+    # 四、(六) has one item, 15.), and 知识产权 in the heading of (一) does not make it the list asked for.
+    answer = assistant.ask("乌海有哪些知识产权重点工程")
+    assert not answer.abstained and answer.citations[0].clause_id == "wuhai-2022:四、/(六)/15."
+    assert "知识产权保护工程" in answer.text and "做好知识产权保护政策研究" not in answer.text
+
+
 def test_a_list_of_a_kind_of_section_the_plan_does_not_have_is_a_precise_not_found(assistant):
     from assistant.listing import names_a_section
 
