@@ -71,6 +71,9 @@ class Asked:
     relative: str | None = None  # 今年 / 明年 …, when no year is named
     value: bool = False  # it asks for a value (多少, 几, 什么时候 …)
     kinds: tuple[str, ...] = ()  # a kind of right named outside the subject ("实用新型要实质审查吗": 实用新型)
+    # the known words after the subject's last IP word, which it modifies (知识产权技术调查官 → 技术, 调查),
+    # said together as the question says them
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,11 @@ def read_asked(u: Understanding, known: Container[str]) -> Asked:
     runs = [r for r in _runs(tag(_frame_free(u.query, u))) if any(is_ip_word(w) for w in r)]
     head = runs[-1] if runs else []
     subject = [w for w in head if is_ip_word(w) and w.lower() in known]
+    last = max((i for i, w in enumerate(head) if is_ip_word(w)), default=len(head))
+    after = [w for w in head[last + 1:] if w.lower() in known and not SUPPORT.search(w)]
     kinds = [w for r in runs[:-1] for w in r if is_kind_of_right(w) and w.lower() in known and w not in subject]
     return Asked(subject=tuple(dict.fromkeys(subject)), phrases=("".join(head),) if head else (),
-                 kinds=tuple(dict.fromkeys(kinds)),
+                 kinds=tuple(dict.fromkeys(kinds)), after=tuple(dict.fromkeys(after)),
                  kind=question_kind(u.query), unit=asked_unit(u.query), years=u.years, places=u.places,
                  pairs=tuple(zip(subject, subject[1:])), relative=relative_year(u),
                  value=bool(_ASKS_VALUE.search(u.query)) and question_kind(u.query) not in ("yesno", "list"))
@@ -366,14 +371,16 @@ def check_support(u: Understanding, picked: Sequence[Picked]) -> Failure | None:
 
 def supported(asked: Asked, picked: Sequence[Picked], u: Understanding) -> list[Picked]:
     """Of a policy question answered from several places unasked ("企业申请专利有没有资助"), the places
-    whose own sentences hold the subject (the first place's always stay: the checks judge it)."""
+    whose own sentences hold the subject, and the words it modifies (技术调查官: 乌海's "…的调查研究" holds
+    知识产权 but is no answer); the first place's always stay: the checks judge it."""
     docs = list(dict.fromkeys(p.hit.chunk.doc_id for p in picked))
     if len(docs) < 2 or not asked.subject or u.multi or u.places or any(p.hit.kind in LAW_KINDS for p in picked):
         return list(picked)
     keep = {docs[0]}
     for doc in docs[1:]:
         mine = [p for p in picked if p.hit.chunk.doc_id == doc]
-        if not _lacking(asked, " ".join(_heads(p) for p in mine), "\n".join(p.sentence.lower() for p in mine), u):
+        body = "\n".join(p.sentence.lower() for p in mine)
+        if not _lacking(asked, " ".join(_heads(p) for p in mine), body, u) and "".join(asked.after) in body:
             keep.add(doc)
     return [p for p in picked if p.hit.chunk.doc_id in keep]
 

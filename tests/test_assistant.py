@@ -659,6 +659,13 @@ def test_a_policy_question_without_a_place_is_answered_per_place(assistant):
     assert "沧州市：" in answer.text
 
 
+def test_a_place_without_the_thing_asked_is_left_out_of_an_answer_per_place(assistant):
+    # 技术调查官 is said of 知识产权: 乌海's "加强对知识产权保护宏观战略的调查研究" holds 知识产权 but no 技术调查官
+    answer = assistant.ask("有没有知识产权技术调查官")
+    assert not answer.abstained and {c.doc_id for c in answer.citations} == {"hubei-2023", "jingmen-hitech-2023"}
+    assert "乌海" not in answer.text and answer.text.count("技术调查官") >= 2
+
+
 @pytest.mark.parametrize("question, rule, sanction", [
     ("产品包装上能印“驰名商标”几个字做宣传吗？", "第十四条", "处十万元罚款"),
     ("在商品上写驰名商标会被罚吗", "第十四条", "处十万元罚款"),
