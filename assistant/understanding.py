@@ -25,7 +25,6 @@ _FIVE_YEAR = {"十一五": (2006, 2010), "十二五": (2011, 2015), "十三五":
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _ARTICLE = re.compile(rf"第\s*([{CN_NUMERAL_CHARS}\d]+)\s*条(?:之([{CN_NUMERAL_CHARS}\d]+))?")
 _LAW_NAME = re.compile(r"《?([\u4e00-\u9fa5]{2,30}?(?:法|条例|细则|解释|规定|办法|规划|方案|要点))》?")
-# Places outside China that users ask about; no bundled document covers them.
 _MULTI = re.compile(r"哪些地方|哪几个地方|哪些地区|各地|(?<!准备)(?<!提交)(?<!交)(?<!带)哪些文件|哪几份|哪些城市|哪些市|分别|各是|各自|各定|各有|各为|对比|比较一下|一样吗|有什么不同|有何不同|区别")
 _QUOTED = re.compile(r"[“\"「『]([^”\"」』]{2,20})[”\"」』]")
 _ORDINAL = re.compile(rf"第([{CN_NUMERAL_CHARS}\d]{{1,3}})(?:个|项|大)?(阶段|工程|任务|措施|方面|部分|步|行动|重点|目标|计划)")
