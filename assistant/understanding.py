@@ -144,7 +144,7 @@ class QuestionReader:
 
     def foreign_place(self, text: str) -> str | None:
         """A place named in ``text`` that no document is about (深圳, 美国, 越南 …)."""
-        abroad = country_in(text, {w for w, _ in tag(text)})
+        abroad = country_in(text, lambda t: {w for w, _ in tag(t)})
         if abroad and not any(abroad in d.title for d in self.documents):
             return abroad
         g = gazetteer()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -141,10 +142,13 @@ def countries() -> frozenset[str]:
     return frozenset(line.split("\t")[1] for line in text.splitlines() if line and not line.startswith("#"))
 
 
-def country_in(text: str, words: set[str]) -> str | None:
+def country_in(text: str, words_of: Callable[[str], set[str]]) -> str | None:
     """The first country or world region ``text`` names: a name of two characters only as a whole word
-    (``words``: the text's words; 内蒙古 is no 蒙古), a longer one anywhere."""
-    found = [n for n in countries() if n in words or (len(n) >= 3 and n in text)]
+    (``words_of(text)``, asked only when such a name is in the text: 内蒙古 is no 蒙古), a longer one anywhere."""
+    found = [n for n in countries() if n in text]
+    if any(len(n) < 3 for n in found):
+        words = words_of(text)
+        found = [n for n in found if len(n) >= 3 or n in words]
     return min(found, key=lambda n: (text.find(n), -len(n))) if found else None
 
 
